@@ -1,0 +1,263 @@
+//! `srgraph build`: a preset or an architecture, flags over it, one `.onnx` out.
+
+use super::grouped;
+use crate::export::inference_graph;
+use crate::ir::{show, ShuffleMode};
+use crate::models::{self, fit_budget, parse_count, Arch, ModelConfig, Norm};
+use crate::onnx::Model;
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  srgraph build wdsr-a --blocks 8 --scale 2 -o wdsr-a-x2.onnx\n  \
+    srgraph build study-wdsr-b-8 --scale 4\n  srgraph build edsr --blocks 8 --params 600k\n\n\
+    Run `srgraph presets` for the named presets."
+)]
+pub struct BuildArgs {
+    /// Architecture (edsr, wdsr-a, wdsr-b) or preset name (see `srgraph presets`).
+    pub arch: String,
+    /// Upscaling factor: 2, 3 or 4.
+    #[arg(long, short)]
+    pub scale: Option<usize>,
+    /// Number of residual blocks.
+    #[arg(long, short)]
+    pub blocks: Option<usize>,
+    /// Feature channels between blocks.
+    #[arg(long, short)]
+    pub filters: Option<usize>,
+    /// WDSR: width multiplier before the ReLU (the "wide activation").
+    #[arg(long, short)]
+    pub expansion: Option<usize>,
+    /// WDSR-B: low-rank width as a fraction of the filters (official code: 0.8).
+    #[arg(long)]
+    pub linear: Option<f32>,
+    /// Residual scaling applied to each block's output before the skip add.
+    #[arg(long)]
+    pub res_scale: Option<f32>,
+    /// Normalisation of every conv: weight (WDSR's default) or none (EDSR's).
+    #[arg(long, value_enum)]
+    pub norm: Option<NormArg>,
+    /// Pixel-shuffle layout: crd (PyTorch PixelShuffle) or dcr (TensorFlow depth_to_space).
+    #[arg(long, value_enum)]
+    pub shuffle: Option<ShuffleArg>,
+    /// Seed of the parameters' initialisation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Choose the width (and WDSR's expansion, unless given) closest to this many parameters, e.g. 600k or 1.2M.
+    #[arg(long, value_name = "COUNT")]
+    pub params: Option<String>,
+    /// Write the training form instead: weight norm as ops, parameters as overridable initialisers.
+    #[arg(long)]
+    pub unfolded: bool,
+    /// Output file (default: <name>-x<scale>.onnx).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum NormArg {
+    Weight,
+    None,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ShuffleArg {
+    Crd,
+    Dcr,
+}
+
+/// The configuration the arguments describe: preset (or architecture defaults), then flags.
+pub fn resolve(a: &BuildArgs) -> Result<(ModelConfig, Vec<String>)> {
+    let mut notes = Vec::new();
+    let mut c = match Arch::parse(&a.arch) {
+        Some(arch) => ModelConfig::new(arch),
+        None => match models::preset(&a.arch)? {
+            Some(p) => {
+                notes.push(format!("preset {}: {}", p.name, p.description));
+                p.config()?
+            }
+            None => {
+                let names: Vec<String> = models::presets()?.into_iter().map(|p| p.name).collect();
+                bail!(
+                    "'{}' is neither an architecture (edsr, wdsr-a, wdsr-b) nor a preset ({})",
+                    a.arch,
+                    names.join(", ")
+                );
+            }
+        },
+    };
+    if !c.arch.is_wdsr() && a.expansion.is_some() {
+        bail!(
+            "--expansion applies to wdsr-a and wdsr-b, not {}",
+            c.arch.name()
+        );
+    }
+    if c.arch != Arch::WdsrB && a.linear.is_some() {
+        bail!("--linear applies to wdsr-b only, not {}", c.arch.name());
+    }
+    if a.params.is_some() && a.filters.is_some() {
+        bail!("--params chooses the filters itself: give --params or --filters, not both");
+    }
+    c.scale = a.scale.unwrap_or(c.scale);
+    c.blocks = a.blocks.unwrap_or(c.blocks);
+    c.filters = a.filters.unwrap_or(c.filters);
+    c.expansion = a.expansion.unwrap_or(c.expansion);
+    c.linear = a.linear.unwrap_or(c.linear);
+    c.res_scale = a.res_scale.unwrap_or(c.res_scale);
+    c.norm = match a.norm {
+        Some(NormArg::Weight) => Norm::Weight,
+        Some(NormArg::None) => Norm::None,
+        None => c.norm,
+    };
+    c.shuffle = match a.shuffle {
+        Some(ShuffleArg::Crd) => ShuffleMode::Crd,
+        Some(ShuffleArg::Dcr) => ShuffleMode::Dcr,
+        None => c.shuffle,
+    };
+    c.seed = a.seed;
+    c.validate().context("Invalid configuration")?;
+    if let Some(budget) = &a.params {
+        let budget = parse_count(budget).context("--params")?;
+        let fit = fit_budget(&c, budget, a.expansion.is_none())?;
+        let mut chose = format!(
+            "--params {}: chose {} filters",
+            grouped(budget),
+            fit.config.filters
+        );
+        if c.arch.is_wdsr() {
+            chose += &format!(", expansion {}", fit.config.expansion);
+        }
+        chose += &format!(" ({} parameters)", grouped(fit.params));
+        notes.push(chose);
+        c = fit.config;
+    }
+    Ok((c, notes))
+}
+
+pub fn run(a: BuildArgs) -> Result<()> {
+    let (c, notes) = resolve(&a)?;
+    let training_form = models::build(&c)?;
+    let params = training_form.param_count();
+    let graph = if a.unfolded {
+        training_form
+    } else {
+        inference_graph(&training_form)?
+    };
+    let kind = if a.unfolded {
+        "training-form"
+    } else {
+        "inference"
+    };
+    let mut meta = c.metadata();
+    meta.extend([
+        ("graph".to_string(), kind.to_string()),
+        ("parameters".to_string(), params.to_string()),
+        ("training_steps".to_string(), "0".to_string()),
+        (
+            "srgraph_version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+        (
+            "command".to_string(),
+            std::env::args().collect::<Vec<_>>().join(" "),
+        ),
+    ]);
+    let name = if Arch::parse(&a.arch).is_some() {
+        c.arch.name().to_string()
+    } else {
+        a.arch.clone()
+    };
+    let path = a
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{name}-x{}.onnx", c.scale)));
+    let model = Model::new(graph, meta);
+    model.save(&path, &name)?;
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+
+    let mut out = std::io::stdout().lock();
+    for n in notes {
+        writeln!(out, "{n}")?;
+    }
+    writeln!(out, "network     {}", describe(&c))?;
+    writeln!(
+        out,
+        "parameters  {}{}",
+        grouped(params),
+        if c.norm == Norm::Weight {
+            " (weight norm's g included)"
+        } else {
+            ""
+        }
+    )?;
+    let (i, o) = (
+        &model.graph.nodes[model.graph.inputs[0]],
+        model.graph.outputs[0].1,
+    );
+    writeln!(
+        out,
+        "graph       {kind}: {} {} -> {} {}",
+        i.name,
+        show(&i.outputs[0].shape),
+        model.graph.outputs[0].0,
+        show(&model.graph.fact(o).shape)
+    )?;
+    let ops: Vec<String> = model
+        .graph
+        .op_histogram()
+        .iter()
+        .map(|(op, n)| format!("{op} {n}"))
+        .collect();
+    writeln!(out, "ops         {}", ops.join(", "))?;
+    writeln!(
+        out,
+        "wrote       {} ({:.2} MB)",
+        path.display(),
+        size as f64 / 1e6
+    )?;
+    Ok(())
+}
+
+pub fn describe(c: &ModelConfig) -> String {
+    let mut s = format!(
+        "{} x{}, {} blocks, {} filters",
+        c.arch.name(),
+        c.scale,
+        c.blocks,
+        c.filters
+    );
+    if c.arch.is_wdsr() {
+        s += &format!(", expansion {}", c.expansion);
+    }
+    if c.arch == Arch::WdsrB {
+        s += &format!(", linear {} ({} low-rank)", c.linear, c.low_rank());
+    }
+    if c.res_scale != 1.0 {
+        s += &format!(", res-scale {}", c.res_scale);
+    }
+    s += &format!(
+        ", {} norm, {} shuffle, seed {}",
+        c.norm.name(),
+        c.shuffle.onnx_name(),
+        c.seed
+    );
+    s
+}
+
+pub fn list_presets() -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    for p in models::presets()? {
+        let c = p.config()?;
+        writeln!(
+            out,
+            "{:<18} {:>10} params (x2)  {}",
+            p.name,
+            grouped(models::param_count(&c)?),
+            p.description
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! The graph: nodes in a `Vec` in topological order, id = position, values named
+//! by `Outlet { node, slot }`. `wire` infers the new node's output facts, so a
+//! shape bug fails at the line of the model that made it.
+
+use super::ops::{Fact, Op};
+use super::tensor::Tensor;
+use anyhow::{ensure, Context, Result};
+use std::collections::{HashMap, HashSet};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Outlet {
+    pub node: usize,
+    pub slot: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub name: String,
+    pub op: Op,
+    pub inputs: Vec<Outlet>,
+    pub outputs: Vec<Fact>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Graph {
+    pub nodes: Vec<Node>,
+    /// Node ids of the graph's inputs, in order.
+    pub inputs: Vec<usize>,
+    /// The graph's outputs, each a name and the value it exposes.
+    pub outputs: Vec<(String, Outlet)>,
+}
+
+impl Graph {
+    pub fn new() -> Graph {
+        Graph::default()
+    }
+
+    /// Add a node; its output facts are inferred from its inputs.
+    pub fn wire(&mut self, name: impl Into<String>, op: Op, inputs: &[Outlet]) -> Result<Outlet> {
+        let name = name.into();
+        let facts: Vec<&Fact> = inputs.iter().map(|o| self.fact(*o)).collect();
+        let outputs = op
+            .infer(&facts)
+            .with_context(|| format!("Wiring node {name} ({})", op.name()))?;
+        self.nodes.push(Node {
+            name,
+            op,
+            inputs: inputs.to_vec(),
+            outputs,
+        });
+        Ok(Outlet {
+            node: self.nodes.len() - 1,
+            slot: 0,
+        })
+    }
+
+    pub fn input(&mut self, name: impl Into<String>, fact: Fact) -> Outlet {
+        self.nodes.push(Node {
+            name: name.into(),
+            op: Op::Input,
+            inputs: vec![],
+            outputs: vec![fact],
+        });
+        let id = self.nodes.len() - 1;
+        self.inputs.push(id);
+        Outlet { node: id, slot: 0 }
+    }
+
+    pub fn constant(&mut self, name: impl Into<String>, t: Tensor) -> Outlet {
+        self.wire(name, Op::Const(t), &[])
+            .expect("a constant always wires")
+    }
+
+    pub fn output(&mut self, name: impl Into<String>, value: Outlet) {
+        self.outputs.push((name.into(), value));
+    }
+
+    pub fn fact(&self, o: Outlet) -> &Fact {
+        &self.nodes[o.node].outputs[o.slot]
+    }
+
+    pub fn node(&self, id: usize) -> &Node {
+        &self.nodes[id]
+    }
+
+    /// The parameters of the graph, in the order they were created.
+    pub fn params(&self) -> impl Iterator<Item = (&str, &Tensor)> {
+        self.nodes.iter().filter_map(|n| match &n.op {
+            Op::Param(t) => Some((n.name.as_str(), t)),
+            _ => None,
+        })
+    }
+
+    pub fn param_count(&self) -> usize {
+        self.params().map(|(_, t)| t.len()).sum()
+    }
+
+    /// For every outlet, the nodes that read it.
+    pub fn consumers(&self) -> HashMap<Outlet, Vec<usize>> {
+        let mut map: HashMap<Outlet, Vec<usize>> = HashMap::new();
+        for (id, n) in self.nodes.iter().enumerate() {
+            for &i in &n.inputs {
+                map.entry(i).or_default().push(id);
+            }
+        }
+        map
+    }
+
+    /// Op counts, for summaries: `[("Conv", 12), ("Relu", 4), ...]`, constants and params left out.
+    pub fn op_histogram(&self) -> Vec<(&'static str, usize)> {
+        let mut counts: Vec<(&'static str, usize)> = Vec::new();
+        for n in &self.nodes {
+            if matches!(n.op, Op::Input | Op::Const(_) | Op::Param(_)) {
+                continue;
+            }
+            match counts.iter_mut().find(|(name, _)| *name == n.op.name()) {
+                Some((_, c)) => *c += 1,
+                None => counts.push((n.op.name(), 1)),
+            }
+        }
+        counts
+    }
+
+    /// The invariants every pass must keep: inputs come before their users,
+    /// names are unique, facts agree with inference.
+    pub fn check(&self) -> Result<()> {
+        let mut names = HashSet::new();
+        for (id, n) in self.nodes.iter().enumerate() {
+            ensure!(
+                names.insert(n.name.as_str()),
+                "node name {} is used twice",
+                n.name
+            );
+            for i in &n.inputs {
+                ensure!(
+                    i.node < id,
+                    "node {} ({}) reads node {} that comes after it",
+                    n.name,
+                    n.op.name(),
+                    i.node
+                );
+                ensure!(
+                    i.slot < self.nodes[i.node].outputs.len(),
+                    "node {} reads a missing slot",
+                    n.name
+                );
+            }
+            if !matches!(n.op, Op::Input) {
+                let facts: Vec<&Fact> = n.inputs.iter().map(|o| self.fact(*o)).collect();
+                let inferred =
+                    n.op.infer(&facts)
+                        .with_context(|| format!("Checking node {} ({})", n.name, n.op.name()))?;
+                ensure!(
+                    inferred == n.outputs,
+                    "node {}: stored facts differ from inferred ones",
+                    n.name
+                );
+            }
+        }
+        for &i in &self.inputs {
+            ensure!(
+                matches!(self.nodes[i].op, Op::Input),
+                "graph input {} is not an Input node",
+                self.nodes[i].name
+            );
+        }
+        for (name, o) in &self.outputs {
+            ensure!(
+                o.node < self.nodes.len(),
+                "output {name} points past the graph"
+            );
+        }
+        Ok(())
+    }
+
+    /// Drop every node the outputs do not need (graph inputs are kept) and renumber.
+    pub fn prune(&mut self) {
+        let mut live = vec![false; self.nodes.len()];
+        let mut stack: Vec<usize> = self.outputs.iter().map(|(_, o)| o.node).collect();
+        stack.extend(&self.inputs);
+        while let Some(id) = stack.pop() {
+            if !std::mem::replace(&mut live[id], true) {
+                stack.extend(self.nodes[id].inputs.iter().map(|o| o.node));
+            }
+        }
+        let mut new_id = vec![usize::MAX; self.nodes.len()];
+        let old = std::mem::take(&mut self.nodes);
+        for (id, mut n) in old.into_iter().enumerate() {
+            if live[id] {
+                new_id[id] = self.nodes.len();
+                for i in &mut n.inputs {
+                    i.node = new_id[i.node];
+                }
+                self.nodes.push(n);
+            }
+        }
+        for i in &mut self.inputs {
+            *i = new_id[*i];
+        }
+        for (_, o) in &mut self.outputs {
+            o.node = new_id[o.node];
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! The ops srgraph's graphs are made of, each with its shape inference.
+//!
+//! Convolutions are stride 1, dilation 1, group 1: all the three networks use.
+//! Attributes that ONNX passes as constant inputs (reduce axes, reshape shapes)
+//! are attributes here; the ONNX codec turns them into initialisers and back.
+
+use super::dim::{self, Dim, Shape};
+use super::tensor::{DType, Tensor};
+use anyhow::{bail, ensure, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ShuffleMode {
+    /// column-row-depth: PyTorch's `PixelShuffle` (the official WDSR and EDSR code).
+    Crd,
+    /// depth-column-row: TensorFlow's `depth_to_space` (krasserm's Keras code).
+    Dcr,
+}
+
+impl ShuffleMode {
+    pub fn onnx_name(self) -> &'static str {
+        match self {
+            ShuffleMode::Crd => "CRD",
+            ShuffleMode::Dcr => "DCR",
+        }
+    }
+
+    /// The pre-shuffle channel that feeds output channel `c` at sub-pixel `k` (`k < s*s`).
+    pub fn source_channel(self, c: usize, k: usize, out_channels: usize, s: usize) -> usize {
+        match self {
+            ShuffleMode::Crd => c * s * s + k,
+            ShuffleMode::Dcr => k * out_channels + c,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// A graph input; its fact is given when it is added.
+    Input,
+    /// A constant: folded weights, mean values, scales.
+    Const(Tensor),
+    /// A named trainable parameter, with its current value.
+    Param(Tensor),
+    /// 2-D convolution, stride 1; inputs: x, weight [O, I, kh, kw], optional bias [O].
+    Conv {
+        pads: [usize; 4],
+    },
+    Relu,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Sqrt,
+    ReduceSum {
+        axes: Vec<usize>,
+        keepdims: bool,
+    },
+    DepthToSpace {
+        block: usize,
+        mode: ShuffleMode,
+    },
+    Reshape {
+        shape: Vec<i64>,
+    },
+    Transpose {
+        perm: Vec<usize>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fact {
+    pub dtype: DType,
+    pub shape: Shape,
+}
+
+impl Fact {
+    pub fn f32(shape: Shape) -> Fact {
+        Fact {
+            dtype: DType::F32,
+            shape,
+        }
+    }
+
+    pub fn of(t: &Tensor) -> Fact {
+        Fact {
+            dtype: t.dtype(),
+            shape: dim::known(t.shape()),
+        }
+    }
+}
+
+impl Op {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input => "Input",
+            Op::Const(_) => "Const",
+            Op::Param(_) => "Param",
+            Op::Conv { .. } => "Conv",
+            Op::Relu => "Relu",
+            Op::Add => "Add",
+            Op::Sub => "Sub",
+            Op::Mul => "Mul",
+            Op::Div => "Div",
+            Op::Sqrt => "Sqrt",
+            Op::ReduceSum { .. } => "ReduceSum",
+            Op::DepthToSpace { .. } => "DepthToSpace",
+            Op::Reshape { .. } => "Reshape",
+            Op::Transpose { .. } => "Transpose",
+        }
+    }
+
+    /// The number of inputs the op takes, as (min, max).
+    fn arity(&self) -> (usize, usize) {
+        match self {
+            Op::Input | Op::Const(_) | Op::Param(_) => (0, 0),
+            Op::Conv { .. } => (2, 3),
+            Op::Add | Op::Sub | Op::Mul | Op::Div => (2, 2),
+            _ => (1, 1),
+        }
+    }
+
+    /// The output facts of this op given its input facts.
+    pub fn infer(&self, inputs: &[&Fact]) -> Result<Vec<Fact>> {
+        let (lo, hi) = self.arity();
+        ensure!(
+            (lo..=hi).contains(&inputs.len()),
+            "{} takes {lo}..={hi} inputs, got {}",
+            self.name(),
+            inputs.len()
+        );
+        let fact = match self {
+            Op::Input => bail!("an Input's fact is given, not inferred"),
+            Op::Const(t) | Op::Param(t) => Fact::of(t),
+            Op::Conv { pads } => conv_fact(inputs, pads)?,
+            Op::Relu | Op::Sqrt => inputs[0].clone(),
+            Op::Add | Op::Sub | Op::Mul | Op::Div => {
+                let (a, b) = (inputs[0], inputs[1]);
+                ensure!(
+                    a.dtype == b.dtype,
+                    "{} of {} and {}",
+                    self.name(),
+                    a.dtype.name(),
+                    b.dtype.name()
+                );
+                let shape = dim::broadcast(&a.shape, &b.shape).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{}: shapes {} and {} do not broadcast",
+                        self.name(),
+                        dim::show(&a.shape),
+                        dim::show(&b.shape)
+                    )
+                })?;
+                Fact {
+                    dtype: a.dtype,
+                    shape,
+                }
+            }
+            Op::ReduceSum { axes, keepdims } => {
+                let x = inputs[0];
+                let mut shape = Vec::new();
+                for (i, d) in x.shape.iter().enumerate() {
+                    ensure!(
+                        axes.iter().all(|&a| a < x.shape.len()),
+                        "ReduceSum axes {axes:?} on rank {}",
+                        x.shape.len()
+                    );
+                    if !axes.contains(&i) {
+                        shape.push(d.clone());
+                    } else if *keepdims {
+                        shape.push(Dim::Known(1));
+                    }
+                }
+                Fact {
+                    dtype: x.dtype,
+                    shape,
+                }
+            }
+            Op::DepthToSpace { block: s, .. } => {
+                let x = inputs[0];
+                ensure!(
+                    x.shape.len() == 4,
+                    "DepthToSpace wants NCHW, got {}",
+                    dim::show(&x.shape)
+                );
+                let c = x.shape[1].div(s * s).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "DepthToSpace by {s}: {} channels is not a multiple of {}",
+                        x.shape[1],
+                        s * s
+                    )
+                })?;
+                Fact::f32(vec![
+                    x.shape[0].clone(),
+                    c,
+                    x.shape[2].mul(*s),
+                    x.shape[3].mul(*s),
+                ])
+            }
+            Op::Reshape { shape } => {
+                let x = inputs[0];
+                let total: Option<usize> = x.shape.iter().map(Dim::known).product();
+                let Some(total) = total else {
+                    bail!("Reshape of a symbolic shape {}", dim::show(&x.shape))
+                };
+                let known: usize = shape
+                    .iter()
+                    .filter(|&&d| d > 0)
+                    .map(|&d| d as usize)
+                    .product();
+                let out: Shape = shape
+                    .iter()
+                    .map(|&d| {
+                        Dim::Known(if d == -1 {
+                            total / known.max(1)
+                        } else {
+                            d as usize
+                        })
+                    })
+                    .collect();
+                ensure!(
+                    shape.iter().filter(|&&d| d == -1).count() <= 1
+                        && shape.iter().all(|&d| d > 0 || d == -1),
+                    "Reshape to {shape:?}: only positive sizes and one -1"
+                );
+                let n: usize = out.iter().filter_map(Dim::known).product();
+                ensure!(n == total, "Reshape of {} elements to {shape:?}", total);
+                Fact {
+                    dtype: x.dtype,
+                    shape: out,
+                }
+            }
+            Op::Transpose { perm } => {
+                let x = inputs[0];
+                let mut sorted = perm.clone();
+                sorted.sort_unstable();
+                ensure!(
+                    sorted == (0..x.shape.len()).collect::<Vec<_>>(),
+                    "Transpose {perm:?} of rank {}",
+                    x.shape.len()
+                );
+                Fact {
+                    dtype: x.dtype,
+                    shape: perm.iter().map(|&p| x.shape[p].clone()).collect(),
+                }
+            }
+        };
+        Ok(vec![fact])
+    }
+}
+
+fn conv_fact(inputs: &[&Fact], pads: &[usize; 4]) -> Result<Fact> {
+    let (x, w) = (&inputs[0].shape, &inputs[1].shape);
+    ensure!(
+        x.len() == 4 && w.len() == 4,
+        "Conv wants NCHW input and OIHW weight, got {} and {}",
+        dim::show(x),
+        dim::show(w)
+    );
+    ensure!(
+        x[1] == w[1],
+        "Conv: input has {} channels, weight expects {}",
+        x[1],
+        w[1]
+    );
+    if let Some(b) = inputs.get(2) {
+        ensure!(
+            b.shape == [w[0].clone()],
+            "Conv: bias {} for {} output channels",
+            dim::show(&b.shape),
+            w[0]
+        );
+    }
+    let (Some(kh), Some(kw)) = (w[2].known(), w[3].known()) else {
+        bail!("Conv with a symbolic kernel size")
+    };
+    let h = x[2].add((pads[0] + pads[2]) as i64 - kh as i64 + 1);
+    let wd = x[3].add((pads[1] + pads[3]) as i64 - kw as i64 + 1);
+    let (Some(h), Some(wd)) = (h, wd) else {
+        bail!(
+            "Conv {kh}x{kw} with pads {pads:?} changes the symbolic size {}",
+            dim::show(x)
+        )
+    };
+    Ok(Fact::f32(vec![x[0].clone(), w[0].clone(), h, wd]))
+}

@@ -1,0 +1,15 @@
+//! srgraph: a model compiler and runtime for single-image super-resolution.
+//!
+//! The pipeline, one module per stage: `models` builds EDSR / WDSR-A / WDSR-B on
+//! the graph IR (`ir`); `export` folds the training form into the inference
+//! graph; `onnx` writes and reads `.onnx` files; `runtime` runs them (tract);
+//! `data` loads pictures; `cli` is the `srgraph` command.
+
+pub mod cli;
+pub mod data;
+pub mod export;
+pub mod ir;
+pub mod models;
+pub mod onnx;
+pub mod runtime;
+pub mod util;

@@ -1,0 +1,199 @@
+//! EDSR, WDSR-A and WDSR-B on the graph IR, their configurations and presets.
+
+mod budget;
+mod edsr;
+mod layers;
+mod presets;
+mod wdsr;
+
+pub use budget::{fit_budget, parse_count, BudgetFit};
+pub use layers::{Net, Norm};
+pub use presets::{preset, presets, Preset};
+
+use crate::ir::{Dim, Fact, Graph, Op, ShuffleMode, Tensor};
+use anyhow::{ensure, Result};
+
+/// DIV2K's RGB mean, which the reference code subtracts (scaled to 0..255).
+pub const DIV2K_MEAN: [f32; 3] = [0.4488, 0.4371, 0.4040];
+/// Inputs are mapped from [0, 255] to about [-1, 1]: (x - mean * 255) / 127.5.
+pub const PIXEL_SCALE: f32 = 127.5;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    Edsr,
+    WdsrA,
+    WdsrB,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 3] = [Arch::Edsr, Arch::WdsrA, Arch::WdsrB];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Edsr => "edsr",
+            Arch::WdsrA => "wdsr-a",
+            Arch::WdsrB => "wdsr-b",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Arch> {
+        Arch::ALL.into_iter().find(|a| a.name() == s)
+    }
+
+    pub fn is_wdsr(self) -> bool {
+        self != Arch::Edsr
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelConfig {
+    pub arch: Arch,
+    pub scale: usize,
+    pub blocks: usize,
+    pub filters: usize,
+    /// Width multiplier before the ReLU (WDSR only).
+    pub expansion: usize,
+    /// WDSR-B's low-rank width as a fraction of `filters`.
+    pub linear: f32,
+    pub res_scale: f32,
+    pub norm: Norm,
+    pub shuffle: ShuffleMode,
+    pub seed: u64,
+}
+
+impl ModelConfig {
+    /// The reference implementations' defaults: EDSR-baseline (16 x 64),
+    /// WDSR-A (16 x 32, e = 4, weight norm), WDSR-B (16 x 32, e = 6, linear 0.8, weight norm).
+    pub fn new(arch: Arch) -> ModelConfig {
+        let (filters, expansion, norm) = match arch {
+            Arch::Edsr => (64, 1, Norm::None),
+            Arch::WdsrA => (32, 4, Norm::Weight),
+            Arch::WdsrB => (32, 6, Norm::Weight),
+        };
+        ModelConfig {
+            arch,
+            scale: 2,
+            blocks: 16,
+            filters,
+            expansion,
+            linear: 0.8,
+            res_scale: 1.0,
+            norm,
+            shuffle: ShuffleMode::Crd,
+            seed: 0,
+        }
+    }
+
+    /// WDSR-B's low-rank width, `int(filters * linear)` as in the official code.
+    pub fn low_rank(&self) -> usize {
+        (self.filters as f32 * self.linear) as usize
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        ensure!(
+            matches!(self.scale, 2..=4),
+            "scale {} is not supported: use 2, 3 or 4",
+            self.scale
+        );
+        ensure!(
+            self.blocks >= 1,
+            "blocks must be at least 1 (got {})",
+            self.blocks
+        );
+        ensure!(
+            self.filters >= 1,
+            "filters must be at least 1 (got {})",
+            self.filters
+        );
+        ensure!(
+            self.res_scale.is_finite(),
+            "res-scale must be a finite number"
+        );
+        if self.arch.is_wdsr() {
+            ensure!(
+                self.expansion >= 1,
+                "expansion must be at least 1 (got {})",
+                self.expansion
+            );
+        }
+        if self.arch == Arch::WdsrB {
+            ensure!(
+                self.linear > 0.0 && self.low_rank() >= 1,
+                "linear {} leaves WDSR-B's low-rank conv with no channels at {} filters",
+                self.linear,
+                self.filters
+            );
+        }
+        Ok(())
+    }
+
+    /// The record of this configuration kept in every file srgraph writes.
+    pub fn metadata(&self) -> Vec<(String, String)> {
+        let mut m = vec![
+            ("architecture", self.arch.name().to_string()),
+            ("scale", self.scale.to_string()),
+            ("blocks", self.blocks.to_string()),
+            ("filters", self.filters.to_string()),
+        ];
+        if self.arch.is_wdsr() {
+            m.push(("expansion", self.expansion.to_string()));
+        }
+        if self.arch == Arch::WdsrB {
+            m.push(("linear", self.linear.to_string()));
+        }
+        m.extend([
+            ("res_scale", self.res_scale.to_string()),
+            ("normalisation", self.norm.name().to_string()),
+            ("pixel_shuffle", self.shuffle.onnx_name().to_string()),
+            ("seed", self.seed.to_string()),
+        ]);
+        m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+}
+
+/// The network in its training form: parameters as they are trained (weight
+/// norm's g and v), the mean shift as explicit ops. Input `lr`
+/// [N, 3, H, W] in [0, 255], output `sr` [N, 3, sH, sW].
+pub fn build(c: &ModelConfig) -> Result<Graph> {
+    build_with_input(c, [Dim::sym("N"), Dim::sym("H"), Dim::sym("W")])
+}
+
+/// As `build`, for a fixed or symbolic batch and size.
+pub fn build_with_input(c: &ModelConfig, input: [Dim; 3]) -> Result<Graph> {
+    build_net(c, input, false)
+}
+
+fn build_net(c: &ModelConfig, [n, h, w]: [Dim; 3], dry: bool) -> Result<Graph> {
+    c.validate()?;
+    let mut net = Net::new(c.seed, c.norm, c.shuffle);
+    net.dry = dry;
+    let lr = net.input("lr", Fact::f32(vec![n, Dim::Known(3), h, w]));
+    let mean = Tensor::f32(
+        &[1, 3, 1, 1],
+        DIV2K_MEAN.iter().map(|m| m * 255.0).collect(),
+    );
+    let mean_in = net.g.constant("mean_shift.mean", mean.clone());
+    let x = net.g.wire("mean_shift.sub", Op::Sub, &[lr, mean_in])?;
+    let scale = net
+        .g
+        .constant("mean_shift.scale", Tensor::scalar(PIXEL_SCALE));
+    let x = net.g.wire("mean_shift.div", Op::Div, &[x, scale])?;
+    let y = match c.arch {
+        Arch::Edsr => edsr::edsr(&mut net, x, c)?,
+        Arch::WdsrA | Arch::WdsrB => wdsr::wdsr(&mut net, x, c)?,
+    };
+    let y = net.g.wire("mean_shift.unscale", Op::Mul, &[y, scale])?;
+    let mean_out = net.g.constant("mean_shift.mean_out", mean);
+    let y = net.g.wire("mean_shift.add", Op::Add, &[y, mean_out])?;
+    net.g.output("sr", y);
+    Ok(net.g)
+}
+
+/// Trainable parameters of a configuration, weight norm's g included.
+pub fn param_count(c: &ModelConfig) -> Result<usize> {
+    param_count_dry(c)
+}
+
+fn param_count_dry(c: &ModelConfig) -> Result<usize> {
+    Ok(build_net(c, [Dim::sym("N"), Dim::sym("H"), Dim::sym("W")], true)?.param_count())
+}

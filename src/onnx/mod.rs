@@ -1,0 +1,108 @@
+//! The ONNX codec: srgraph's IR to and from `.onnx` files (opset 17, IR version 8).
+
+mod graph;
+mod ops;
+pub mod pb;
+mod tensor;
+
+pub use graph::{graph_from_proto, graph_to_proto};
+
+use crate::ir::Graph;
+use anyhow::{bail, Context, Result};
+use prost::Message;
+use std::path::Path;
+
+pub const OPSET: i64 = 17;
+pub const IR_VERSION: i64 = 8;
+pub const PRODUCER: &str = "srgraph";
+
+/// A graph and the record of how it was made (`metadata_props`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Model {
+    pub graph: Graph,
+    pub metadata: Vec<(String, String)>,
+    /// `producer_name` and `producer_version` of the file.
+    pub producer: (String, String),
+}
+
+impl Model {
+    pub fn new(graph: Graph, metadata: Vec<(String, String)>) -> Model {
+        Model {
+            graph,
+            metadata,
+            producer: (PRODUCER.into(), env!("CARGO_PKG_VERSION").into()),
+        }
+    }
+
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn made_by_srgraph(&self) -> bool {
+        self.producer.0 == PRODUCER
+    }
+
+    pub fn to_proto(&self, graph_name: &str) -> Result<pb::ModelProto> {
+        Ok(pb::ModelProto {
+            ir_version: IR_VERSION,
+            opset_import: vec![pb::OperatorSetIdProto {
+                domain: String::new(),
+                version: OPSET,
+            }],
+            producer_name: self.producer.0.clone(),
+            producer_version: self.producer.1.clone(),
+            graph: Some(graph_to_proto(&self.graph, graph_name)?),
+            metadata_props: self
+                .metadata
+                .iter()
+                .map(|(k, v)| pb::StringStringEntryProto {
+                    key: k.clone(),
+                    value: v.clone(),
+                })
+                .collect(),
+            ..Default::default()
+        })
+    }
+
+    pub fn to_bytes(&self, graph_name: &str) -> Result<Vec<u8>> {
+        Ok(self.to_proto(graph_name)?.encode_to_vec())
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Model> {
+        let proto = pb::ModelProto::decode(bytes)
+            .context("not an ONNX model: the file does not parse as an ONNX ModelProto (truncated, or another format)")?;
+        let Some(graph) = &proto.graph else {
+            bail!("not an ONNX model: the ModelProto has no graph")
+        };
+        if proto.opset_import.is_empty() && graph.node.is_empty() {
+            bail!("not an ONNX model: no opset and no nodes");
+        }
+        let graph = graph_from_proto(graph).context("Reading the ONNX graph")?;
+        Ok(Model {
+            graph,
+            metadata: proto
+                .metadata_props
+                .iter()
+                .map(|e| (e.key.clone(), e.value.clone()))
+                .collect(),
+            producer: (proto.producer_name, proto.producer_version),
+        })
+    }
+
+    /// Write atomically: a temporary file beside the target, renamed into place,
+    /// so a failed write never leaves a partial `.onnx` behind.
+    pub fn save(&self, path: &Path, graph_name: &str) -> Result<()> {
+        let bytes = self.to_bytes(graph_name)?;
+        crate::util::write_atomic(path, &bytes)
+    }
+
+    pub fn load(path: &Path) -> Result<Model> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Model::from_bytes(&bytes)
+            .with_context(|| format!("{} is not a model srgraph can read", path.display()))
+    }
+}

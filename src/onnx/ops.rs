@@ -1,0 +1,253 @@
+//! Each op's ONNX writer and reader, side by side. Attributes ONNX passes as
+//! constant inputs (ReduceSum axes, Reshape shape) are written as initialisers
+//! named after their node and folded back into the op when read.
+
+use super::pb::{attribute_type as at, AttributeProto, NodeProto, TensorProto};
+use super::tensor::tensor_to_proto;
+use crate::ir::{Op, ShuffleMode, Tensor};
+use anyhow::{bail, ensure, Context, Result};
+
+/// Write one IR op as a NodeProto; extra constant inputs go to `inits`.
+pub fn write(
+    op: &Op,
+    name: &str,
+    mut inputs: Vec<String>,
+    outputs: Vec<String>,
+    inits: &mut Vec<TensorProto>,
+) -> Result<NodeProto> {
+    let mut attrs = Vec::new();
+    let mut const_input = |suffix: &str, t: Tensor, inputs: &mut Vec<String>| {
+        let init_name = format!("{name}.{suffix}");
+        inits.push(tensor_to_proto(&init_name, &t));
+        inputs.push(init_name);
+    };
+    let op_type = match op {
+        Op::Input | Op::Const(_) | Op::Param(_) => bail!(
+            "{name}: {} is an initialiser or input, not a node",
+            op.name()
+        ),
+        Op::Conv { pads } => {
+            attrs.push(ints("pads", pads.iter().map(|&p| p as i64).collect()));
+            attrs.push(ints("strides", vec![1, 1]));
+            attrs.push(ints("dilations", vec![1, 1]));
+            attrs.push(int("group", 1));
+            "Conv"
+        }
+        Op::Relu => "Relu",
+        Op::Add => "Add",
+        Op::Sub => "Sub",
+        Op::Mul => "Mul",
+        Op::Div => "Div",
+        Op::Sqrt => "Sqrt",
+        Op::ReduceSum { axes, keepdims } => {
+            let axes: Vec<i64> = axes.iter().map(|&a| a as i64).collect();
+            const_input("axes", Tensor::i64_vec(&axes), &mut inputs);
+            attrs.push(int("keepdims", *keepdims as i64));
+            "ReduceSum"
+        }
+        Op::DepthToSpace { block, mode } => {
+            attrs.push(int("blocksize", *block as i64));
+            attrs.push(string("mode", mode.onnx_name()));
+            "DepthToSpace"
+        }
+        Op::Reshape { shape } => {
+            const_input("shape", Tensor::i64_vec(shape), &mut inputs);
+            "Reshape"
+        }
+        Op::Transpose { perm } => {
+            attrs.push(ints("perm", perm.iter().map(|&p| p as i64).collect()));
+            "Transpose"
+        }
+    };
+    Ok(NodeProto {
+        input: inputs,
+        output: outputs,
+        name: name.to_string(),
+        op_type: op_type.to_string(),
+        attribute: attrs,
+        ..Default::default()
+    })
+}
+
+/// Read one NodeProto as an IR op. Returns the op and how many of the node's
+/// inputs are wired (the rest were constant attributes folded into the op).
+pub fn read(node: &NodeProto, constant: &dyn Fn(&str) -> Option<Tensor>) -> Result<(Op, usize)> {
+    ensure!(
+        node.domain.is_empty() || node.domain == "ai.onnx",
+        "op {} of domain '{}' is not supported",
+        node.op_type,
+        node.domain
+    );
+    let a = Attrs(node);
+    let const_arg = |i: usize, what: &str| -> Result<Vec<i64>> {
+        let name = node
+            .input
+            .get(i)
+            .with_context(|| format!("missing input {i} ({what})"))?;
+        let t = constant(name).with_context(|| {
+            format!("input {i} ({what}) '{name}' must be a constant initialiser")
+        })?;
+        Ok(t.as_i64()
+            .with_context(|| format!("{what} must be int64"))?
+            .iter()
+            .copied()
+            .collect())
+    };
+    let all = node.input.len();
+    Ok(match node.op_type.as_str() {
+        "Conv" => {
+            ensure!(
+                a.ints("strides")?
+                    .unwrap_or(vec![1, 1])
+                    .iter()
+                    .all(|&s| s == 1),
+                "only stride 1 is supported"
+            );
+            ensure!(
+                a.ints("dilations")?
+                    .unwrap_or(vec![1, 1])
+                    .iter()
+                    .all(|&s| s == 1),
+                "only dilation 1 is supported"
+            );
+            ensure!(
+                a.int("group")?.unwrap_or(1) == 1,
+                "only group 1 is supported"
+            );
+            let auto_pad = a.string("auto_pad")?.unwrap_or_default();
+            ensure!(
+                auto_pad.is_empty() || auto_pad == "NOTSET",
+                "auto_pad {auto_pad} is not supported"
+            );
+            let p = a.ints("pads")?.unwrap_or(vec![0; 4]);
+            ensure!(
+                p.len() == 4 && p.iter().all(|&x| x >= 0),
+                "pads {p:?} must be 4 non-negative values"
+            );
+            (
+                Op::Conv {
+                    pads: [p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize],
+                },
+                all,
+            )
+        }
+        "Relu" => (Op::Relu, 1),
+        "Add" => (Op::Add, 2),
+        "Sub" => (Op::Sub, 2),
+        "Mul" => (Op::Mul, 2),
+        "Div" => (Op::Div, 2),
+        "Sqrt" => (Op::Sqrt, 1),
+        "ReduceSum" => {
+            let axes = const_arg(1, "axes")?;
+            ensure!(
+                axes.iter().all(|&x| x >= 0),
+                "negative axes {axes:?} are not supported"
+            );
+            let keepdims = a.int("keepdims")?.unwrap_or(1) != 0;
+            (
+                Op::ReduceSum {
+                    axes: axes.iter().map(|&x| x as usize).collect(),
+                    keepdims,
+                },
+                1,
+            )
+        }
+        "DepthToSpace" => {
+            let block = a
+                .int("blocksize")?
+                .context("attribute 'blocksize' is required")?;
+            ensure!(block >= 1, "blocksize {block}");
+            let mode = match a.string("mode")?.as_deref().unwrap_or("DCR") {
+                "DCR" => ShuffleMode::Dcr,
+                "CRD" => ShuffleMode::Crd,
+                m => bail!("mode '{m}' is neither DCR nor CRD"),
+            };
+            (
+                Op::DepthToSpace {
+                    block: block as usize,
+                    mode,
+                },
+                1,
+            )
+        }
+        "Reshape" => {
+            ensure!(
+                a.int("allowzero")?.unwrap_or(0) == 0,
+                "allowzero is not supported"
+            );
+            (
+                Op::Reshape {
+                    shape: const_arg(1, "shape")?,
+                },
+                1,
+            )
+        }
+        "Transpose" => {
+            let perm = a.ints("perm")?.context("attribute 'perm' is required")?;
+            (
+                Op::Transpose {
+                    perm: perm.iter().map(|&p| p as usize).collect(),
+                },
+                1,
+            )
+        }
+        other => bail!("op {other} is not one srgraph can read"),
+    })
+}
+
+fn int(name: &str, i: i64) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: at::INT,
+        i,
+        ..Default::default()
+    }
+}
+
+fn ints(name: &str, ints: Vec<i64>) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: at::INTS,
+        ints,
+        ..Default::default()
+    }
+}
+
+fn string(name: &str, s: &str) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: at::STRING,
+        s: s.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
+/// Typed attribute look-ups whose errors name the attribute.
+struct Attrs<'a>(&'a NodeProto);
+
+impl Attrs<'_> {
+    fn get(&self, name: &str, kind: i32) -> Result<Option<&AttributeProto>> {
+        match self.0.attribute.iter().find(|a| a.name == name) {
+            None => Ok(None),
+            Some(a) if a.r#type == kind || a.r#type == 0 => Ok(Some(a)),
+            Some(a) => bail!("attribute '{name}' has type {}, expected {kind}", a.r#type),
+        }
+    }
+
+    fn int(&self, name: &str) -> Result<Option<i64>> {
+        Ok(self.get(name, at::INT)?.map(|a| a.i))
+    }
+
+    fn ints(&self, name: &str) -> Result<Option<Vec<i64>>> {
+        Ok(self.get(name, at::INTS)?.map(|a| a.ints.clone()))
+    }
+
+    fn string(&self, name: &str) -> Result<Option<String>> {
+        self.get(name, at::STRING)?
+            .map(|a| {
+                String::from_utf8(a.s.clone())
+                    .with_context(|| format!("attribute '{name}' is not UTF-8"))
+            })
+            .transpose()
+    }
+}

@@ -1,0 +1,186 @@
+//! The `srgraph` binary end to end: what a user types, what they get back, and
+//! a clear error with a non-zero exit (never a panic) for bad input.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn srgraph(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_srgraph"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A failure: exit code 1 and an "Error:" line that contains `needle`, no panic.
+fn fails_with(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "stdout: {}\nstderr: {err}",
+        stdout(o)
+    );
+    assert!(
+        err.starts_with("Error: ") && err.contains(needle),
+        "expected '{needle}' in: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn build_then_inspect() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = srgraph(
+        &[
+            "build", "wdsr-a", "--blocks", "8", "--scale", "2", "-o", "m.onnx",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    assert!(s.contains("parameters  597,716"), "{s}");
+    assert!(s.contains("lr [N, 3, H, W] -> sr [N, 3, 2H, 2W]"), "{s}");
+    let o = srgraph(&["inspect", "m.onnx"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    for line in [
+        "producer    srgraph",
+        "meta        architecture = wdsr-a",
+        "meta        blocks = 8",
+        "meta        parameters = 597716",
+        "meta        graph = inference",
+    ] {
+        assert!(s.contains(line), "missing '{line}' in:\n{s}");
+    }
+}
+
+#[test]
+fn presets_and_flags_over_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = srgraph(&["build", "study-edsr-1", "--scale", "4"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("parameters  409,731"), "{}", stdout(&o));
+    assert!(
+        dir.path().join("study-edsr-1-x4.onnx").exists(),
+        "default output name"
+    );
+    let o = srgraph(&["presets"], dir.path());
+    assert!(
+        stdout(&o).contains("wdsr-b-baseline") && stdout(&o).contains("study-wdsr-a-8"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn params_budget_prints_its_choice() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = srgraph(
+        &[
+            "build", "edsr", "--blocks", "8", "--params", "780k", "-o", "e.onnx",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("chose 64 filters (779,011 parameters)"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fails_with(&srgraph(&["build", "srcnn"], d), "neither an architecture");
+    fails_with(
+        &srgraph(&["build", "edsr", "--scale", "5"], d),
+        "scale 5 is not supported",
+    );
+    fails_with(
+        &srgraph(&["build", "wdsr-a", "--blocks", "0"], d),
+        "blocks must be at least 1",
+    );
+    fails_with(
+        &srgraph(&["build", "wdsr-b", "--blocks", "8", "--params", "2k"], d),
+        "no width reaches",
+    );
+    fails_with(
+        &srgraph(&["build", "edsr", "--params", "lots"], d),
+        "not a parameter count",
+    );
+    fails_with(
+        &srgraph(&["build", "edsr", "--expansion", "4"], d),
+        "--expansion applies to wdsr-a and wdsr-b",
+    );
+    // Unwritable output: nothing is left behind.
+    fails_with(
+        &srgraph(
+            &["build", "edsr", "--blocks", "1", "-o", "missing/dir/m.onnx"],
+            d,
+        ),
+        "cannot write",
+    );
+    assert!(!d.join("missing").exists());
+    std::fs::create_dir(d.join("taken")).unwrap();
+    fails_with(
+        &srgraph(&["build", "edsr", "--blocks", "1", "-o", "taken"], d),
+        "cannot write",
+    );
+    let left: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["taken"], "a partial file was left behind");
+    // Usage errors exit 2 (clap).
+    assert_eq!(
+        srgraph(&["build", "edsr", "--norm", "batchy"], d)
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn inspect_refuses_what_is_not_onnx_and_names_foreign_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fails_with(&srgraph(&["inspect", "nope.onnx"], d), "cannot read");
+    std::fs::copy(
+        common::data_dir().join("Set5/HR/bird.png"),
+        d.join("bird.onnx"),
+    )
+    .unwrap();
+    fails_with(
+        &srgraph(&["inspect", "bird.onnx"], d),
+        "is not an ONNX file",
+    );
+    assert!(
+        srgraph(&["build", "wdsr-b", "--blocks", "1", "-o", "m.onnx"], d)
+            .status
+            .success()
+    );
+    let bytes = std::fs::read(d.join("m.onnx")).unwrap();
+    std::fs::write(d.join("cut.onnx"), &bytes[..bytes.len() / 2]).unwrap();
+    fails_with(&srgraph(&["inspect", "cut.onnx"], d), "is not an ONNX file");
+    // A valid ONNX file from another producer is described, and said to be foreign.
+    use prost::Message;
+    let mut proto = srgraph::onnx::pb::ModelProto::decode(&bytes[..]).unwrap();
+    proto.producer_name = "pytorch".into();
+    std::fs::write(d.join("foreign.onnx"), proto.encode_to_vec()).unwrap();
+    let o = srgraph(&["inspect", "foreign.onnx"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("not made by srgraph"), "{}", stdout(&o));
+}

@@ -1,0 +1,51 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use ndarray::{s, Array4, ArrayD};
+use std::path::PathBuf;
+
+/// `../shared/data` beside the repository, or `$SRGRAPH_DATA`.
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("SRGRAPH_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
+}
+
+/// A Set5 picture as [1, 3, H, W] in [0, 255].
+pub fn set5(name: &str) -> Array4<f32> {
+    let p = data_dir().join("Set5/HR").join(format!("{name}.png"));
+    srgraph::data::load_rgb(&p)
+        .unwrap_or_else(|e| panic!("{e:#}: the tests read ../shared/data (or $SRGRAPH_DATA)"))
+}
+
+/// A crop of a Set5 picture, to keep slow checks short.
+pub fn set5_crop(name: &str, top: usize, left: usize, h: usize, w: usize) -> ArrayD<f32> {
+    set5(name)
+        .slice(s![.., .., top..top + h, left..left + w])
+        .to_owned()
+        .into_dyn()
+}
+
+/// max |a - b| / max(1, max |b|): float32 sums in another order differ by a few
+/// ulps of the largest value, so errors are measured against the output's size.
+pub fn rel_err(a: &ArrayD<f32>, b: &ArrayD<f32>) -> f32 {
+    assert_eq!(a.shape(), b.shape(), "shapes differ");
+    let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    a.iter()
+        .zip(b)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+        / scale
+}
+
+/// The Python of the venv made by tools/setup-python.sh (`$SRGRAPH_PYTHON`, or `.venv/bin/python`).
+pub fn python() -> PathBuf {
+    let p = std::env::var_os("SRGRAPH_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+    assert!(
+        p.exists(),
+        "{} is missing: run tools/setup-python.sh (or tools/test.sh, which does)",
+        p.display()
+    );
+    p
+}
