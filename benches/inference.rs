@@ -29,12 +29,9 @@ fn tract(c: &mut Criterion) {
     group.sample_size(10);
     for name in ["study-edsr-8", "study-wdsr-a-8", "study-wdsr-b-8"] {
         let cfg = study(name);
-        let bytes = Model::new(
-            inference_graph(&models::build(&cfg).unwrap()).unwrap(),
-            vec![],
-        )
-        .to_bytes(name)
-        .unwrap();
+        let bytes = Model::new(inference_graph(&models::build(&cfg).unwrap()).unwrap(), vec![])
+            .to_bytes(name)
+            .unwrap();
         let model = TractModel::new(&bytes, &[&[1, 3, 64, 64]]).unwrap();
         let x = ndarray::ArrayD::<f32>::from_elem(ndarray::IxDyn(&[1, 3, 64, 64]), 128.0);
         group.bench_function(name, |b| b.iter(|| model.run(vec![x.clone()]).unwrap()));

@@ -14,11 +14,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let file_name = path
         .file_name()
         .with_context(|| format!("{} is not a file path", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
+    let tmp = dir.join(format!(".{}.tmp-{}", file_name.to_string_lossy(), std::process::id()));
     let result = (|| -> Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -50,4 +46,34 @@ pub fn npy_bytes(a: &ndarray::ArrayD<f32>) -> Vec<u8> {
     out.extend_from_slice(header.as_bytes());
     out.extend(a.as_standard_layout().iter().flat_map(|v| v.to_le_bytes()));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npy_header_is_aligned_and_data_follows() {
+        let a =
+            ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[2, 3]), vec![0.0f32, 1.0, 2.0, 3.0, 4.0, 5.0]).unwrap();
+        let b = npy_bytes(&a);
+        let header_len = u16::from_le_bytes([b[8], b[9]]) as usize;
+        assert_eq!((10 + header_len) % 64, 0, "numpy wants the data 64-byte aligned");
+        assert!(std::str::from_utf8(&b[10..10 + header_len])
+            .unwrap()
+            .contains("'shape': (2, 3)"));
+        assert_eq!(&b[10 + header_len + 4..10 + header_len + 8], 1.0f32.to_le_bytes());
+        assert_eq!(b.len(), 10 + header_len + 24);
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.bin");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert!(write_atomic(&dir.path().join("no/such/dir/f"), b"x").is_err());
+    }
 }

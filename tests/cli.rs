@@ -25,12 +25,7 @@ fn stderr(o: &Output) -> String {
 /// A failure: exit code 1 and an "Error:" line that contains `needle`, no panic.
 fn fails_with(o: &Output, needle: &str) {
     let err = stderr(o);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "stdout: {}\nstderr: {err}",
-        stdout(o)
-    );
+    assert_eq!(o.status.code(), Some(1), "stdout: {}\nstderr: {err}", stdout(o));
     assert!(
         err.starts_with("Error: ") && err.contains(needle),
         "expected '{needle}' in: {err}"
@@ -42,9 +37,7 @@ fn fails_with(o: &Output, needle: &str) {
 fn build_then_inspect() {
     let dir = tempfile::tempdir().unwrap();
     let o = srgraph(
-        &[
-            "build", "wdsr-a", "--blocks", "8", "--scale", "2", "-o", "m.onnx",
-        ],
+        &["build", "wdsr-a", "--blocks", "8", "--scale", "2", "-o", "m.onnx"],
         dir.path(),
     );
     assert!(o.status.success(), "{}", stderr(&o));
@@ -71,10 +64,7 @@ fn presets_and_flags_over_them() {
     let o = srgraph(&["build", "study-edsr-1", "--scale", "4"], dir.path());
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("parameters  409,731"), "{}", stdout(&o));
-    assert!(
-        dir.path().join("study-edsr-1-x4.onnx").exists(),
-        "default output name"
-    );
+    assert!(dir.path().join("study-edsr-1-x4.onnx").exists(), "default output name");
     let o = srgraph(&["presets"], dir.path());
     assert!(
         stdout(&o).contains("wdsr-b-baseline") && stdout(&o).contains("study-wdsr-a-8"),
@@ -87,9 +77,7 @@ fn presets_and_flags_over_them() {
 fn params_budget_prints_its_choice() {
     let dir = tempfile::tempdir().unwrap();
     let o = srgraph(
-        &[
-            "build", "edsr", "--blocks", "8", "--params", "780k", "-o", "e.onnx",
-        ],
+        &["build", "edsr", "--blocks", "8", "--params", "780k", "-o", "e.onnx"],
         dir.path(),
     );
     assert!(o.status.success(), "{}", stderr(&o));
@@ -127,10 +115,7 @@ fn bad_input_is_a_clear_error() {
     );
     // Unwritable output: nothing is left behind.
     fails_with(
-        &srgraph(
-            &["build", "edsr", "--blocks", "1", "-o", "missing/dir/m.onnx"],
-            d,
-        ),
+        &srgraph(&["build", "edsr", "--blocks", "1", "-o", "missing/dir/m.onnx"], d),
         "cannot write",
     );
     assert!(!d.join("missing").exists());
@@ -139,16 +124,11 @@ fn bad_input_is_a_clear_error() {
         &srgraph(&["build", "edsr", "--blocks", "1", "-o", "taken"], d),
         "cannot write",
     );
-    let left: Vec<_> = std::fs::read_dir(d)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let left: Vec<_> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left, ["taken"], "a partial file was left behind");
     // Usage errors exit 2 (clap).
     assert_eq!(
-        srgraph(&["build", "edsr", "--norm", "batchy"], d)
-            .status
-            .code(),
+        srgraph(&["build", "edsr", "--norm", "batchy"], d).status.code(),
         Some(2)
     );
 }
@@ -158,20 +138,11 @@ fn inspect_refuses_what_is_not_onnx_and_names_foreign_files() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     fails_with(&srgraph(&["inspect", "nope.onnx"], d), "cannot read");
-    std::fs::copy(
-        common::data_dir().join("Set5/HR/bird.png"),
-        d.join("bird.onnx"),
-    )
-    .unwrap();
-    fails_with(
-        &srgraph(&["inspect", "bird.onnx"], d),
-        "is not an ONNX file",
-    );
-    assert!(
-        srgraph(&["build", "wdsr-b", "--blocks", "1", "-o", "m.onnx"], d)
-            .status
-            .success()
-    );
+    std::fs::copy(common::data_dir().join("Set5/HR/bird.png"), d.join("bird.onnx")).unwrap();
+    fails_with(&srgraph(&["inspect", "bird.onnx"], d), "is not an ONNX file");
+    assert!(srgraph(&["build", "wdsr-b", "--blocks", "1", "-o", "m.onnx"], d)
+        .status
+        .success());
     let bytes = std::fs::read(d.join("m.onnx")).unwrap();
     std::fs::write(d.join("cut.onnx"), &bytes[..bytes.len() / 2]).unwrap();
     fails_with(&srgraph(&["inspect", "cut.onnx"], d), "is not an ONNX file");

@@ -16,13 +16,7 @@ use srgraph::util::npy_bytes;
 use std::path::Path;
 use std::process::Command;
 
-fn write_case(
-    dir: &Path,
-    name: &str,
-    g: srgraph::ir::Graph,
-    meta: Vec<(String, String)>,
-    x: &ndarray::ArrayD<f32>,
-) {
+fn write_case(dir: &Path, name: &str, g: srgraph::ir::Graph, meta: Vec<(String, String)>, x: &ndarray::ArrayD<f32>) {
     let bytes = Model::new(g, meta).to_bytes(name).unwrap();
     let y = run_once(&bytes, vec![x.clone()]).unwrap().remove(0);
     std::fs::write(dir.join(format!("{name}.onnx")), &bytes).unwrap();
@@ -59,20 +53,8 @@ fn onnx_checker_and_onnxruntime_agree_with_tract() {
                 };
                 let name = format!("{}-x{scale}-{}", arch.name(), shuffle.onnx_name());
                 let g = models::build(&c).unwrap();
-                write_case(
-                    dir.path(),
-                    &format!("{name}-unfolded"),
-                    g.clone(),
-                    c.metadata(),
-                    &x,
-                );
-                write_case(
-                    dir.path(),
-                    &name,
-                    inference_graph(&g).unwrap(),
-                    c.metadata(),
-                    &x,
-                );
+                write_case(dir.path(), &format!("{name}-unfolded"), g.clone(), c.metadata(), &x);
+                write_case(dir.path(), &name, inference_graph(&g).unwrap(), c.metadata(), &x);
             }
         }
     }

@@ -16,10 +16,7 @@ fn count(arch: Arch, scale: usize, blocks: usize, filters: usize, expansion: usi
 
 #[test]
 fn edsr_f64_seed_study_x2() {
-    let got: Vec<usize> = [1, 3, 5, 8]
-        .iter()
-        .map(|&b| count(Arch::Edsr, 2, b, 64, 1))
-        .collect();
+    let got: Vec<usize> = [1, 3, 5, 8].iter().map(|&b| count(Arch::Edsr, 2, b, 64, 1)).collect();
     assert_eq!(got, [262_019, 409_731, 557_443, 779_011]);
 }
 
@@ -30,19 +27,13 @@ fn edsr_f64_one_block_x4() {
 
 #[test]
 fn wdsr_a_f32_e4_seed_study_x2() {
-    let got: Vec<usize> = [1, 3, 5, 8]
-        .iter()
-        .map(|&b| count(Arch::WdsrA, 2, b, 32, 4))
-        .collect();
+    let got: Vec<usize> = [1, 3, 5, 8].iter().map(|&b| count(Arch::WdsrA, 2, b, 32, 4)).collect();
     assert_eq!(got, [79_380, 227_476, 375_572, 597_716]);
 }
 
 #[test]
 fn wdsr_b_f64_e6_reaches_the_papers_counts_x2() {
-    let got: Vec<usize> = [1, 3, 5, 8]
-        .iter()
-        .map(|&b| count(Arch::WdsrB, 2, b, 64, 6))
-        .collect();
+    let got: Vec<usize> = [1, 3, 5, 8].iter().map(|&b| count(Arch::WdsrB, 2, b, 64, 6)).collect();
     assert_eq!(got, [84_250, 233_318, 382_386, 605_988]);
 }
 

@@ -9,10 +9,7 @@ use srgraph::onnx::Model;
 #[test]
 fn write_then_read_gives_the_same_graph() {
     for arch in Arch::ALL {
-        for (norm, shuffle) in [
-            (Norm::Weight, ShuffleMode::Crd),
-            (Norm::None, ShuffleMode::Dcr),
-        ] {
+        for (norm, shuffle) in [(Norm::Weight, ShuffleMode::Crd), (Norm::None, ShuffleMode::Dcr)] {
             let c = ModelConfig {
                 scale: 3,
                 blocks: 2,
@@ -33,12 +30,7 @@ fn write_then_read_gives_the_same_graph() {
                     assert_eq!(m.graph.fact(a.1), back.graph.fact(b.1));
                 }
                 // Same nodes by name (the reader may order initialisers differently).
-                assert_eq!(
-                    m.graph.nodes.len(),
-                    back.graph.nodes.len(),
-                    "{}",
-                    arch.name()
-                );
+                assert_eq!(m.graph.nodes.len(), back.graph.nodes.len(), "{}", arch.name());
                 for n in &m.graph.nodes {
                     let other = back
                         .graph
@@ -49,10 +41,7 @@ fn write_then_read_gives_the_same_graph() {
                     assert_eq!(n.op, other.op, "{}", n.name);
                     assert_eq!(n.outputs, other.outputs, "{}", n.name);
                     let names = |g: &srgraph::ir::Graph, node: &srgraph::ir::Node| -> Vec<String> {
-                        node.inputs
-                            .iter()
-                            .map(|o| g.node(o.node).name.clone())
-                            .collect()
+                        node.inputs.iter().map(|o| g.node(o.node).name.clone()).collect()
                     };
                     assert_eq!(names(&m.graph, n), names(&back.graph, other), "{}", n.name);
                 }
@@ -69,9 +58,7 @@ fn garbage_and_truncated_files_are_errors_not_panics() {
         filters: 8,
         ..ModelConfig::new(Arch::WdsrB)
     };
-    let bytes = Model::new(models::build(&c).unwrap(), vec![])
-        .to_bytes("g")
-        .unwrap();
+    let bytes = Model::new(models::build(&c).unwrap(), vec![]).to_bytes("g").unwrap();
     for cut in [1, 10, bytes.len() / 3, bytes.len() / 2, bytes.len() - 1] {
         assert!(
             Model::from_bytes(&bytes[..cut]).is_err(),

@@ -38,12 +38,7 @@ fn check_arch(arch: Arch) {
                     seed: 7,
                     ..ModelConfig::new(arch)
                 };
-                let what = format!(
-                    "{} x{scale} {} {}",
-                    arch.name(),
-                    norm.name(),
-                    shuffle.onnx_name()
-                );
+                let what = format!("{} x{scale} {} {}", arch.name(), norm.name(), shuffle.onnx_name());
                 let train_form = models::build(&c).unwrap();
                 let folded = inference_graph(&train_form).unwrap();
                 assert!(
@@ -54,15 +49,10 @@ fn check_arch(arch: Arch) {
                     "{what}: weight norm left in the inference graph"
                 );
                 let y_folded = run_once(&onnx(&folded), vec![x.clone()]).unwrap().remove(0);
-                let y_unfolded = run_once(&onnx(&train_form), vec![x.clone()])
-                    .unwrap()
-                    .remove(0);
+                let y_unfolded = run_once(&onnx(&train_form), vec![x.clone()]).unwrap().remove(0);
                 assert_eq!(y_folded.shape(), [1, 3, scale * h, scale * w], "{what}");
                 let err = rel_err(&y_folded, &y_unfolded);
-                assert!(
-                    err <= 1e-4,
-                    "{what}: folded and unfolded differ by {err:e} (relative)"
-                );
+                assert!(err <= 1e-4, "{what}: folded and unfolded differ by {err:e} (relative)");
             }
         }
     }

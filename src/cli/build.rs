@@ -90,10 +90,7 @@ pub fn resolve(a: &BuildArgs) -> Result<(ModelConfig, Vec<String>)> {
         },
     };
     if !c.arch.is_wdsr() && a.expansion.is_some() {
-        bail!(
-            "--expansion applies to wdsr-a and wdsr-b, not {}",
-            c.arch.name()
-        );
+        bail!("--expansion applies to wdsr-a and wdsr-b, not {}", c.arch.name());
     }
     if c.arch != Arch::WdsrB && a.linear.is_some() {
         bail!("--linear applies to wdsr-b only, not {}", c.arch.name());
@@ -122,11 +119,7 @@ pub fn resolve(a: &BuildArgs) -> Result<(ModelConfig, Vec<String>)> {
     if let Some(budget) = &a.params {
         let budget = parse_count(budget).context("--params")?;
         let fit = fit_budget(&c, budget, a.expansion.is_none())?;
-        let mut chose = format!(
-            "--params {}: chose {} filters",
-            grouped(budget),
-            fit.config.filters
-        );
+        let mut chose = format!("--params {}: chose {} filters", grouped(budget), fit.config.filters);
         if c.arch.is_wdsr() {
             chose += &format!(", expansion {}", fit.config.expansion);
         }
@@ -146,24 +139,14 @@ pub fn run(a: BuildArgs) -> Result<()> {
     } else {
         inference_graph(&training_form)?
     };
-    let kind = if a.unfolded {
-        "training-form"
-    } else {
-        "inference"
-    };
+    let kind = if a.unfolded { "training-form" } else { "inference" };
     let mut meta = c.metadata();
     meta.extend([
         ("graph".to_string(), kind.to_string()),
         ("parameters".to_string(), params.to_string()),
         ("training_steps".to_string(), "0".to_string()),
-        (
-            "srgraph_version".to_string(),
-            env!("CARGO_PKG_VERSION").to_string(),
-        ),
-        (
-            "command".to_string(),
-            std::env::args().collect::<Vec<_>>().join(" "),
-        ),
+        ("srgraph_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+        ("command".to_string(), std::env::args().collect::<Vec<_>>().join(" ")),
     ]);
     let name = if Arch::parse(&a.arch).is_some() {
         c.arch.name().to_string()
@@ -193,10 +176,7 @@ pub fn run(a: BuildArgs) -> Result<()> {
             ""
         }
     )?;
-    let (i, o) = (
-        &model.graph.nodes[model.graph.inputs[0]],
-        model.graph.outputs[0].1,
-    );
+    let (i, o) = (&model.graph.nodes[model.graph.inputs[0]], model.graph.outputs[0].1);
     writeln!(
         out,
         "graph       {kind}: {} {} -> {} {}",
@@ -212,12 +192,7 @@ pub fn run(a: BuildArgs) -> Result<()> {
         .map(|(op, n)| format!("{op} {n}"))
         .collect();
     writeln!(out, "ops         {}", ops.join(", "))?;
-    writeln!(
-        out,
-        "wrote       {} ({:.2} MB)",
-        path.display(),
-        size as f64 / 1e6
-    )?;
+    writeln!(out, "wrote       {} ({:.2} MB)", path.display(), size as f64 / 1e6)?;
     Ok(())
 }
 

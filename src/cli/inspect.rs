@@ -16,10 +16,12 @@ pub struct InspectArgs {
 }
 
 pub fn run(a: InspectArgs) -> Result<()> {
-    let bytes =
-        std::fs::read(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
+    let bytes = std::fs::read(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
     let proto = pb::ModelProto::decode(&bytes[..]).with_context(|| {
-        format!("{} is not an ONNX file: it does not parse as an ONNX model (truncated, or another format)", a.file.display())
+        format!(
+            "{} is not an ONNX file: it does not parse as an ONNX model (truncated, or another format)",
+            a.file.display()
+        )
     })?;
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -28,19 +30,12 @@ pub fn run(a: InspectArgs) -> Result<()> {
         a.file.display(),
         bytes.len() as f64 / 1e6
     )?;
-    writeln!(
-        out,
-        "producer    {} {}",
-        proto.producer_name, proto.producer_version
-    )?;
+    writeln!(out, "producer    {} {}", proto.producer_name, proto.producer_version)?;
     if proto.producer_name != crate::onnx::PRODUCER {
         let Some(g) = &proto.graph else {
             anyhow::bail!("{} is not an ONNX model: it has no graph", a.file.display())
         };
-        writeln!(
-            out,
-            "note        not made by srgraph: showing its ONNX structure only"
-        )?;
+        writeln!(out, "note        not made by srgraph: showing its ONNX structure only")?;
         let mut ops: Vec<(String, usize)> = Vec::new();
         for n in &g.node {
             match ops.iter_mut().find(|(o, _)| *o == n.op_type) {
@@ -52,12 +47,8 @@ pub fn run(a: InspectArgs) -> Result<()> {
         writeln!(out, "nodes       {} ({})", g.node.len(), ops.join(", "))?;
         return Ok(());
     }
-    let model = Model::from_bytes(&bytes).with_context(|| {
-        format!(
-            "{} says srgraph made it, but srgraph cannot read it",
-            a.file.display()
-        )
-    })?;
+    let model = Model::from_bytes(&bytes)
+        .with_context(|| format!("{} says srgraph made it, but srgraph cannot read it", a.file.display()))?;
     let g = &model.graph;
     for &i in &g.inputs {
         writeln!(
@@ -83,11 +74,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
         "weights     {} values in constants and parameters",
         grouped(weights)
     )?;
-    let ops: Vec<String> = g
-        .op_histogram()
-        .iter()
-        .map(|(op, n)| format!("{op} {n}"))
-        .collect();
+    let ops: Vec<String> = g.op_histogram().iter().map(|(op, n)| format!("{op} {n}")).collect();
     writeln!(out, "ops         {}", ops.join(", "))?;
     for (k, v) in &model.metadata {
         writeln!(out, "meta        {k} = {v}")?;

@@ -10,10 +10,9 @@ pub fn load_rgb(path: &Path) -> Result<Array4<f32>> {
         .with_context(|| format!("cannot read image {}", path.display()))?
         .to_rgb8();
     let (w, h) = img.dimensions();
-    Ok(Array4::from_shape_fn(
-        (1, 3, h as usize, w as usize),
-        |(_, c, y, x)| img.get_pixel(x as u32, y as u32)[c] as f32,
-    ))
+    Ok(Array4::from_shape_fn((1, 3, h as usize, w as usize), |(_, c, y, x)| {
+        img.get_pixel(x as u32, y as u32)[c] as f32
+    }))
 }
 
 /// A [1, 3, H, W] tensor to an 8-bit RGB image, rounded and clamped to [0, 255].

@@ -21,12 +21,7 @@ pub fn fold_constants(g: &mut Graph) -> Result<()> {
         if !is_foldable(&n.op) || n.inputs.is_empty() {
             continue;
         }
-        let Some(inputs) = n
-            .inputs
-            .iter()
-            .map(|&o| const_of(g, o))
-            .collect::<Option<Vec<_>>>()
-        else {
+        let Some(inputs) = n.inputs.iter().map(|&o| const_of(g, o)).collect::<Option<Vec<_>>>() else {
             continue;
         };
         let value = eval(&n.op, &inputs).with_context(|| format!("Folding node {}", n.name))?;
@@ -145,10 +140,7 @@ fn plan_absorb(
     };
     match &n.op {
         Op::Conv { .. } => {
-            let (Some(w), Some(b)) = (
-                sole_const(n.inputs[1]),
-                n.inputs.get(2).and_then(|&b| sole_const(b)),
-            ) else {
+            let (Some(w), Some(b)) = (sole_const(n.inputs[1]), n.inputs.get(2).and_then(|&b| sole_const(b))) else {
                 return false;
             };
             let mut b: ArrayD<f32> = b.mapv(|x| x * scale);
@@ -183,5 +175,74 @@ fn plan_absorb(
             plan_absorb(g, readers, n.inputs[0], scale, pre, edits)
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Dim, Fact, ShuffleMode};
+
+    /// y = DepthToSpace(Conv(x / 2, W, b)) * 3 + m: both affine ends fold into
+    /// W and b, exactly as computed here by hand.
+    #[test]
+    fn scale_and_channel_bias_fold_into_the_conv() -> Result<()> {
+        for mode in [ShuffleMode::Crd, ShuffleMode::Dcr] {
+            let mut g = Graph::new();
+            let x = g.input(
+                "x",
+                Fact::f32(vec![Dim::Known(1), Dim::Known(1), Dim::Known(2), Dim::Known(2)]),
+            );
+            let two = g.constant("two", Tensor::scalar(2.0));
+            let half = g.wire("half", Op::Div, &[x, two])?;
+            let w = g.constant("w", Tensor::f32(&[4, 1, 1, 1], vec![1.0, 2.0, 3.0, 4.0]));
+            let b = g.constant("b", Tensor::f32(&[4], vec![0.5; 4]));
+            let y = g.wire("conv", Op::Conv { pads: [0; 4] }, &[half, w, b])?;
+            let y = g.wire("shuffle", Op::DepthToSpace { block: 2, mode }, &[y])?;
+            let three = g.constant("three", Tensor::scalar(3.0));
+            let y = g.wire("mul", Op::Mul, &[y, three])?;
+            let m = g.constant("m", Tensor::f32(&[1, 1, 1, 1], vec![10.0]));
+            let y = g.wire("add", Op::Add, &[y, m])?;
+            g.output("y", y);
+            fold_input_scale(&mut g);
+            fold_output_affine(&mut g);
+            g.prune();
+            g.check()?;
+            let hist = g.op_histogram();
+            assert_eq!(hist, [("Conv", 1), ("DepthToSpace", 1)], "{mode:?}");
+            let conv = g.nodes.iter().find(|n| n.name == "conv").unwrap();
+            let value = |o: Outlet| {
+                const_of(&g, o)
+                    .unwrap()
+                    .as_f32()
+                    .unwrap()
+                    .iter()
+                    .copied()
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(value(conv.inputs[1]), [1.5, 3.0, 4.5, 6.0], "W * 3 / 2");
+            assert_eq!(value(conv.inputs[2]), [11.5; 4], "b * 3 + 10");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_scale_with_a_non_conv_reader_stays() -> Result<()> {
+        let mut g = Graph::new();
+        let x = g.input(
+            "x",
+            Fact::f32(vec![Dim::Known(1), Dim::Known(1), Dim::Known(2), Dim::Known(2)]),
+        );
+        let two = g.constant("two", Tensor::scalar(2.0));
+        let half = g.wire("half", Op::Div, &[x, two])?;
+        let w = g.constant("w", Tensor::f32(&[1, 1, 1, 1], vec![1.0]));
+        let y = g.wire("conv", Op::Conv { pads: [0; 4] }, &[half, w])?;
+        let r = g.wire("relu", Op::Relu, &[half])?;
+        let s = g.wire("sum", Op::Add, &[y, r])?;
+        g.output("y", s);
+        let before = g.clone();
+        fold_input_scale(&mut g);
+        assert_eq!(g, before);
+        Ok(())
     }
 }

@@ -60,9 +60,7 @@ impl Dim {
 
     pub fn parse_onnx_param(p: &str) -> Dim {
         match p.split_once('*') {
-            Some((f, s)) if f.parse::<usize>().is_ok() => {
-                Dim::Sym(s.to_string(), f.parse().unwrap())
-            }
+            Some((f, s)) if f.parse::<usize>().is_ok() => Dim::Sym(s.to_string(), f.parse().unwrap()),
             _ => Dim::sym(p),
         }
     }

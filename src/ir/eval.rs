@@ -31,14 +31,12 @@ pub fn eval(op: &Op, inputs: &[&Tensor]) -> Result<Tensor> {
     };
     let binary = |fun: fn(f32, f32) -> f32| -> Result<Tensor> {
         let (a, b) = (f(0)?, f(1)?);
-        let shape = co_broadcast(a.shape(), b.shape())
-            .with_context(|| format!("{}: shapes do not broadcast", op.name()))?;
+        let shape =
+            co_broadcast(a.shape(), b.shape()).with_context(|| format!("{}: shapes do not broadcast", op.name()))?;
         let a = a.broadcast(IxDyn(&shape)).unwrap();
         let b = b.broadcast(IxDyn(&shape)).unwrap();
         Ok(Tensor::F32(
-            ndarray::Zip::from(&a)
-                .and(&b)
-                .map_collect(|&x, &y| fun(x, y)),
+            ndarray::Zip::from(&a).and(&b).map_collect(|&x, &y| fun(x, y)),
         ))
     };
     Ok(match op {
@@ -62,11 +60,7 @@ pub fn eval(op: &Op, inputs: &[&Tensor]) -> Result<Tensor> {
         }
         Op::Reshape { shape } => {
             let a = f(0)?;
-            let known: usize = shape
-                .iter()
-                .filter(|&&d| d > 0)
-                .map(|&d| d as usize)
-                .product();
+            let known: usize = shape.iter().filter(|&&d| d > 0).map(|&d| d as usize).product();
             let dims: Vec<usize> = shape
                 .iter()
                 .map(|&d| if d == -1 { a.len() / known } else { d as usize })

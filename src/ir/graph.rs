@@ -67,8 +67,7 @@ impl Graph {
     }
 
     pub fn constant(&mut self, name: impl Into<String>, t: Tensor) -> Outlet {
-        self.wire(name, Op::Const(t), &[])
-            .expect("a constant always wires")
+        self.wire(name, Op::Const(t), &[]).expect("a constant always wires")
     }
 
     pub fn output(&mut self, name: impl Into<String>, value: Outlet) {
@@ -126,11 +125,7 @@ impl Graph {
     pub fn check(&self) -> Result<()> {
         let mut names = HashSet::new();
         for (id, n) in self.nodes.iter().enumerate() {
-            ensure!(
-                names.insert(n.name.as_str()),
-                "node name {} is used twice",
-                n.name
-            );
+            ensure!(names.insert(n.name.as_str()), "node name {} is used twice", n.name);
             for i in &n.inputs {
                 ensure!(
                     i.node < id,
@@ -165,10 +160,7 @@ impl Graph {
             );
         }
         for (name, o) in &self.outputs {
-            ensure!(
-                o.node < self.nodes.len(),
-                "output {name} points past the graph"
-            );
+            ensure!(o.node < self.nodes.len(), "output {name} points past the graph");
         }
         Ok(())
     }
@@ -200,5 +192,81 @@ impl Graph {
         for (_, o) in &mut self.outputs {
             o.node = new_id[o.node];
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{known, Dim};
+
+    fn x(g: &mut Graph) -> Outlet {
+        g.input(
+            "x",
+            Fact::f32(vec![Dim::sym("N"), Dim::Known(3), Dim::sym("H"), Dim::sym("W")]),
+        )
+    }
+
+    #[test]
+    fn shape_errors_name_the_node_that_made_them() {
+        let mut g = Graph::new();
+        let x = x(&mut g);
+        let w = g.constant("w", Tensor::f32(&[8, 4, 3, 3], vec![0.0; 288]));
+        let err = g.wire("body.0.conv", Op::Conv { pads: [1; 4] }, &[x, w]).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("body.0.conv (Conv)") && msg.contains("3 channels"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn same_padding_keeps_symbolic_sizes_and_other_padding_is_refused() -> Result<()> {
+        let mut g = Graph::new();
+        let x = x(&mut g);
+        let w = g.constant("w", Tensor::f32(&[8, 3, 3, 3], vec![0.0; 216]));
+        let y = g.wire("same", Op::Conv { pads: [1; 4] }, &[x, w])?;
+        assert_eq!(
+            g.fact(y).shape[1..],
+            known(&[8])[..1]
+                .iter()
+                .cloned()
+                .chain([Dim::sym("H"), Dim::sym("W")])
+                .collect::<Vec<_>>()[..]
+        );
+        assert!(g.wire("valid", Op::Conv { pads: [0; 4] }, &[x, w]).is_err());
+        let up = g.wire(
+            "up",
+            Op::DepthToSpace {
+                block: 2,
+                mode: crate::ir::ShuffleMode::Crd,
+            },
+            &[y],
+        )?;
+        assert_eq!(
+            g.fact(up).shape,
+            vec![
+                Dim::sym("N"),
+                Dim::Known(2),
+                Dim::Sym("H".into(), 2),
+                Dim::Sym("W".into(), 2)
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn prune_drops_dead_nodes_and_keeps_order() -> Result<()> {
+        let mut g = Graph::new();
+        let x = x(&mut g);
+        let c = g.constant("c", Tensor::scalar(2.0));
+        let _dead = g.wire("dead", Op::Mul, &[x, c])?;
+        let y = g.wire("y", Op::Relu, &[x])?;
+        g.output("out", y);
+        g.prune();
+        g.check()?;
+        let names: Vec<&str> = g.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["x", "y"]);
+        Ok(())
     }
 }

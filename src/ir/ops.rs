@@ -150,10 +150,7 @@ impl Op {
                         dim::show(&b.shape)
                     )
                 })?;
-                Fact {
-                    dtype: a.dtype,
-                    shape,
-                }
+                Fact { dtype: a.dtype, shape }
             }
             Op::ReduceSum { axes, keepdims } => {
                 let x = inputs[0];
@@ -170,10 +167,7 @@ impl Op {
                         shape.push(Dim::Known(1));
                     }
                 }
-                Fact {
-                    dtype: x.dtype,
-                    shape,
-                }
+                Fact { dtype: x.dtype, shape }
             }
             Op::DepthToSpace { block: s, .. } => {
                 let x = inputs[0];
@@ -189,12 +183,7 @@ impl Op {
                         s * s
                     )
                 })?;
-                Fact::f32(vec![
-                    x.shape[0].clone(),
-                    c,
-                    x.shape[2].mul(*s),
-                    x.shape[3].mul(*s),
-                ])
+                Fact::f32(vec![x.shape[0].clone(), c, x.shape[2].mul(*s), x.shape[3].mul(*s)])
             }
             Op::Reshape { shape } => {
                 let x = inputs[0];
@@ -202,24 +191,13 @@ impl Op {
                 let Some(total) = total else {
                     bail!("Reshape of a symbolic shape {}", dim::show(&x.shape))
                 };
-                let known: usize = shape
-                    .iter()
-                    .filter(|&&d| d > 0)
-                    .map(|&d| d as usize)
-                    .product();
+                let known: usize = shape.iter().filter(|&&d| d > 0).map(|&d| d as usize).product();
                 let out: Shape = shape
                     .iter()
-                    .map(|&d| {
-                        Dim::Known(if d == -1 {
-                            total / known.max(1)
-                        } else {
-                            d as usize
-                        })
-                    })
+                    .map(|&d| Dim::Known(if d == -1 { total / known.max(1) } else { d as usize }))
                     .collect();
                 ensure!(
-                    shape.iter().filter(|&&d| d == -1).count() <= 1
-                        && shape.iter().all(|&d| d > 0 || d == -1),
+                    shape.iter().filter(|&&d| d == -1).count() <= 1 && shape.iter().all(|&d| d > 0 || d == -1),
                     "Reshape to {shape:?}: only positive sizes and one -1"
                 );
                 let n: usize = out.iter().filter_map(Dim::known).product();

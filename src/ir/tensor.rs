@@ -53,9 +53,7 @@ impl Tensor {
     }
 
     pub fn f32(shape: &[usize], data: Vec<f32>) -> Tensor {
-        Tensor::F32(
-            ArrayD::from_shape_vec(IxDyn(shape), data).expect("tensor data matches its shape"),
-        )
+        Tensor::F32(ArrayD::from_shape_vec(IxDyn(shape), data).expect("tensor data matches its shape"))
     }
 
     pub fn i64_vec(data: &[i64]) -> Tensor {

@@ -12,6 +12,9 @@ pub struct BudgetFit {
 
 /// Budgets further than this from every reachable count are refused.
 const TOLERANCE: f64 = 0.10;
+/// Any width this close counts as a hit; among hits, the expansion nearest the
+/// configured one wins, so WDSR keeps its wide activation when it can.
+const HIT: f64 = 0.01;
 
 pub fn fit_budget(base: &ModelConfig, budget: usize, vary_expansion: bool) -> Result<BudgetFit> {
     ensure!(budget > 0, "a parameter budget must be positive");
@@ -31,15 +34,14 @@ pub fn fit_budget(base: &ModelConfig, budget: usize, vary_expansion: bool) -> Re
             if c.validate().is_err() {
                 continue;
             }
-            let n = param_count_dry(&c)?;
-            if best
-                .as_ref()
-                .is_none_or(|b| n.abs_diff(budget) < b.params.abs_diff(budget))
-            {
-                best = Some(BudgetFit {
-                    config: c,
-                    params: n,
-                });
+            let candidate = BudgetFit { params: param_count_dry(&c)?, config: c };
+            let rank = |fit: &BudgetFit| {
+                let miss = fit.params.abs_diff(budget) as f64 / budget as f64;
+                (miss > HIT, fit.config.expansion.abs_diff(base.expansion), fit.params.abs_diff(budget))
+            };
+            let n = candidate.params;
+            if best.as_ref().is_none_or(|b| rank(&candidate) < rank(b)) {
+                best = Some(candidate);
             }
             if n > 2 * budget {
                 break;
@@ -74,9 +76,37 @@ pub fn parse_count(s: &str) -> Result<usize> {
     let v: f64 = num
         .parse()
         .with_context(|| format!("'{s}' is not a parameter count (try 600k, 1.2M or 600000)"))?;
-    ensure!(
-        v.is_finite() && v > 0.0,
-        "'{s}' is not a positive parameter count"
-    );
+    ensure!(v.is_finite() && v > 0.0, "'{s}' is not a positive parameter count");
     Ok((v * mul).round() as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::Arch;
+
+    #[test]
+    fn counts_parse_with_suffixes() -> Result<()> {
+        assert_eq!(parse_count("600k")?, 600_000);
+        assert_eq!(parse_count("1.2M")?, 1_200_000);
+        assert_eq!(parse_count("779011")?, 779_011);
+        assert!(parse_count("-3k").is_err() && parse_count("many").is_err() && parse_count("").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn wdsr_keeps_its_expansion_when_a_width_hits_the_budget() -> Result<()> {
+        let base = ModelConfig {
+            blocks: 8,
+            ..ModelConfig::new(Arch::WdsrA)
+        };
+        let fit = fit_budget(&base, 600_000, true)?;
+        assert_eq!(
+            fit.config.expansion, 4,
+            "chose filters {} e {}",
+            fit.config.filters, fit.config.expansion
+        );
+        assert!(fit.params.abs_diff(600_000) <= 6_000, "{}", fit.params);
+        Ok(())
+    }
 }

@@ -59,22 +59,12 @@ impl Net {
     /// 2-D convolution with bias and "same" padding, initialised as PyTorch's
     /// `nn.Conv2d` (kaiming-uniform with a = sqrt(5): bound 1/sqrt(fan_in)), and,
     /// under weight norm, `g` initialised to `||v||` as `torch.nn.utils.weight_norm` does.
-    pub fn conv(
-        &mut self,
-        name: &str,
-        x: Outlet,
-        cin: usize,
-        cout: usize,
-        k: usize,
-    ) -> Result<Outlet> {
+    pub fn conv(&mut self, name: &str, x: Outlet, cin: usize, cout: usize, k: usize) -> Result<Outlet> {
         let bound = 1.0 / ((cin * k * k) as f32).sqrt();
         let w = match self.norm {
-            Norm::None => {
-                self.uniform_param(&format!("{name}.weight"), &[cout, cin, k, k], bound)?
-            }
+            Norm::None => self.uniform_param(&format!("{name}.weight"), &[cout, cin, k, k], bound)?,
             Norm::Weight => {
-                let v =
-                    self.uniform_param(&format!("{name}.weight_v"), &[cout, cin, k, k], bound)?;
+                let v = self.uniform_param(&format!("{name}.weight_v"), &[cout, cin, k, k], bound)?;
                 let g0 = channel_norms(self.g.node(v.node));
                 let g = self.g.wire(
                     format!("{name}.weight_g"),
@@ -86,8 +76,7 @@ impl Net {
         };
         let b = self.uniform_param(&format!("{name}.bias"), &[cout], bound)?;
         let p = k / 2;
-        self.g
-            .wire(name, Op::Conv { pads: [p, p, p, p] }, &[x, w, b])
+        self.g.wire(name, Op::Conv { pads: [p, p, p, p] }, &[x, w, b])
     }
 
     /// w = g * v / sqrt(sum(v^2)) over each output channel, in graph ops, so the
@@ -103,9 +92,7 @@ impl Net {
             &[sq],
         )?;
         let norm = self.g.wire(format!("{name}.wn.norm"), Op::Sqrt, &[ss])?;
-        let s = self
-            .g
-            .wire(format!("{name}.wn.scale"), Op::Div, &[g, norm])?;
+        let s = self.g.wire(format!("{name}.wn.scale"), Op::Div, &[g, norm])?;
         self.g.wire(format!("{name}.wn.weight"), Op::Mul, &[v, s])
     }
 
@@ -122,9 +109,7 @@ impl Net {
         if factor == 1.0 {
             return Ok(x);
         }
-        let c = self
-            .g
-            .constant(format!("{name}.factor"), Tensor::scalar(factor));
+        let c = self.g.constant(format!("{name}.factor"), Tensor::scalar(factor));
         self.g.wire(name, Op::Mul, &[x, c])
     }
 
@@ -159,7 +144,6 @@ fn channel_norms(v: &crate::ir::Node) -> Vec<f32> {
 
 /// FNV-1a: a stable hash (unlike std's) for deriving per-parameter seeds.
 fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    })
+    s.bytes()
+        .fold(0xcbf29ce484222325, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
 }

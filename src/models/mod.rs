@@ -95,20 +95,9 @@ impl ModelConfig {
             "scale {} is not supported: use 2, 3 or 4",
             self.scale
         );
-        ensure!(
-            self.blocks >= 1,
-            "blocks must be at least 1 (got {})",
-            self.blocks
-        );
-        ensure!(
-            self.filters >= 1,
-            "filters must be at least 1 (got {})",
-            self.filters
-        );
-        ensure!(
-            self.res_scale.is_finite(),
-            "res-scale must be a finite number"
-        );
+        ensure!(self.blocks >= 1, "blocks must be at least 1 (got {})", self.blocks);
+        ensure!(self.filters >= 1, "filters must be at least 1 (got {})", self.filters);
+        ensure!(self.res_scale.is_finite(), "res-scale must be a finite number");
         if self.arch.is_wdsr() {
             ensure!(
                 self.expansion >= 1,
@@ -168,15 +157,10 @@ fn build_net(c: &ModelConfig, [n, h, w]: [Dim; 3], dry: bool) -> Result<Graph> {
     let mut net = Net::new(c.seed, c.norm, c.shuffle);
     net.dry = dry;
     let lr = net.input("lr", Fact::f32(vec![n, Dim::Known(3), h, w]));
-    let mean = Tensor::f32(
-        &[1, 3, 1, 1],
-        DIV2K_MEAN.iter().map(|m| m * 255.0).collect(),
-    );
+    let mean = Tensor::f32(&[1, 3, 1, 1], DIV2K_MEAN.iter().map(|m| m * 255.0).collect());
     let mean_in = net.g.constant("mean_shift.mean", mean.clone());
     let x = net.g.wire("mean_shift.sub", Op::Sub, &[lr, mean_in])?;
-    let scale = net
-        .g
-        .constant("mean_shift.scale", Tensor::scalar(PIXEL_SCALE));
+    let scale = net.g.constant("mean_shift.scale", Tensor::scalar(PIXEL_SCALE));
     let x = net.g.wire("mean_shift.div", Op::Div, &[x, scale])?;
     let y = match c.arch {
         Arch::Edsr => edsr::edsr(&mut net, x, c)?,

@@ -27,8 +27,8 @@ pub struct Preset {
 impl Preset {
     /// The preset applied over its architecture's defaults.
     pub fn config(&self) -> Result<ModelConfig> {
-        let arch = Arch::parse(&self.arch)
-            .with_context(|| format!("preset {}: unknown arch '{}'", self.name, self.arch))?;
+        let arch =
+            Arch::parse(&self.arch).with_context(|| format!("preset {}: unknown arch '{}'", self.name, self.arch))?;
         let mut c = ModelConfig::new(arch);
         c.scale = self.scale.unwrap_or(c.scale);
         c.blocks = self.blocks.unwrap_or(c.blocks);
@@ -58,8 +58,7 @@ pub fn presets() -> Result<Vec<Preset>> {
     PRESET_FILES
         .iter()
         .map(|(name, text)| {
-            let mut p: Preset = toml::from_str(text)
-                .with_context(|| format!("graphs/{name}.toml does not parse"))?;
+            let mut p: Preset = toml::from_str(text).with_context(|| format!("graphs/{name}.toml does not parse"))?;
             p.name = name.to_string();
             Ok(p)
         })

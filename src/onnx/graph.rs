@@ -5,9 +5,7 @@
 //! how the reader tells them apart.
 
 use super::ops;
-use super::pb::{
-    self, tensor_shape_proto::dimension::Value as DimValue, type_proto, GraphProto, ValueInfoProto,
-};
+use super::pb::{self, tensor_shape_proto::dimension::Value as DimValue, type_proto, GraphProto, ValueInfoProto};
 use super::tensor::{dtype_of, elem_type, tensor_from_proto, tensor_to_proto};
 use crate::ir::{Dim, Fact, Graph, Op, Outlet};
 use anyhow::{bail, ensure, Context, Result};
@@ -40,9 +38,7 @@ pub fn graph_to_proto(g: &Graph, name: &str) -> Result<GraphProto> {
         ..Default::default()
     };
     for &i in &g.inputs {
-        proto
-            .input
-            .push(value_info(&g.nodes[i].name, &g.nodes[i].outputs[0]));
+        proto.input.push(value_info(&g.nodes[i].name, &g.nodes[i].outputs[0]));
     }
     for (id, n) in g.nodes.iter().enumerate() {
         match &n.op {
@@ -72,8 +68,7 @@ pub fn graph_to_proto(g: &Graph, name: &str) -> Result<GraphProto> {
 pub fn graph_from_proto(p: &GraphProto) -> Result<Graph> {
     let mut g = Graph::new();
     let mut values: HashMap<String, Outlet> = HashMap::new();
-    let inits: HashMap<&str, &pb::TensorProto> =
-        p.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    let inits: HashMap<&str, &pb::TensorProto> = p.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
     let declared_inputs: Vec<&str> = p.input.iter().map(|v| v.name.as_str()).collect();
     for vi in &p.input {
         if !inits.contains_key(vi.name.as_str()) {
@@ -93,9 +88,9 @@ pub fn graph_from_proto(p: &GraphProto) -> Result<Graph> {
             let o = match values.get(name) {
                 Some(o) => *o,
                 None => {
-                    let t = inits.get(name.as_str()).with_context(|| {
-                        format!("{}: input '{name}' is not defined before it", what())
-                    })?;
+                    let t = inits
+                        .get(name.as_str())
+                        .with_context(|| format!("{}: input '{name}' is not defined before it", what()))?;
                     let tensor = tensor_from_proto(t).with_context(what)?;
                     let op = if declared_inputs.contains(&name.as_str()) {
                         Op::Param(tensor)
@@ -159,8 +154,7 @@ fn value_info(name: &str, fact: &Fact) -> ValueInfoProto {
 }
 
 fn fact_of(vi: &ValueInfoProto) -> Result<Fact> {
-    let Some(type_proto::Value::TensorType(t)) = vi.r#type.as_ref().and_then(|t| t.value.as_ref())
-    else {
+    let Some(type_proto::Value::TensorType(t)) = vi.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
         bail!("not a tensor")
     };
     let shape = t.shape.as_ref().context("no shape")?;

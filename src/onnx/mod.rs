@@ -35,10 +35,7 @@ impl Model {
     }
 
     pub fn meta(&self, key: &str) -> Option<&str> {
-        self.metadata
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     pub fn made_by_srgraph(&self) -> bool {
@@ -72,8 +69,9 @@ impl Model {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Model> {
-        let proto = pb::ModelProto::decode(bytes)
-            .context("not an ONNX model: the file does not parse as an ONNX ModelProto (truncated, or another format)")?;
+        let proto = pb::ModelProto::decode(bytes).context(
+            "not an ONNX model: the file does not parse as an ONNX ModelProto (truncated, or another format)",
+        )?;
         let Some(graph) = &proto.graph else {
             bail!("not an ONNX model: the ModelProto has no graph")
         };
@@ -100,9 +98,7 @@ impl Model {
     }
 
     pub fn load(path: &Path) -> Result<Model> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        Model::from_bytes(&bytes)
-            .with_context(|| format!("{} is not a model srgraph can read", path.display()))
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Model::from_bytes(&bytes).with_context(|| format!("{} is not a model srgraph can read", path.display()))
     }
 }

@@ -22,10 +22,9 @@ pub fn write(
         inputs.push(init_name);
     };
     let op_type = match op {
-        Op::Input | Op::Const(_) | Op::Param(_) => bail!(
-            "{name}: {} is an initialiser or input, not a node",
-            op.name()
-        ),
+        Op::Input | Op::Const(_) | Op::Param(_) => {
+            bail!("{name}: {} is an initialiser or input, not a node", op.name())
+        }
         Op::Conv { pads } => {
             attrs.push(ints("pads", pads.iter().map(|&p| p as i64).collect()));
             attrs.push(ints("strides", vec![1, 1]));
@@ -84,9 +83,8 @@ pub fn read(node: &NodeProto, constant: &dyn Fn(&str) -> Option<Tensor>) -> Resu
             .input
             .get(i)
             .with_context(|| format!("missing input {i} ({what})"))?;
-        let t = constant(name).with_context(|| {
-            format!("input {i} ({what}) '{name}' must be a constant initialiser")
-        })?;
+        let t =
+            constant(name).with_context(|| format!("input {i} ({what}) '{name}' must be a constant initialiser"))?;
         Ok(t.as_i64()
             .with_context(|| format!("{what} must be int64"))?
             .iter()
@@ -97,23 +95,14 @@ pub fn read(node: &NodeProto, constant: &dyn Fn(&str) -> Option<Tensor>) -> Resu
     Ok(match node.op_type.as_str() {
         "Conv" => {
             ensure!(
-                a.ints("strides")?
-                    .unwrap_or(vec![1, 1])
-                    .iter()
-                    .all(|&s| s == 1),
+                a.ints("strides")?.unwrap_or(vec![1, 1]).iter().all(|&s| s == 1),
                 "only stride 1 is supported"
             );
             ensure!(
-                a.ints("dilations")?
-                    .unwrap_or(vec![1, 1])
-                    .iter()
-                    .all(|&s| s == 1),
+                a.ints("dilations")?.unwrap_or(vec![1, 1]).iter().all(|&s| s == 1),
                 "only dilation 1 is supported"
             );
-            ensure!(
-                a.int("group")?.unwrap_or(1) == 1,
-                "only group 1 is supported"
-            );
+            ensure!(a.int("group")?.unwrap_or(1) == 1, "only group 1 is supported");
             let auto_pad = a.string("auto_pad")?.unwrap_or_default();
             ensure!(
                 auto_pad.is_empty() || auto_pad == "NOTSET",
@@ -139,10 +128,7 @@ pub fn read(node: &NodeProto, constant: &dyn Fn(&str) -> Option<Tensor>) -> Resu
         "Sqrt" => (Op::Sqrt, 1),
         "ReduceSum" => {
             let axes = const_arg(1, "axes")?;
-            ensure!(
-                axes.iter().all(|&x| x >= 0),
-                "negative axes {axes:?} are not supported"
-            );
+            ensure!(axes.iter().all(|&x| x >= 0), "negative axes {axes:?} are not supported");
             let keepdims = a.int("keepdims")?.unwrap_or(1) != 0;
             (
                 Op::ReduceSum {
@@ -153,9 +139,7 @@ pub fn read(node: &NodeProto, constant: &dyn Fn(&str) -> Option<Tensor>) -> Resu
             )
         }
         "DepthToSpace" => {
-            let block = a
-                .int("blocksize")?
-                .context("attribute 'blocksize' is required")?;
+            let block = a.int("blocksize")?.context("attribute 'blocksize' is required")?;
             ensure!(block >= 1, "blocksize {block}");
             let mode = match a.string("mode")?.as_deref().unwrap_or("DCR") {
                 "DCR" => ShuffleMode::Dcr,
@@ -171,10 +155,7 @@ pub fn read(node: &NodeProto, constant: &dyn Fn(&str) -> Option<Tensor>) -> Resu
             )
         }
         "Reshape" => {
-            ensure!(
-                a.int("allowzero")?.unwrap_or(0) == 0,
-                "allowzero is not supported"
-            );
+            ensure!(a.int("allowzero")?.unwrap_or(0) == 0, "allowzero is not supported");
             (
                 Op::Reshape {
                     shape: const_arg(1, "shape")?,
@@ -244,10 +225,7 @@ impl Attrs<'_> {
 
     fn string(&self, name: &str) -> Result<Option<String>> {
         self.get(name, at::STRING)?
-            .map(|a| {
-                String::from_utf8(a.s.clone())
-                    .with_context(|| format!("attribute '{name}' is not UTF-8"))
-            })
+            .map(|a| String::from_utf8(a.s.clone()).with_context(|| format!("attribute '{name}' is not UTF-8")))
             .transpose()
     }
 }

@@ -9,14 +9,8 @@ use ndarray::{ArrayD, IxDyn};
 pub fn tensor_to_proto(name: &str, t: &Tensor) -> TensorProto {
     let dims = t.shape().iter().map(|&d| d as i64).collect();
     let (data_type, raw_data) = match t {
-        Tensor::F32(a) => (
-            data_type::FLOAT,
-            a.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        ),
-        Tensor::I64(a) => (
-            data_type::INT64,
-            a.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        ),
+        Tensor::F32(a) => (data_type::FLOAT, a.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        Tensor::I64(a) => (data_type::INT64, a.iter().flat_map(|v| v.to_le_bytes()).collect()),
     };
     TensorProto {
         name: name.to_string(),
@@ -41,8 +35,7 @@ pub fn tensor_from_proto(p: &TensorProto) -> Result<Tensor> {
     );
     let shape: Vec<usize> = p.dims.iter().map(|&d| d as usize).collect();
     let n: usize = shape.iter().product();
-    let wrong =
-        |got: usize| anyhow::anyhow!("tensor {} of shape {:?} holds {got} values", p.name, p.dims);
+    let wrong = |got: usize| anyhow::anyhow!("tensor {} of shape {:?} holds {got} values", p.name, p.dims);
     Ok(match p.data_type {
         data_type::FLOAT => {
             let v: Vec<f32> = if !p.raw_data.is_empty() {

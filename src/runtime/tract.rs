@@ -28,10 +28,7 @@ impl TractModel {
 
     pub fn run(&self, inputs: Vec<ArrayD<f32>>) -> Result<Vec<ArrayD<f32>>> {
         let inputs: TVec<TValue> = inputs.into_iter().map(|a| Tensor::from(a).into()).collect();
-        let outputs = self
-            .plan
-            .run(inputs)
-            .context("tract failed to run the graph")?;
+        let outputs = self.plan.run(inputs).context("tract failed to run the graph")?;
         outputs
             .iter()
             .map(|v| Ok(v.to_plain_array_view::<f32>()?.to_owned()))

@@ -14,8 +14,7 @@ pub fn data_dir() -> PathBuf {
 /// A Set5 picture as [1, 3, H, W] in [0, 255].
 pub fn set5(name: &str) -> Array4<f32> {
     let p = data_dir().join("Set5/HR").join(format!("{name}.png"));
-    srgraph::data::load_rgb(&p)
-        .unwrap_or_else(|e| panic!("{e:#}: the tests read ../shared/data (or $SRGRAPH_DATA)"))
+    srgraph::data::load_rgb(&p).unwrap_or_else(|e| panic!("{e:#}: the tests read ../shared/data (or $SRGRAPH_DATA)"))
 }
 
 /// A crop of a Set5 picture, to keep slow checks short.
@@ -31,10 +30,7 @@ pub fn set5_crop(name: &str, top: usize, left: usize, h: usize, w: usize) -> Arr
 pub fn rel_err(a: &ArrayD<f32>, b: &ArrayD<f32>) -> f32 {
     assert_eq!(a.shape(), b.shape(), "shapes differ");
     let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    a.iter()
-        .zip(b)
-        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
-        / scale
+    a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
 /// The Python of the venv made by tools/setup-python.sh (`$SRGRAPH_PYTHON`, or `.venv/bin/python`).
