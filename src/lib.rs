@@ -5,6 +5,7 @@
 //! graph; `onnx` writes and reads `.onnx` files; `runtime` runs them (tract);
 //! `data` loads pictures; `cli` is the `srgraph` command.
 
+pub mod autodiff;
 pub mod cli;
 pub mod data;
 pub mod export;

@@ -1,4 +1,7 @@
-//! Images in and out: pictures as [1, 3, H, W] float32 tensors in [0, 255].
+//! Images in and out: pictures as [1, 3, H, W] float32 tensors in [0, 255], and
+//! the MATLAB-exact bicubic resizer that makes low-resolution images.
+
+pub mod bicubic;
 
 use anyhow::{Context, Result};
 use ndarray::{Array4, ArrayD};

@@ -90,6 +90,14 @@ impl Graph {
         })
     }
 
+    /// The graph's buffers (untrained state), in the order they were created.
+    pub fn buffers(&self) -> impl Iterator<Item = (&str, &Tensor)> {
+        self.nodes.iter().filter_map(|n| match &n.op {
+            Op::Buffer(t) => Some((n.name.as_str(), t)),
+            _ => None,
+        })
+    }
+
     pub fn param_count(&self) -> usize {
         self.params().map(|(_, t)| t.len()).sum()
     }
@@ -109,7 +117,7 @@ impl Graph {
     pub fn op_histogram(&self) -> Vec<(&'static str, usize)> {
         let mut counts: Vec<(&'static str, usize)> = Vec::new();
         for n in &self.nodes {
-            if matches!(n.op, Op::Input | Op::Const(_) | Op::Param(_)) {
+            if matches!(n.op, Op::Input) || n.op.is_value() {
                 continue;
             }
             match counts.iter_mut().find(|(name, _)| *name == n.op.name()) {

@@ -41,6 +41,8 @@ pub enum Op {
     Const(Tensor),
     /// A named trainable parameter, with its current value.
     Param(Tensor),
+    /// Named state that is not trained but updated (batch norm's running statistics).
+    Buffer(Tensor),
     /// 2-D convolution, stride 1; inputs: x, weight [O, I, kh, kw], optional bias [O].
     Conv {
         pads: [usize; 4],
@@ -64,6 +66,34 @@ pub enum Op {
     },
     Transpose {
         perm: Vec<usize>,
+    },
+    /// The adjoint of `Conv` with the same weight: inputs dy [N, O, H, W], weight [O, I, kh, kw].
+    ConvTranspose {
+        pads: [usize; 4],
+    },
+    /// [..., M, K] x [..., K, N] with equal leading dims.
+    MatMul,
+    Greater,
+    /// (condition, a, b), broadcasting.
+    Where,
+    Neg,
+    Abs,
+    Sign,
+    Pow,
+    Expand {
+        shape: Vec<usize>,
+    },
+    /// Zero padding: `pads` = [begin of each axis..., end of each axis...], as ONNX.
+    Pad {
+        pads: Vec<usize>,
+    },
+    Slice {
+        axes: Vec<usize>,
+        starts: Vec<usize>,
+        ends: Vec<usize>,
+    },
+    Concat {
+        axis: usize,
     },
 }
 
@@ -95,6 +125,7 @@ impl Op {
             Op::Input => "Input",
             Op::Const(_) => "Const",
             Op::Param(_) => "Param",
+            Op::Buffer(_) => "Buffer",
             Op::Conv { .. } => "Conv",
             Op::Relu => "Relu",
             Op::Add => "Add",
@@ -106,15 +137,36 @@ impl Op {
             Op::DepthToSpace { .. } => "DepthToSpace",
             Op::Reshape { .. } => "Reshape",
             Op::Transpose { .. } => "Transpose",
+            Op::ConvTranspose { .. } => "ConvTranspose",
+            Op::MatMul => "MatMul",
+            Op::Greater => "Greater",
+            Op::Where => "Where",
+            Op::Neg => "Neg",
+            Op::Abs => "Abs",
+            Op::Sign => "Sign",
+            Op::Pow => "Pow",
+            Op::Expand { .. } => "Expand",
+            Op::Pad { .. } => "Pad",
+            Op::Slice { .. } => "Slice",
+            Op::Concat { .. } => "Concat",
         }
+    }
+
+    /// Constants, parameters and buffers: values held by the graph, not computed.
+    pub fn is_value(&self) -> bool {
+        matches!(self, Op::Const(_) | Op::Param(_) | Op::Buffer(_))
     }
 
     /// The number of inputs the op takes, as (min, max).
     fn arity(&self) -> (usize, usize) {
         match self {
-            Op::Input | Op::Const(_) | Op::Param(_) => (0, 0),
+            Op::Input | Op::Const(_) | Op::Param(_) | Op::Buffer(_) => (0, 0),
             Op::Conv { .. } => (2, 3),
-            Op::Add | Op::Sub | Op::Mul | Op::Div => (2, 2),
+            Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Greater | Op::MatMul | Op::ConvTranspose { .. } => {
+                (2, 2)
+            }
+            Op::Where => (3, 3),
+            Op::Concat { .. } => (1, usize::MAX),
             _ => (1, 1),
         }
     }
@@ -130,10 +182,11 @@ impl Op {
         );
         let fact = match self {
             Op::Input => bail!("an Input's fact is given, not inferred"),
-            Op::Const(t) | Op::Param(t) => Fact::of(t),
+            Op::Const(t) | Op::Param(t) | Op::Buffer(t) => Fact::of(t),
             Op::Conv { pads } => conv_fact(inputs, pads)?,
-            Op::Relu | Op::Sqrt => inputs[0].clone(),
-            Op::Add | Op::Sub | Op::Mul | Op::Div => {
+            Op::ConvTranspose { pads } => conv_transpose_fact(inputs, pads)?,
+            Op::Relu | Op::Sqrt | Op::Neg | Op::Abs | Op::Sign => inputs[0].clone(),
+            Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Greater => {
                 let (a, b) = (inputs[0], inputs[1]);
                 ensure!(
                     a.dtype == b.dtype,
@@ -142,15 +195,104 @@ impl Op {
                     a.dtype.name(),
                     b.dtype.name()
                 );
-                let shape = dim::broadcast(&a.shape, &b.shape).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "{}: shapes {} and {} do not broadcast",
-                        self.name(),
-                        dim::show(&a.shape),
-                        dim::show(&b.shape)
-                    )
-                })?;
-                Fact { dtype: a.dtype, shape }
+                let dtype = if *self == Op::Greater { DType::Bool } else { a.dtype };
+                Fact {
+                    dtype,
+                    shape: broadcast_or_fail(self, &a.shape, &b.shape)?,
+                }
+            }
+            Op::Where => {
+                ensure!(inputs[0].dtype == DType::Bool, "Where's condition must be bool");
+                let ab = broadcast_or_fail(self, &inputs[1].shape, &inputs[2].shape)?;
+                Fact {
+                    dtype: inputs[1].dtype,
+                    shape: broadcast_or_fail(self, &inputs[0].shape, &ab)?,
+                }
+            }
+            Op::MatMul => {
+                let (a, b) = (&inputs[0].shape, &inputs[1].shape);
+                let (ra, rb) = (a.len(), b.len());
+                ensure!(
+                    ra >= 2 && ra == rb && a[..ra - 2] == b[..rb - 2] && a[ra - 1] == b[rb - 2],
+                    "MatMul of {} and {}",
+                    dim::show(a),
+                    dim::show(b)
+                );
+                let mut shape = a[..ra - 1].to_vec();
+                shape.push(b[rb - 1].clone());
+                Fact {
+                    dtype: inputs[0].dtype,
+                    shape,
+                }
+            }
+            Op::Expand { shape } => {
+                let target = dim::known(shape);
+                ensure!(
+                    dim::broadcast(&inputs[0].shape, &target).as_ref() == Some(&target),
+                    "Expand of {} to {shape:?}",
+                    dim::show(&inputs[0].shape)
+                );
+                Fact {
+                    dtype: inputs[0].dtype,
+                    shape: target,
+                }
+            }
+            Op::Pad { pads } => {
+                let x = &inputs[0].shape;
+                ensure!(
+                    pads.len() == 2 * x.len(),
+                    "Pad: {} pads for rank {}",
+                    pads.len(),
+                    x.len()
+                );
+                let shape = x
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| d.add((pads[i] + pads[i + x.len()]) as i64))
+                    .collect::<Option<Shape>>()
+                    .ok_or_else(|| anyhow::anyhow!("Pad of a symbolic size {}", dim::show(x)))?;
+                Fact {
+                    dtype: inputs[0].dtype,
+                    shape,
+                }
+            }
+            Op::Slice { axes, starts, ends } => {
+                let mut shape = inputs[0].shape.clone();
+                ensure!(
+                    axes.len() == starts.len() && axes.len() == ends.len(),
+                    "Slice: axes, starts, ends differ in length"
+                );
+                for ((&ax, &b), &e) in axes.iter().zip(starts).zip(ends) {
+                    let n = shape
+                        .get(ax)
+                        .and_then(Dim::known)
+                        .ok_or_else(|| anyhow::anyhow!("Slice of axis {ax}"))?;
+                    ensure!(b < e && e <= n, "Slice {b}..{e} of an axis of {n}");
+                    shape[ax] = Dim::Known(e - b);
+                }
+                Fact {
+                    dtype: inputs[0].dtype,
+                    shape,
+                }
+            }
+            Op::Concat { axis } => {
+                let first = &inputs[0].shape;
+                ensure!(*axis < first.len(), "Concat axis {axis} of rank {}", first.len());
+                let mut total = 0;
+                for f in inputs {
+                    let same =
+                        f.shape.len() == first.len() && (0..first.len()).all(|i| i == *axis || f.shape[i] == first[i]);
+                    ensure!(same, "Concat of {} and {}", dim::show(first), dim::show(&f.shape));
+                    total += f.shape[*axis]
+                        .known()
+                        .ok_or_else(|| anyhow::anyhow!("Concat along a symbolic axis"))?;
+                }
+                let mut shape = first.clone();
+                shape[*axis] = Dim::Known(total);
+                Fact {
+                    dtype: inputs[0].dtype,
+                    shape,
+                }
             }
             Op::ReduceSum { axes, keepdims } => {
                 let x = inputs[0];
@@ -224,6 +366,42 @@ impl Op {
         };
         Ok(vec![fact])
     }
+}
+
+fn broadcast_or_fail(op: &Op, a: &[Dim], b: &[Dim]) -> Result<Shape> {
+    dim::broadcast(a, b).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: shapes {} and {} do not broadcast",
+            op.name(),
+            dim::show(a),
+            dim::show(b)
+        )
+    })
+}
+
+fn conv_transpose_fact(inputs: &[&Fact], pads: &[usize; 4]) -> Result<Fact> {
+    let (y, w) = (&inputs[0].shape, &inputs[1].shape);
+    ensure!(
+        y.len() == 4 && w.len() == 4,
+        "ConvTranspose wants NCHW and OIHW, got {} and {}",
+        dim::show(y),
+        dim::show(w)
+    );
+    ensure!(
+        y[1] == w[0],
+        "ConvTranspose: input has {} channels, weight {}",
+        y[1],
+        w[0]
+    );
+    let (Some(kh), Some(kw)) = (w[2].known(), w[3].known()) else {
+        bail!("ConvTranspose with a symbolic kernel")
+    };
+    let h = y[2].add(kh as i64 - 1 - (pads[0] + pads[2]) as i64);
+    let wd = y[3].add(kw as i64 - 1 - (pads[1] + pads[3]) as i64);
+    let (Some(h), Some(wd)) = (h, wd) else {
+        bail!("ConvTranspose changes the symbolic size {}", dim::show(y))
+    };
+    Ok(Fact::f32(vec![y[0].clone(), w[1].clone(), h, wd]))
 }
 
 fn conv_fact(inputs: &[&Fact], pads: &[usize; 4]) -> Result<Fact> {

@@ -34,10 +34,17 @@ pub fn fit_budget(base: &ModelConfig, budget: usize, vary_expansion: bool) -> Re
             if c.validate().is_err() {
                 continue;
             }
-            let candidate = BudgetFit { params: param_count_dry(&c)?, config: c };
+            let candidate = BudgetFit {
+                params: param_count_dry(&c)?,
+                config: c,
+            };
             let rank = |fit: &BudgetFit| {
                 let miss = fit.params.abs_diff(budget) as f64 / budget as f64;
-                (miss > HIT, fit.config.expansion.abs_diff(base.expansion), fit.params.abs_diff(budget))
+                (
+                    miss > HIT,
+                    fit.config.expansion.abs_diff(base.expansion),
+                    fit.params.abs_diff(budget),
+                )
             };
             let n = candidate.params;
             if best.as_ref().is_none_or(|b| rank(&candidate) < rank(b)) {

@@ -11,6 +11,9 @@ use crate::ir::{Dim, Fact, Graph, Op, Outlet};
 use anyhow::{bail, ensure, Context, Result};
 use std::collections::HashMap;
 
+/// Marks a graph input that holds state rather than a trained parameter.
+const BUFFER_DOC: &str = "srgraph buffer: state updated by the train step, not trained";
+
 pub fn graph_to_proto(g: &Graph, name: &str) -> Result<GraphProto> {
     g.check()?;
     // Values are named after their node (slot 0) or `node:slot`; a graph output
@@ -28,7 +31,7 @@ pub fn graph_to_proto(g: &Graph, name: &str) -> Result<GraphProto> {
     }
     for (out, o) in &g.outputs {
         ensure!(
-            !matches!(g.nodes[o.node].op, Op::Input | Op::Const(_) | Op::Param(_)),
+            !matches!(g.nodes[o.node].op, Op::Input) && !g.nodes[o.node].op.is_value(),
             "output {out} exposes an input or constant directly"
         );
         value_name.insert(*o, out.clone());
@@ -44,9 +47,13 @@ pub fn graph_to_proto(g: &Graph, name: &str) -> Result<GraphProto> {
         match &n.op {
             Op::Input => {}
             Op::Const(t) => proto.initializer.push(tensor_to_proto(&n.name, t)),
-            Op::Param(t) => {
+            Op::Param(t) | Op::Buffer(t) => {
                 proto.initializer.push(tensor_to_proto(&n.name, t));
-                proto.input.push(value_info(&n.name, &n.outputs[0]));
+                let mut vi = value_info(&n.name, &n.outputs[0]);
+                if matches!(n.op, Op::Buffer(_)) {
+                    vi.doc_string = BUFFER_DOC.into();
+                }
+                proto.input.push(vi);
             }
             op => {
                 let inputs = n.inputs.iter().map(|o| value_name[o].clone()).collect();
@@ -69,7 +76,7 @@ pub fn graph_from_proto(p: &GraphProto) -> Result<Graph> {
     let mut g = Graph::new();
     let mut values: HashMap<String, Outlet> = HashMap::new();
     let inits: HashMap<&str, &pb::TensorProto> = p.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
-    let declared_inputs: Vec<&str> = p.input.iter().map(|v| v.name.as_str()).collect();
+    let declared = |name: &str| p.input.iter().find(|v| v.name == name);
     for vi in &p.input {
         if !inits.contains_key(vi.name.as_str()) {
             let o = g.input(
@@ -92,10 +99,10 @@ pub fn graph_from_proto(p: &GraphProto) -> Result<Graph> {
                         .get(name.as_str())
                         .with_context(|| format!("{}: input '{name}' is not defined before it", what()))?;
                     let tensor = tensor_from_proto(t).with_context(what)?;
-                    let op = if declared_inputs.contains(&name.as_str()) {
-                        Op::Param(tensor)
-                    } else {
-                        Op::Const(tensor)
+                    let op = match declared(name) {
+                        Some(vi) if vi.doc_string == BUFFER_DOC => Op::Buffer(tensor),
+                        Some(_) => Op::Param(tensor),
+                        None => Op::Const(tensor),
                     };
                     let o = g.wire(name.clone(), op, &[])?;
                     values.insert(name.clone(), o);

@@ -22,7 +22,7 @@ pub fn write(
         inputs.push(init_name);
     };
     let op_type = match op {
-        Op::Input | Op::Const(_) | Op::Param(_) => {
+        Op::Input | Op::Const(_) | Op::Param(_) | Op::Buffer(_) => {
             bail!("{name}: {} is an initialiser or input, not a node", op.name())
         }
         Op::Conv { pads } => {
@@ -56,6 +56,41 @@ pub fn write(
         Op::Transpose { perm } => {
             attrs.push(ints("perm", perm.iter().map(|&p| p as i64).collect()));
             "Transpose"
+        }
+        Op::ConvTranspose { pads } => {
+            attrs.push(ints("pads", pads.iter().map(|&p| p as i64).collect()));
+            attrs.push(ints("strides", vec![1, 1]));
+            attrs.push(ints("dilations", vec![1, 1]));
+            attrs.push(int("group", 1));
+            "ConvTranspose"
+        }
+        Op::MatMul => "MatMul",
+        Op::Greater => "Greater",
+        Op::Where => "Where",
+        Op::Neg => "Neg",
+        Op::Abs => "Abs",
+        Op::Sign => "Sign",
+        Op::Pow => "Pow",
+        Op::Expand { shape } => {
+            const_input("shape", Tensor::i64_vec(&to_i64(shape)), &mut inputs);
+            "Expand"
+        }
+        Op::Pad { pads } => {
+            const_input("pads", Tensor::i64_vec(&to_i64(pads)), &mut inputs);
+            // tract wants the pad value as a rank-0 tensor.
+            const_input("value", Tensor::scalar(0.0), &mut inputs);
+            attrs.push(string("mode", "constant"));
+            "Pad"
+        }
+        Op::Slice { axes, starts, ends } => {
+            const_input("starts", Tensor::i64_vec(&to_i64(starts)), &mut inputs);
+            const_input("ends", Tensor::i64_vec(&to_i64(ends)), &mut inputs);
+            const_input("axes", Tensor::i64_vec(&to_i64(axes)), &mut inputs);
+            "Slice"
+        }
+        Op::Concat { axis } => {
+            attrs.push(int("axis", *axis as i64));
+            "Concat"
         }
     };
     Ok(NodeProto {
@@ -172,8 +207,92 @@ pub fn read(node: &NodeProto, constant: &dyn Fn(&str) -> Option<Tensor>) -> Resu
                 1,
             )
         }
+        "ConvTranspose" => {
+            ensure!(
+                a.ints("strides")?.unwrap_or(vec![1, 1]).iter().all(|&s| s == 1),
+                "only stride 1 is supported"
+            );
+            ensure!(
+                a.ints("dilations")?.unwrap_or(vec![1, 1]).iter().all(|&s| s == 1),
+                "only dilation 1 is supported"
+            );
+            ensure!(a.int("group")?.unwrap_or(1) == 1, "only group 1 is supported");
+            ensure!(
+                a.ints("output_padding")?.unwrap_or_default().iter().all(|&p| p == 0),
+                "output_padding is not supported"
+            );
+            let p = a.ints("pads")?.unwrap_or(vec![0; 4]);
+            ensure!(
+                p.len() == 4 && p.iter().all(|&x| x >= 0),
+                "pads {p:?} must be 4 non-negative values"
+            );
+            (
+                Op::ConvTranspose {
+                    pads: [p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize],
+                },
+                2,
+            )
+        }
+        "MatMul" => (Op::MatMul, 2),
+        "Greater" => (Op::Greater, 2),
+        "Where" => (Op::Where, 3),
+        "Neg" => (Op::Neg, 1),
+        "Abs" => (Op::Abs, 1),
+        "Sign" => (Op::Sign, 1),
+        "Pow" => (Op::Pow, 2),
+        "Expand" => (
+            Op::Expand {
+                shape: to_usize(const_arg(1, "shape")?, "shape")?,
+            },
+            1,
+        ),
+        "Pad" => {
+            let mode = a.string("mode")?.unwrap_or("constant".into());
+            ensure!(mode == "constant", "Pad mode {mode} is not supported");
+            if let Some(v) = node.input.get(2).filter(|n| !n.is_empty()) {
+                let v = constant(v).context("the pad value must be a constant")?;
+                ensure!(v.as_f32_scalar() == Some(0.0), "only zero padding is supported");
+            }
+            (
+                Op::Pad {
+                    pads: to_usize(const_arg(1, "pads")?, "pads")?,
+                },
+                1,
+            )
+        }
+        "Slice" => {
+            let starts = to_usize(const_arg(1, "starts")?, "starts")?;
+            let ends = to_usize(const_arg(2, "ends")?, "ends")?;
+            let axes = if node.input.len() > 3 {
+                to_usize(const_arg(3, "axes")?, "axes")?
+            } else {
+                (0..starts.len()).collect()
+            };
+            if node.input.len() > 4 {
+                ensure!(
+                    const_arg(4, "steps")?.iter().all(|&s| s == 1),
+                    "only step 1 is supported"
+                );
+            }
+            (Op::Slice { axes, starts, ends }, 1)
+        }
+        "Concat" => {
+            let axis = a.int("axis")?.context("attribute 'axis' is required")?;
+            ensure!(axis >= 0, "negative axis {axis} is not supported");
+            (Op::Concat { axis: axis as usize }, all)
+        }
         other => bail!("op {other} is not one srgraph can read"),
     })
+}
+
+fn to_i64(v: &[usize]) -> Vec<i64> {
+    v.iter().map(|&x| x as i64).collect()
+}
+
+fn to_usize(v: Vec<i64>, what: &str) -> Result<Vec<usize>> {
+    v.iter()
+        .map(|&x| usize::try_from(x).with_context(|| format!("negative {what} {v:?} are not supported")))
+        .collect()
 }
 
 fn int(name: &str, i: i64) -> AttributeProto {
