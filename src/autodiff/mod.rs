@@ -25,7 +25,11 @@ pub struct Emitter<'g> {
 
 impl<'g> Emitter<'g> {
     pub fn new(g: &'g mut Graph, prefix: impl Into<String>) -> Emitter<'g> {
-        Emitter { g, prefix: prefix.into(), n: 0 }
+        Emitter {
+            g,
+            prefix: prefix.into(),
+            n: 0,
+        }
     }
 
     fn next_name(&mut self) -> String {
@@ -46,14 +50,22 @@ impl<'g> Emitter<'g> {
     pub fn shape(&self, o: Outlet) -> Result<Vec<usize>> {
         let s = &self.g.fact(o).shape;
         s.iter().map(Dim::known).collect::<Option<_>>().with_context(|| {
-            format!("gradients need fixed shapes; {} is {}", self.g.node(o.node).name, show(s))
+            format!(
+                "gradients need fixed shapes; {} is {}",
+                self.g.node(o.node).name,
+                show(s)
+            )
         })
     }
 }
 
 /// Gradients of the scalar `loss` with respect to each of `wrt`, added to `g`.
 pub fn gradients(g: &mut Graph, loss: Outlet, wrt: &[Outlet], lowering: WeightGradLowering) -> Result<Vec<Outlet>> {
-    ensure!(g.fact(loss).shape.is_empty(), "the loss must be a scalar, not {}", show(&g.fact(loss).shape));
+    ensure!(
+        g.fact(loss).shape.is_empty(),
+        "the loss must be a scalar, not {}",
+        show(&g.fact(loss).shape)
+    );
     let end = loss.node + 1;
     // Forward: which nodes depend on something we differentiate with respect to.
     let mut needs = vec![false; end];
@@ -66,7 +78,9 @@ pub fn gradients(g: &mut Graph, loss: Outlet, wrt: &[Outlet], lowering: WeightGr
     grads.insert(loss, one);
     // Backward, in reverse topological order.
     for id in (0..end).rev() {
-        let Some(&dy) = grads.get(&Outlet { node: id, slot: 0 }) else { continue };
+        let Some(&dy) = grads.get(&Outlet { node: id, slot: 0 }) else {
+            continue;
+        };
         if !needs[id] || g.node(id).inputs.is_empty() {
             continue;
         }
@@ -75,7 +89,13 @@ pub fn gradients(g: &mut Graph, loss: Outlet, wrt: &[Outlet], lowering: WeightGr
         let mut e = Emitter::new(g, format!("grad.{}", node.name));
         let dxs = rules::backward(&mut e, id, dy, &input_needs, lowering)
             .with_context(|| format!("Differentiating node {} ({})", node.name, node.op.name()))?;
-        ensure!(dxs.len() == node.inputs.len(), "{}: the rule gave {} gradients for {} inputs", node.name, dxs.len(), node.inputs.len());
+        ensure!(
+            dxs.len() == node.inputs.len(),
+            "{}: the rule gave {} gradients for {} inputs",
+            node.name,
+            dxs.len(),
+            node.inputs.len()
+        );
         for ((input, dx), needed) in node.inputs.iter().zip(dxs).zip(input_needs) {
             let Some(dx) = dx.filter(|_| needed) else { continue };
             let dx = unbroadcast(&mut e, dx, *input)?;
@@ -88,7 +108,10 @@ pub fn gradients(g: &mut Graph, loss: Outlet, wrt: &[Outlet], lowering: WeightGr
     }
     wrt.iter()
         .map(|w| {
-            grads.get(w).copied().with_context(|| format!("the loss does not depend on {}", g.node(w.node).name))
+            grads
+                .get(w)
+                .copied()
+                .with_context(|| format!("the loss does not depend on {}", g.node(w.node).name))
         })
         .collect()
 }
@@ -99,8 +122,13 @@ fn unbroadcast(e: &mut Emitter, dx: Outlet, input: Outlet) -> Result<Outlet> {
     if have == want {
         return Ok(dx);
     }
-    let lead = have.len().checked_sub(want.len()).context("a gradient of lower rank than its input")?;
-    let axes: Vec<usize> = (0..have.len()).filter(|&i| i < lead || (want[i - lead] == 1 && have[i] != 1)).collect();
+    let lead = have
+        .len()
+        .checked_sub(want.len())
+        .context("a gradient of lower rank than its input")?;
+    let axes: Vec<usize> = (0..have.len())
+        .filter(|&i| i < lead || (want[i - lead] == 1 && have[i] != 1))
+        .collect();
     let summed = e.op(Op::ReduceSum { axes, keepdims: true }, &[dx])?;
     if e.shape(summed)? == want {
         return Ok(summed);

@@ -17,11 +17,27 @@ pub fn backward(e: &mut Emitter, id: usize, dy: Outlet, needs: &[bool], lowering
         Op::Input | Op::Const(_) | Op::Param(_) | Op::Buffer(_) => vec![],
         // y = conv(x, w) + b:  dx = conv_transpose(dy, w),  dw = sum over n, h, w of dy * shifted x,  db = sum of dy.
         Op::Conv { pads } => {
-            let dx = needs[0].then(|| e.op(Op::ConvTranspose { pads: *pads }, &[dy, x[1]])).transpose()?;
-            let dw = needs[1].then(|| weight_grad(e, x[0], dy, x[1], *pads, lowering)).transpose()?;
+            let dx = needs[0]
+                .then(|| e.op(Op::ConvTranspose { pads: *pads }, &[dy, x[1]]))
+                .transpose()?;
+            let dw = needs[1]
+                .then(|| weight_grad(e, x[0], dy, x[1], *pads, lowering))
+                .transpose()?;
             let mut out = vec![dx, dw];
             if x.len() == 3 {
-                out.push(needs[2].then(|| e.op(Op::ReduceSum { axes: vec![0, 2, 3], keepdims: false }, &[dy])).transpose()?);
+                out.push(
+                    needs[2]
+                        .then(|| {
+                            e.op(
+                                Op::ReduceSum {
+                                    axes: vec![0, 2, 3],
+                                    keepdims: false,
+                                },
+                                &[dy],
+                            )
+                        })
+                        .transpose()?,
+                );
             }
             out
         }
@@ -67,7 +83,11 @@ pub fn backward(e: &mut Emitter, id: usize, dy: Outlet, needs: &[bool], lowering
             let kept = if *keepdims {
                 dy
             } else {
-                let keep = shape.iter().enumerate().map(|(i, &d)| if axes.contains(&i) { 1 } else { d as i64 }).collect();
+                let keep = shape
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &d)| if axes.contains(&i) { 1 } else { d as i64 })
+                    .collect();
                 e.op(Op::Reshape { shape: keep }, &[dy])?
             };
             vec![Some(e.op(Op::Expand { shape }, &[kept])?)]
@@ -88,7 +108,11 @@ pub fn backward(e: &mut Emitter, id: usize, dy: Outlet, needs: &[bool], lowering
         Op::Expand { .. } => vec![Some(dy)],
         Op::Where => {
             let zero = e.scalar(0.0);
-            vec![None, Some(e.op(Op::Where, &[x[0], dy, zero])?), Some(e.op(Op::Where, &[x[0], zero, dy])?)]
+            vec![
+                None,
+                Some(e.op(Op::Where, &[x[0], dy, zero])?),
+                Some(e.op(Op::Where, &[x[0], zero, dy])?),
+            ]
         }
         // Piecewise constant: no gradient.
         Op::Greater | Op::Sign => vec![None; x.len()],
@@ -132,14 +156,21 @@ pub fn backward(e: &mut Emitter, id: usize, dy: Outlet, needs: &[bool], lowering
             let mut out = vec![];
             for &input in x {
                 let len = e.shape(input)?[*axis];
-                let slice = Op::Slice { axes: vec![*axis], starts: vec![start], ends: vec![start + len] };
+                let slice = Op::Slice {
+                    axes: vec![*axis],
+                    starts: vec![start],
+                    ends: vec![start + len],
+                };
                 out.push(Some(e.op(slice, &[dy])?));
                 start += len;
             }
             out
         }
         op @ (Op::ConvTranspose { .. } | Op::Pow) => {
-            bail!("no gradient rule for {}: srgraph only emits it in gradients and optimiser updates", op.name())
+            bail!(
+                "no gradient rule for {}: srgraph only emits it in gradients and optimiser updates",
+                op.name()
+            )
         }
     })
 }
@@ -152,7 +183,12 @@ fn space_to_depth(e: &mut Emitter, dy: Outlet, s: usize, mode: ShuffleMode) -> R
     let d = e.shape(dy)?;
     let (n, c, h, w) = (d[0] as i64, d[1] as i64, (d[2] / s) as i64, (d[3] / s) as i64);
     let s = s as i64;
-    let split = e.op(Op::Reshape { shape: vec![n, c, h, s, w, s] }, &[dy])?;
+    let split = e.op(
+        Op::Reshape {
+            shape: vec![n, c, h, s, w, s],
+        },
+        &[dy],
+    )?;
     let (perm, depth) = match mode {
         ShuffleMode::Crd => (vec![0, 1, 3, 5, 2, 4], vec![n, c * s * s, h, w]),
         ShuffleMode::Dcr => (vec![0, 3, 5, 1, 2, 4], vec![n, c * s * s, h, w]),

@@ -102,6 +102,46 @@ impl Graph {
         self.params().map(|(_, t)| t.len()).sum()
     }
 
+    /// The same graph with every parameter and buffer turned into a graph input
+    /// (after the existing inputs, in node order), and their current values in
+    /// that order: for runtimes that are fed the values at each step.
+    pub fn lift_values(&self) -> (Graph, Vec<(String, Tensor)>) {
+        let mut g = self.clone();
+        let mut values = Vec::new();
+        for id in 0..g.nodes.len() {
+            if let Op::Param(t) | Op::Buffer(t) = &g.nodes[id].op {
+                values.push((g.nodes[id].name.clone(), t.clone()));
+                g.nodes[id].op = Op::Input;
+                g.inputs.push(id);
+            }
+        }
+        (g, values)
+    }
+
+    /// Replace the values of named parameters and buffers; names not in the graph are an error.
+    pub fn set_values(&mut self, values: &[(String, Tensor)]) -> Result<()> {
+        for (name, t) in values {
+            let n = self
+                .nodes
+                .iter_mut()
+                .find(|n| &n.name == name)
+                .with_context(|| format!("no parameter named {name}"))?;
+            match &mut n.op {
+                Op::Param(old) | Op::Buffer(old) => {
+                    ensure!(
+                        old.shape() == t.shape(),
+                        "{name}: shape {:?}, given {:?}",
+                        old.shape(),
+                        t.shape()
+                    );
+                    *old = t.clone();
+                }
+                _ => anyhow::bail!("{name} is not a parameter or buffer"),
+            }
+        }
+        Ok(())
+    }
+
     /// For every outlet, the nodes that read it.
     pub fn consumers(&self) -> HashMap<Outlet, Vec<usize>> {
         let mut map: HashMap<Outlet, Vec<usize>> = HashMap::new();

@@ -29,12 +29,21 @@ pub fn graph_to_proto(g: &Graph, name: &str) -> Result<GraphProto> {
             value_name.insert(Outlet { node: id, slot }, v);
         }
     }
+    // An output renames the value it exposes, unless that value is an input,
+    // a stored value or already exposed: those get an Identity node.
+    let mut aliases = Vec::new();
     for (out, o) in &g.outputs {
-        ensure!(
-            !matches!(g.nodes[o.node].op, Op::Input) && !g.nodes[o.node].op.is_value(),
-            "output {out} exposes an input or constant directly"
-        );
-        value_name.insert(*o, out.clone());
+        let stored = matches!(g.nodes[o.node].op, Op::Input) || g.nodes[o.node].op.is_value();
+        if stored
+            || g.outputs
+                .iter()
+                .take_while(|(name, _)| name != out)
+                .any(|(_, other)| other == o)
+        {
+            aliases.push((out.clone(), *o));
+        } else {
+            value_name.insert(*o, out.clone());
+        }
     }
     let mut proto = GraphProto {
         name: name.to_string(),
@@ -66,6 +75,15 @@ pub fn graph_to_proto(g: &Graph, name: &str) -> Result<GraphProto> {
             }
         }
     }
+    for (out, o) in aliases {
+        proto.node.push(pb::NodeProto {
+            input: vec![value_name[&o].clone()],
+            output: vec![out.clone()],
+            name: format!("{out}.identity"),
+            op_type: "Identity".into(),
+            ..Default::default()
+        });
+    }
     for (out, o) in &g.outputs {
         proto.output.push(value_info(out, g.fact(*o)));
     }
@@ -88,6 +106,14 @@ pub fn graph_from_proto(p: &GraphProto) -> Result<Graph> {
     }
     let constant = |name: &str| inits.get(name).and_then(|t| tensor_from_proto(t).ok());
     for node in &p.node {
+        // Identity only gives a value a second name.
+        if node.op_type == "Identity" && node.domain.is_empty() && node.input.len() == 1 && node.output.len() == 1 {
+            let o = *values
+                .get(&node.input[0])
+                .with_context(|| format!("Identity {}: '{}' is not defined before it", node.name, node.input[0]))?;
+            values.insert(node.output[0].clone(), o);
+            continue;
+        }
         let what = || format!("Reading node {} ({})", node.name, node.op_type);
         let (op, wired) = ops::read(node, &constant).with_context(what)?;
         let mut inputs = Vec::new();
