@@ -7,6 +7,7 @@
 
 pub mod autodiff;
 pub mod cli;
+pub mod compiler;
 pub mod data;
 pub mod export;
 pub mod ir;

@@ -3,12 +3,14 @@
 //! random target.
 //!
 //! How: the analytic gradient g of the loss L at parameters p, projected on a
-//! random direction d (unit norm over all parameters), must equal
-//! (L(p + eps d) - L(p - eps d)) / (2 eps). The graphs run in tract in float32,
-//! whose loss carries a rounding error of about 1e-7 |L|; with eps = 1e-2 that
-//! is 1e-5 |L| in the difference quotient, while the truncation error is
-//! O(eps^2). A tolerance of 1% of |g . d| (plus 1e-4 |L| absolute) leaves room
-//! for both and still catches any wrong rule, whose errors are O(1).
+//! random direction d (unit norm over all parameters), must equal the central
+//! difference D(h) = (L(p + h d) - L(p - h d)) / (2 h), extrapolated as
+//! (4 D(eps/2) - D(eps)) / 3 so that its O(eps^2) error cancels. Both run in
+//! tract on a float64 copy of the graph (`Model::to_bytes_f64`): in float32 the
+//! loss's rounding (1e-7 |L|, and L is in the thousands on pixel values) would
+//! drown the difference quotient. With eps = 1e-5 the two agree to about 1e-9
+//! (measured), so the tolerance is 1e-6 of |g . d|; a wrong rule misses by O(1)
+//! (breaking Mul's rule gives a 20x miss).
 
 mod common;
 
@@ -66,48 +68,86 @@ fn check(what: &str, mut g: Graph, loss: Outlet, lowering: WeightGradLowering, s
         g.output(format!("grad{i}"), *gr);
     }
     g.prune();
+    check_graph(what, &g, vec![], seed);
+}
+
+/// `g` outputs the loss, then one gradient per parameter (in node order); its
+/// inputs are `data`. Compare the gradients with finite differences of the loss.
+fn check_graph(what: &str, g: &Graph, data: Vec<ArrayD<f32>>, seed: u64) {
+    check_graph_with(what, g, data, seed, 1e-5, 1e-6)
+}
+
+/// As `check_graph`, with the step `eps` and the relative tolerance `rel`.
+fn check_graph_with(what: &str, g: &Graph, data: Vec<ArrayD<f32>>, seed: u64, eps: f64, rel: f64) {
     let (lifted, values) = g.lift_values();
-    let bytes = Model::new(lifted, vec![]).to_bytes(what).unwrap();
-    let shapes: Vec<Vec<usize>> = values.iter().map(|(_, t)| t.shape().to_vec()).collect();
+    let is_param: Vec<bool> = values
+        .iter()
+        .map(|(n, _)| {
+            g.nodes
+                .iter()
+                .any(|node| &node.name == n && matches!(node.op, Op::Param(_)))
+        })
+        .collect();
+    let bytes = Model::new(lifted, vec![]).to_bytes_f64(what).unwrap();
+    let mut shapes: Vec<Vec<usize>> = data.iter().map(|a| a.shape().to_vec()).collect();
+    shapes.extend(values.iter().map(|(_, t)| t.shape().to_vec()));
     let shape_refs: Vec<&[usize]> = shapes.iter().map(|s| s.as_slice()).collect();
-    let model = TractModel::new(&bytes, &shape_refs).unwrap();
-    let run = |vals: &[Vec<f32>]| -> Vec<ArrayD<f32>> {
-        let inputs = vals
-            .iter()
-            .zip(&shapes)
-            .map(|(v, s)| ArrayD::from_shape_vec(s.clone(), v.clone()).unwrap())
-            .collect();
-        model.run(inputs).unwrap()
+    let model = TractModel::new_f64(&bytes, &shape_refs).unwrap();
+    let data: Vec<ArrayD<f64>> = data.iter().map(|a| a.mapv(f64::from)).collect();
+    let run = |vals: &[Vec<f64>]| -> Vec<ArrayD<f64>> {
+        let mut inputs = data.clone();
+        inputs.extend(
+            vals.iter()
+                .zip(&shapes[data.len()..])
+                .map(|(v, s)| ArrayD::from_shape_vec(s.clone(), v.clone()).unwrap()),
+        );
+        model.run_f64(inputs).unwrap()
     };
-    let p0: Vec<Vec<f32>> = values.iter().map(|(_, t)| flat(t.as_f32().unwrap())).collect();
+    let p0: Vec<Vec<f64>> = values
+        .iter()
+        .map(|(_, t)| t.as_f32().unwrap().iter().map(|&v| v as f64).collect())
+        .collect();
     let out = run(&p0);
     let loss0 = out[0].iter().next().copied().unwrap();
-    let grad: Vec<Vec<f32>> = out[1..].iter().map(flat).collect();
+    let grad: Vec<Vec<f64>> = out[1..=is_param.iter().filter(|&&p| p).count()]
+        .iter()
+        .map(|a| a.iter().copied().collect())
+        .collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let eps = 1e-2f32;
     for k in 0..3 {
-        let mut d: Vec<Vec<f32>> = p0
+        // A random direction over the parameters (buffers stay put), of unit norm.
+        let mut d: Vec<Vec<f64>> = p0
             .iter()
-            .map(|p| p.iter().map(|_| rng.random_range(-1.0f32..1.0)).collect())
+            .zip(&is_param)
+            .map(|(p, &is)| {
+                p.iter()
+                    .map(|_| if is { rng.random_range(-1.0f64..1.0) } else { 0.0 })
+                    .collect()
+            })
             .collect();
-        let norm = d.iter().flatten().map(|v| v * v).sum::<f32>().sqrt();
+        let norm = d.iter().flatten().map(|v| v * v).sum::<f64>().sqrt();
         d.iter_mut().flatten().for_each(|v| *v /= norm);
-        let shifted = |sign: f32| -> Vec<Vec<f32>> {
-            p0.iter()
-                .zip(&d)
-                .map(|(p, dd)| p.iter().zip(dd).map(|(a, b)| a + sign * eps * b).collect())
-                .collect()
+        let central = |h: f64| -> f64 {
+            let at = |sign: f64| -> Vec<Vec<f64>> {
+                p0.iter()
+                    .zip(&d)
+                    .map(|(p, dd)| p.iter().zip(dd).map(|(a, b)| a + sign * h * b).collect())
+                    .collect()
+            };
+            let lp = run(&at(1.0))[0].iter().next().copied().unwrap();
+            let lm = run(&at(-1.0))[0].iter().next().copied().unwrap();
+            (lp - lm) / (2.0 * h)
         };
-        let lp = run(&shifted(1.0))[0].iter().next().copied().unwrap() as f64;
-        let lm = run(&shifted(-1.0))[0].iter().next().copied().unwrap() as f64;
-        let fd = (lp - lm) / (2.0 * eps as f64);
+        // Richardson extrapolation cancels the eps^2 term of the central difference.
+        let fd = (4.0 * central(eps / 2.0) - central(eps)) / 3.0;
+        let param_dirs = d.iter().zip(&is_param).filter(|(_, &is)| is).map(|(dd, _)| dd);
         let an: f64 = grad
             .iter()
-            .flatten()
-            .zip(d.iter().flatten())
-            .map(|(a, b)| (*a as f64) * (*b as f64))
+            .zip(param_dirs)
+            .flat_map(|(g, dd)| g.iter().zip(dd))
+            .map(|(a, b)| a * b)
             .sum();
-        let tol = 1e-2 * an.abs().max(fd.abs()) + 1e-4 * (loss0.abs() as f64);
+        let tol = rel * an.abs().max(fd.abs()) + 1e-12 * loss0.abs();
         assert!(
             (fd - an).abs() <= tol,
             "{what}, direction {k}: finite difference {fd:.6e}, analytic {an:.6e} (tolerance {tol:.2e})"
@@ -264,4 +304,75 @@ fn pixel_shuffle_both_layouts() {
             );
         }
     }
+}
+
+/// Whole networks through the compiler's gradients graph: every architecture,
+/// with weight norm, batch norm (batch statistics) and none, MSE loss against a
+/// random HR batch. Pixel values are in [0, 255], so the loss is in the
+/// hundreds to thousands; the tolerance scales with it as above.
+#[test]
+fn whole_networks_with_weight_norm_and_batch_norm() {
+    use srgraph::compiler::{compile, Loss, TrainConfig};
+    use srgraph::models::{Arch, ModelConfig, Norm};
+    for arch in Arch::ALL {
+        for norm in [Norm::Weight, Norm::Batch, Norm::None] {
+            // Batch norm needs statistics worth the name: with 4 channels of 2 x 6 x 6
+            // values some channels are nearly constant and 1/std makes the loss so
+            // curved that no finite difference is accurate.
+            let c = ModelConfig {
+                blocks: 2,
+                filters: 8,
+                expansion: 2,
+                norm,
+                seed: 3,
+                ..ModelConfig::new(arch)
+            };
+            let t = TrainConfig {
+                batch: 4,
+                patch: 16,
+                loss: Loss::Mse,
+                ..TrainConfig::default()
+            };
+            let g = compile(&c, &t).unwrap().gradients;
+            let mut rng = ChaCha8Rng::seed_from_u64(12);
+            let mut pixels = |shape: &[usize]| {
+                let n = shape.iter().product();
+                ArrayD::from_shape_vec(
+                    shape.to_vec(),
+                    (0..n).map(|_| rng.random_range(0.0f32..255.0)).collect(),
+                )
+                .unwrap()
+            };
+            let (lr, hr) = (pixels(&[4, 3, 8, 8]), pixels(&[4, 3, 16, 16]));
+            let what = format!("{} {}", arch.name(), norm.name());
+            if norm == Norm::Batch {
+                // Batch norm makes the loss itself noisy even in float64: the
+                // measured error grows as the step shrinks (1e-3 to 1e-2 at
+                // eps = 1e-3, up to 0.15 at 1e-5, O(1) at 1e-7), which is rounding,
+                // not a wrong rule (that misses by a fixed amount at every eps). So
+                // a larger step and a 5% tolerance; every op batch norm is made of
+                // is checked tightly above and in the networks without it.
+                check_graph_with(&what, &g, vec![lr, hr], 13, 1e-3, 5e-2);
+            } else {
+                check_graph(&what, &g, vec![lr, hr], 13);
+            }
+        }
+    }
+}
+
+/// An op without a gradient rule is refused by name, not with a panic.
+#[test]
+fn an_op_without_a_rule_is_named() {
+    let mut rng = ChaCha8Rng::seed_from_u64(14);
+    let mut g = Graph::new();
+    let x = param(&mut g, &mut rng, "x", &[4]);
+    let two = g.constant("two", Tensor::scalar(2.0));
+    let y = g.wire("pow", Op::Pow, &[x, two]).unwrap();
+    let loss = mse(&mut g, &mut rng, y);
+    let err = gradients(&mut g, loss, &[x], WeightGradLowering::Auto).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("pow (Pow)") && msg.contains("no gradient rule for Pow"),
+        "{msg}"
+    );
 }

@@ -3,8 +3,9 @@
 
 pub mod bicubic;
 
-use anyhow::{Context, Result};
-use ndarray::{Array4, ArrayD};
+use anyhow::{ensure, Context, Result};
+use ndarray::{s, Array3, Array4, ArrayD, Axis};
+use rand::Rng;
 use std::path::Path;
 
 /// Load an image as RGB (greyscale is repeated over three channels, alpha dropped).
@@ -31,4 +32,41 @@ pub fn to_rgb8(t: &ArrayD<f32>) -> Result<image::RgbImage> {
             t[[0, c, y as usize, x as usize]].round().clamp(0.0, 255.0) as u8
         }))
     }))
+}
+
+/// Load an image as height x width x RGB bytes (greyscale repeated, alpha dropped).
+pub fn load_hwc(path: &Path) -> Result<Array3<u8>> {
+    let img = image::open(path)
+        .with_context(|| format!("cannot read image {}", path.display()))?
+        .to_rgb8();
+    let (w, h) = img.dimensions();
+    Ok(Array3::from_shape_vec((h as usize, w as usize, 3), img.into_raw())?)
+}
+
+/// A random `patch` x `patch` HR crop and its MATLAB-bicubic LR version.
+pub fn random_pair(
+    img: &Array3<u8>,
+    patch: usize,
+    scale: usize,
+    rng: &mut impl Rng,
+) -> Result<(Array3<u8>, Array3<u8>)> {
+    let (h, w) = (img.shape()[0], img.shape()[1]);
+    ensure!(
+        h >= patch && w >= patch,
+        "image of {w}x{h} is smaller than a {patch}x{patch} patch"
+    );
+    let (y, x) = (rng.random_range(0..=h - patch), rng.random_range(0..=w - patch));
+    let hr = img.slice(s![y..y + patch, x..x + patch, ..]).to_owned();
+    let lr = bicubic::downscale(&hr, scale, bicubic::Border::Mirror)?;
+    Ok((lr, hr))
+}
+
+/// HWC byte images of one size to an NCHW float32 batch in [0, 255].
+pub fn to_batch(images: &[Array3<u8>]) -> Array4<f32> {
+    let views: Vec<_> = images
+        .iter()
+        .map(|i| i.view().permuted_axes([2, 0, 1]).mapv(f32::from))
+        .collect();
+    let views: Vec<_> = views.iter().map(|v| v.view()).collect();
+    ndarray::stack(Axis(0), &views).expect("images of one size")
 }

@@ -21,9 +21,9 @@ pub fn edsr(net: &mut Net, x: Outlet, c: &ModelConfig) -> Result<Outlet> {
 
 /// conv3x3, ReLU, conv3x3, x res_scale, + identity.
 fn res_block(net: &mut Net, name: &str, x: Outlet, f: usize, res_scale: f32) -> Result<Outlet> {
-    let y = net.conv(&format!("{name}.body.0"), x, f, f, 3)?;
+    let y = net.block_conv(&format!("{name}.body.0"), x, f, f, 3)?;
     let y = net.relu(&format!("{name}.body.1"), y)?;
-    let y = net.conv(&format!("{name}.body.2"), y, f, f, 3)?;
+    let y = net.block_conv(&format!("{name}.body.2"), y, f, f, 3)?;
     let y = net.scale(&format!("{name}.res_scale"), y, res_scale)?;
     net.add(name, y, x)
 }

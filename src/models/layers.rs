@@ -3,15 +3,17 @@
 //! reference PyTorch code (`body.3.body.0.weight_v`), so checkpoints line up.
 
 use crate::ir::{Fact, Graph, Op, Outlet, ShuffleMode, Tensor};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Norm {
     None,
-    /// w = g * v / ||v||, per output channel (Salimans & Kingma 2016).
+    /// w = g * v / ||v||, per output channel (Salimans & Kingma 2016), on every conv.
     Weight,
+    /// Batch normalisation after each conv inside the residual blocks (Ioffe & Szegedy 2015).
+    Batch,
 }
 
 impl Norm {
@@ -19,14 +21,23 @@ impl Norm {
         match self {
             Norm::None => "none",
             Norm::Weight => "weight",
+            Norm::Batch => "batch",
         }
     }
 }
+
+/// PyTorch's BatchNorm2d defaults.
+const BN_EPS: f32 = 1e-5;
+const MOMENTUM: f32 = 0.1;
 
 pub struct Net {
     pub g: Graph,
     /// Zero parameters and no random draws: for counting parameters quickly.
     pub dry: bool,
+    /// Batch norm uses batch statistics (training) or running ones (evaluation).
+    pub training: bool,
+    /// New values of buffers (running statistics) that a training step outputs.
+    pub updates: Vec<(String, Outlet)>,
     seed: u64,
     norm: Norm,
     shuffle: ShuffleMode,
@@ -37,6 +48,8 @@ impl Net {
         Net {
             g: Graph::new(),
             dry: false,
+            training: false,
+            updates: vec![],
             seed,
             norm,
             shuffle,
@@ -57,13 +70,35 @@ impl Net {
     }
 
     /// 2-D convolution with bias and "same" padding, initialised as PyTorch's
-    /// `nn.Conv2d` (kaiming-uniform with a = sqrt(5): bound 1/sqrt(fan_in)), and,
-    /// under weight norm, `g` initialised to `||v||` as `torch.nn.utils.weight_norm` does.
+    /// `nn.Conv2d` (kaiming-uniform with a = sqrt(5): bound 1/sqrt(fan_in)).
     pub fn conv(&mut self, name: &str, x: Outlet, cin: usize, cout: usize, k: usize) -> Result<Outlet> {
+        self.conv_with_bias(name, x, cin, cout, k, true)
+    }
+
+    /// A conv inside a residual block: under batch norm it is followed by one
+    /// (and has no bias, which the normalisation would cancel).
+    pub fn block_conv(&mut self, name: &str, x: Outlet, cin: usize, cout: usize, k: usize) -> Result<Outlet> {
+        if self.norm != Norm::Batch {
+            return self.conv(name, x, cin, cout, k);
+        }
+        let y = self.conv_with_bias(name, x, cin, cout, k, false)?;
+        self.batch_norm(&format!("{name}.bn"), y, cout)
+    }
+
+    fn conv_with_bias(
+        &mut self,
+        name: &str,
+        x: Outlet,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        bias: bool,
+    ) -> Result<Outlet> {
         let bound = 1.0 / ((cin * k * k) as f32).sqrt();
         let w = match self.norm {
-            Norm::None => self.uniform_param(&format!("{name}.weight"), &[cout, cin, k, k], bound)?,
+            Norm::None | Norm::Batch => self.uniform_param(&format!("{name}.weight"), &[cout, cin, k, k], bound)?,
             Norm::Weight => {
+                // torch.nn.utils.weight_norm starts g at ||v||, so w starts as v.
                 let v = self.uniform_param(&format!("{name}.weight_v"), &[cout, cin, k, k], bound)?;
                 let g0 = channel_norms(self.g.node(v.node));
                 let g = self.g.wire(
@@ -74,9 +109,15 @@ impl Net {
                 self.weight_norm(name, v, g)?
             }
         };
-        let b = self.uniform_param(&format!("{name}.bias"), &[cout], bound)?;
         let p = k / 2;
-        self.g.wire(name, Op::Conv { pads: [p, p, p, p] }, &[x, w, b])
+        let mut inputs = vec![x, w];
+        if bias {
+            inputs.push(self.uniform_param(&format!("{name}.bias"), &[cout], bound)?);
+        }
+        // The node is `<name>.conv`: tract names helper nodes `<node>.bias`, which
+        // must not collide with the parameter `<name>.bias`.
+        self.g
+            .wire(format!("{name}.conv"), Op::Conv { pads: [p, p, p, p] }, &inputs)
     }
 
     /// w = g * v / sqrt(sum(v^2)) over each output channel, in graph ops, so the
@@ -94,6 +135,90 @@ impl Net {
         let norm = self.g.wire(format!("{name}.wn.norm"), Op::Sqrt, &[ss])?;
         let s = self.g.wire(format!("{name}.wn.scale"), Op::Div, &[g, norm])?;
         self.g.wire(format!("{name}.wn.weight"), Op::Mul, &[v, s])
+    }
+
+    /// y = (x - mean) / sqrt(var + eps) * weight + bias per channel, as PyTorch's
+    /// BatchNorm2d (eps 1e-5, momentum 0.1, weight 1 and bias 0 at start). In
+    /// training, the batch's mean and biased variance, in plain ops (so it needs
+    /// no gradient rule of its own), and the running statistics updated with the
+    /// unbiased variance; in evaluation, the running statistics.
+    fn batch_norm(&mut self, name: &str, x: Outlet, c: usize) -> Result<Outlet> {
+        let n = |what: &str| format!("{name}.{what}");
+        let weight = self
+            .g
+            .wire(n("weight"), Op::Param(Tensor::f32(&[c], vec![1.0; c])), &[])?;
+        let bias = self
+            .g
+            .wire(n("bias"), Op::Param(Tensor::f32(&[c], vec![0.0; c])), &[])?;
+        let running_mean = self
+            .g
+            .wire(n("running_mean"), Op::Buffer(Tensor::f32(&[c], vec![0.0; c])), &[])?;
+        let running_var = self
+            .g
+            .wire(n("running_var"), Op::Buffer(Tensor::f32(&[c], vec![1.0; c])), &[])?;
+        let per_channel = Op::Reshape {
+            shape: vec![1, c as i64, 1, 1],
+        };
+        let (mean, var) = if self.training {
+            let s = &self.g.fact(x).shape;
+            let count = [&s[0], &s[2], &s[3]]
+                .iter()
+                .map(|d| d.known())
+                .product::<Option<usize>>();
+            let m = count.context("batch norm in training needs a fixed batch and patch size")?;
+            let count = self.g.constant(n("count"), Tensor::scalar(m as f32));
+            let sum = self.g.wire(
+                n("sum"),
+                Op::ReduceSum {
+                    axes: vec![0, 2, 3],
+                    keepdims: true,
+                },
+                &[x],
+            )?;
+            let mean = self.g.wire(n("mean"), Op::Div, &[sum, count])?;
+            let centred = self.g.wire(n("centred"), Op::Sub, &[x, mean])?;
+            let sq = self.g.wire(n("sq"), Op::Mul, &[centred, centred])?;
+            let sq_sum = self.g.wire(
+                n("sq_sum"),
+                Op::ReduceSum {
+                    axes: vec![0, 2, 3],
+                    keepdims: true,
+                },
+                &[sq],
+            )?;
+            let var = self.g.wire(n("var"), Op::Div, &[sq_sum, count])?;
+            let unbiased = m as f32 / (m as f32 - 1.0).max(1.0);
+            self.running_update(&n("running_mean"), running_mean, mean, c, MOMENTUM)?;
+            self.running_update(&n("running_var"), running_var, var, c, MOMENTUM * unbiased)?;
+            (mean, var)
+        } else {
+            let mean = self.g.wire(n("mean"), per_channel.clone(), &[running_mean])?;
+            let var = self.g.wire(n("var"), per_channel.clone(), &[running_var])?;
+            (mean, var)
+        };
+        let eps = self.g.constant(n("eps"), Tensor::scalar(BN_EPS));
+        let centred = self.g.wire(n("sub"), Op::Sub, &[x, mean])?;
+        let var_eps = self.g.wire(n("var_eps"), Op::Add, &[var, eps])?;
+        let std = self.g.wire(n("std"), Op::Sqrt, &[var_eps])?;
+        let normed = self.g.wire(n("normed"), Op::Div, &[centred, std])?;
+        let weight = self.g.wire(n("weight_c"), per_channel.clone(), &[weight])?;
+        let bias = self.g.wire(n("bias_c"), per_channel, &[bias])?;
+        let scaled = self.g.wire(n("scaled"), Op::Mul, &[normed, weight])?;
+        self.g.wire(n("out"), Op::Add, &[scaled, bias])
+    }
+
+    /// running' = (1 - momentum) * running + take * batch_stat
+    fn running_update(&mut self, name: &str, running: Outlet, stat: Outlet, c: usize, take: f32) -> Result<()> {
+        let keep = self.g.constant(format!("{name}.keep"), Tensor::scalar(1.0 - MOMENTUM));
+        let take = self.g.constant(format!("{name}.take"), Tensor::scalar(take));
+        let flat = self
+            .g
+            .wire(format!("{name}.batch"), Op::Reshape { shape: vec![c as i64] }, &[stat])?;
+        let old = self.g.wire(format!("{name}.old"), Op::Mul, &[running, keep])?;
+        let new = self.g.wire(format!("{name}.new_part"), Op::Mul, &[flat, take])?;
+        let updated = self.g.wire(format!("{name}.updated"), Op::Add, &[old, new])?;
+        self.updates.push((name.to_string(), updated));
+        Ok(())
     }
 
     pub fn relu(&mut self, name: &str, x: Outlet) -> Result<Outlet> {

@@ -10,7 +10,7 @@ pub use budget::{fit_budget, parse_count, BudgetFit};
 pub use layers::{Net, Norm};
 pub use presets::{preset, presets, Preset};
 
-use crate::ir::{Dim, Fact, Graph, Op, ShuffleMode, Tensor};
+use crate::ir::{Dim, Fact, Graph, Op, Outlet, ShuffleMode, Tensor};
 use anyhow::{ensure, Result};
 
 /// DIV2K's RGB mean, which the reference code subtracts (scaled to 0..255).
@@ -140,22 +140,27 @@ impl ModelConfig {
     }
 }
 
+/// A built network: its graph (input `lr`, output `sr`) and, in training
+/// mode, the new values of its buffers (batch norm's running statistics).
+pub struct Network {
+    pub graph: Graph,
+    pub updates: Vec<(String, Outlet)>,
+}
+
 /// The network in its training form: parameters as they are trained (weight
-/// norm's g and v), the mean shift as explicit ops. Input `lr`
-/// [N, 3, H, W] in [0, 255], output `sr` [N, 3, sH, sW].
+/// norm's g and v), the mean shift as explicit ops, batch norm on running
+/// statistics. Input `lr` [N, 3, H, W] in [0, 255], output `sr` [N, 3, sH, sW].
 pub fn build(c: &ModelConfig) -> Result<Graph> {
-    build_with_input(c, [Dim::sym("N"), Dim::sym("H"), Dim::sym("W")])
+    Ok(build_network(c, [Dim::sym("N"), Dim::sym("H"), Dim::sym("W")], false, false)?.graph)
 }
 
-/// As `build`, for a fixed or symbolic batch and size.
-pub fn build_with_input(c: &ModelConfig, input: [Dim; 3]) -> Result<Graph> {
-    build_net(c, input, false)
-}
-
-fn build_net(c: &ModelConfig, [n, h, w]: [Dim; 3], dry: bool) -> Result<Graph> {
+/// As `build`, for a given (fixed or symbolic) batch and size; `training`
+/// makes batch norm use batch statistics and report its running-statistic updates.
+pub fn build_network(c: &ModelConfig, [n, h, w]: [Dim; 3], training: bool, dry: bool) -> Result<Network> {
     c.validate()?;
     let mut net = Net::new(c.seed, c.norm, c.shuffle);
     net.dry = dry;
+    net.training = training;
     let lr = net.input("lr", Fact::f32(vec![n, Dim::Known(3), h, w]));
     let mean = Tensor::f32(&[1, 3, 1, 1], DIV2K_MEAN.iter().map(|m| m * 255.0).collect());
     let mean_in = net.g.constant("mean_shift.mean", mean.clone());
@@ -170,7 +175,10 @@ fn build_net(c: &ModelConfig, [n, h, w]: [Dim; 3], dry: bool) -> Result<Graph> {
     let mean_out = net.g.constant("mean_shift.mean_out", mean);
     let y = net.g.wire("mean_shift.add", Op::Add, &[y, mean_out])?;
     net.g.output("sr", y);
-    Ok(net.g)
+    Ok(Network {
+        graph: net.g,
+        updates: net.updates,
+    })
 }
 
 /// Trainable parameters of a configuration, weight norm's g included.
@@ -179,5 +187,9 @@ pub fn param_count(c: &ModelConfig) -> Result<usize> {
 }
 
 fn param_count_dry(c: &ModelConfig) -> Result<usize> {
-    Ok(build_net(c, [Dim::sym("N"), Dim::sym("H"), Dim::sym("W")], true)?.param_count())
+    Ok(
+        build_network(c, [Dim::sym("N"), Dim::sym("H"), Dim::sym("W")], false, true)?
+            .graph
+            .param_count(),
+    )
 }

@@ -26,9 +26,9 @@ pub fn wdsr(net: &mut Net, x: Outlet, c: &ModelConfig) -> Result<Outlet> {
 /// WDSR-A: conv3x3 F -> F*e, ReLU, conv3x3 F*e -> F, x res_scale, + identity.
 fn block_a(net: &mut Net, name: &str, x: Outlet, c: &ModelConfig) -> Result<Outlet> {
     let (f, wide) = (c.filters, c.filters * c.expansion);
-    let y = net.conv(&format!("{name}.body.0"), x, f, wide, 3)?;
+    let y = net.block_conv(&format!("{name}.body.0"), x, f, wide, 3)?;
     let y = net.relu(&format!("{name}.body.1"), y)?;
-    let y = net.conv(&format!("{name}.body.2"), y, wide, f, 3)?;
+    let y = net.block_conv(&format!("{name}.body.2"), y, wide, f, 3)?;
     let y = net.scale(&format!("{name}.res_scale"), y, c.res_scale)?;
     net.add(name, y, x)
 }
@@ -36,10 +36,10 @@ fn block_a(net: &mut Net, name: &str, x: Outlet, c: &ModelConfig) -> Result<Outl
 /// WDSR-B: expand 1x1, ReLU, low-rank 1x1, 3x3, x res_scale, + identity.
 fn block_b(net: &mut Net, name: &str, x: Outlet, c: &ModelConfig) -> Result<Outlet> {
     let (f, wide, low) = (c.filters, c.filters * c.expansion, c.low_rank());
-    let y = net.conv(&format!("{name}.body.0"), x, f, wide, 1)?;
+    let y = net.block_conv(&format!("{name}.body.0"), x, f, wide, 1)?;
     let y = net.relu(&format!("{name}.body.1"), y)?;
-    let y = net.conv(&format!("{name}.body.2"), y, wide, low, 1)?;
-    let y = net.conv(&format!("{name}.body.3"), y, low, f, 3)?;
+    let y = net.block_conv(&format!("{name}.body.2"), y, wide, low, 1)?;
+    let y = net.block_conv(&format!("{name}.body.3"), y, low, f, 3)?;
     let y = net.scale(&format!("{name}.res_scale"), y, c.res_scale)?;
     net.add(name, y, x)
 }

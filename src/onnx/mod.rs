@@ -64,6 +64,36 @@ impl Model {
         })
     }
 
+    /// The same model in double precision (every float32 tensor and value
+    /// widened to float64): for numerical checks, such as finite differences,
+    /// that float32 rounding would drown.
+    pub fn to_bytes_f64(&self, graph_name: &str) -> Result<Vec<u8>> {
+        let mut proto = self.to_proto(graph_name)?;
+        let graph = proto.graph.as_mut().expect("to_proto writes a graph");
+        for t in &mut graph.initializer {
+            if t.data_type == pb::data_type::FLOAT {
+                t.raw_data = t
+                    .raw_data
+                    .chunks_exact(4)
+                    .flat_map(|c| (f32::from_le_bytes(c.try_into().unwrap()) as f64).to_le_bytes())
+                    .collect();
+                t.data_type = pb::data_type::DOUBLE;
+            }
+        }
+        for vi in graph.input.iter_mut().chain(graph.output.iter_mut()) {
+            if let Some(pb::TypeProto {
+                value: Some(pb::type_proto::Value::TensorType(t)),
+                ..
+            }) = &mut vi.r#type
+            {
+                if t.elem_type == pb::data_type::FLOAT {
+                    t.elem_type = pb::data_type::DOUBLE;
+                }
+            }
+        }
+        Ok(proto.encode_to_vec())
+    }
+
     pub fn to_bytes(&self, graph_name: &str) -> Result<Vec<u8>> {
         Ok(self.to_proto(graph_name)?.encode_to_vec())
     }

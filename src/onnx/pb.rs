@@ -111,6 +111,7 @@ pub struct AttributeProto {
 pub mod data_type {
     pub const FLOAT: i32 = 1;
     pub const INT64: i32 = 7;
+    pub const DOUBLE: i32 = 11;
     pub const BOOL: i32 = 9;
 }
 

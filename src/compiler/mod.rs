@@ -1,0 +1,189 @@
+//! The training compiler: from one network, the graphs that train it, in
+//! standard ONNX ops that any runtime executes.
+//!
+//! * train step: inputs `lr` [B, 3, P/s, P/s], `hr` [B, 3, P, P], `learning_rate`
+//!   and `step` (float32 scalars, step counted from 1), every parameter `<p>`,
+//!   its Adam moments `<p>.adam_m` and `<p>.adam_v`, every buffer `<b>`;
+//!   outputs `loss`, `<p>.new`, `<p>.adam_m.new`, `<p>.adam_v.new`, `<b>.new`.
+//! * gradients: inputs `lr`, `hr`, parameters and buffers; outputs `loss`,
+//!   `<p>.grad` and `<b>.new`, for users with their own optimiser.
+//! * eval: inputs `lr`, `hr`, parameters and buffers; outputs `sr` and `loss`
+//!   per image [B]; batch norm on its running statistics.
+//!
+//! Parameters, moments and buffers are inputs with their current values as
+//! defaults (ONNX's overridable initialisers): each file runs as it is, and a
+//! training loop feeds every `X.new` back as `X`. Shapes are fixed (batch B and
+//! HR patch P): fixed shapes let runtimes plan memory and tract optimise.
+
+mod adam;
+mod loss;
+
+pub use adam::Adam;
+pub use loss::{loss, Loss};
+
+use crate::autodiff::{gradients, WeightGradLowering};
+use crate::ir::{Dim, Fact, Graph, Op, Outlet, Tensor};
+use crate::models::{build_network, ModelConfig, Network};
+use anyhow::{ensure, Context, Result};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainConfig {
+    pub batch: usize,
+    /// High-resolution patch side; the low-resolution one is patch / scale.
+    pub patch: usize,
+    pub loss: Loss,
+    pub adam: Adam,
+    pub lowering: WeightGradLowering,
+}
+
+impl Default for TrainConfig {
+    /// The seed's setting: batch 16 of 96 x 96 HR patches, L1, PyTorch's Adam.
+    fn default() -> TrainConfig {
+        TrainConfig {
+            batch: 16,
+            patch: 96,
+            loss: Loss::L1,
+            adam: Adam::default(),
+            lowering: WeightGradLowering::Auto,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn validate(&self, scale: usize) -> Result<()> {
+        ensure!(self.batch >= 1, "batch must be at least 1");
+        ensure!(
+            self.patch >= scale && self.patch.is_multiple_of(scale),
+            "patch {} must be a positive multiple of the scale {scale}",
+            self.patch
+        );
+        Ok(())
+    }
+
+    pub fn metadata(&self) -> Vec<(String, String)> {
+        [
+            ("batch", self.batch.to_string()),
+            ("patch", self.patch.to_string()),
+            ("loss", self.loss.name().to_string()),
+            ("adam_beta1", self.adam.beta1.to_string()),
+            ("adam_beta2", self.adam.beta2.to_string()),
+            ("adam_eps", self.adam.eps.to_string()),
+            ("weight_decay", self.adam.weight_decay.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
+pub struct TrainingGraphs {
+    pub train_step: Graph,
+    pub gradients: Graph,
+    pub eval: Graph,
+}
+
+/// Compile the training graphs of a model configuration.
+pub fn compile(c: &ModelConfig, t: &TrainConfig) -> Result<TrainingGraphs> {
+    t.validate(c.scale)?;
+    let lr_side = Dim::Known(t.patch / c.scale);
+    let dims = [Dim::Known(t.batch), lr_side.clone(), lr_side];
+    let train = build_network(c, dims.clone(), true, false)?;
+    let eval = build_network(c, dims, false, false)?.graph;
+    compile_network(train, eval, t)
+}
+
+/// Compile the training graphs of any network: `train` in training mode (batch
+/// statistics) and `eval` in evaluation mode, both with input `lr`, output `sr`
+/// and fixed shapes. Ops without a gradient rule are refused by name.
+pub fn compile_network(train: Network, eval: Graph, t: &TrainConfig) -> Result<TrainingGraphs> {
+    let (gradients_graph, train_step) = gradient_and_step(train, t)?;
+    Ok(TrainingGraphs {
+        train_step,
+        gradients: gradients_graph,
+        eval: eval_graph(eval, t)?,
+    })
+}
+
+fn with_loss(g: &mut Graph, t: &TrainConfig, per_image: bool) -> Result<(Outlet, Outlet)> {
+    let (_, sr) = g
+        .outputs
+        .iter()
+        .find(|(name, _)| name == "sr")
+        .cloned()
+        .context("the network has no output 'sr'")?;
+    let mut hr_shape = g.fact(sr).shape.clone();
+    hr_shape[0] = Dim::Known(t.batch);
+    let hr = g.input("hr", Fact::f32(hr_shape));
+    let l = loss(g, sr, hr, t.loss, per_image)?;
+    Ok((sr, l))
+}
+
+fn gradient_and_step(net: Network, t: &TrainConfig) -> Result<(Graph, Graph)> {
+    let mut g = net.graph;
+    let (_, loss) = with_loss(&mut g, t, false)?;
+    g.outputs.clear();
+    let params: Vec<(String, Outlet)> = (0..g.nodes.len())
+        .filter(|&i| matches!(g.nodes[i].op, Op::Param(_)))
+        .map(|i| (g.nodes[i].name.clone(), Outlet { node: i, slot: 0 }))
+        .collect();
+    let outlets: Vec<Outlet> = params.iter().map(|(_, o)| *o).collect();
+    let grads = gradients(&mut g, loss, &outlets, t.lowering).context("Differentiating the loss")?;
+
+    let mut grad_graph = g.clone();
+    grad_graph.output("loss", loss);
+    for ((name, _), grad) in params.iter().zip(&grads) {
+        grad_graph.output(format!("{name}.grad"), *grad);
+    }
+    for (name, updated) in &net.updates {
+        grad_graph.output(format!("{name}.new"), *updated);
+    }
+    grad_graph.prune();
+    grad_graph.check()?;
+
+    let mut step = g;
+    let learning_rate = step.input("learning_rate", Fact::f32(vec![]));
+    let step_no = step.input("step", Fact::f32(vec![]));
+    let scalars = t.adam.scalars(&mut step, learning_rate, step_no)?;
+    step.output("loss", loss);
+    let mut outputs = Vec::new();
+    for ((name, p), grad) in params.iter().zip(&grads) {
+        let Op::Param(value) = &step.node(p.node).op else {
+            unreachable!("params are Param nodes")
+        };
+        let zeros = Tensor::f32(value.shape(), vec![0.0; value.len()]);
+        let m = step.wire(format!("{name}.adam_m"), Op::Buffer(zeros.clone()), &[])?;
+        let v = step.wire(format!("{name}.adam_v"), Op::Buffer(zeros), &[])?;
+        let [p2, m2, v2] = t.adam.update(&mut step, &scalars, name, *p, *grad, m, v)?;
+        outputs.push((format!("{name}.new"), p2));
+        outputs.push((format!("{name}.adam_m.new"), m2));
+        outputs.push((format!("{name}.adam_v.new"), v2));
+    }
+    for (name, updated) in &net.updates {
+        outputs.push((format!("{name}.new"), *updated));
+    }
+    for (name, o) in outputs {
+        step.output(name, o);
+    }
+    step.prune();
+    step.check()?;
+    Ok((grad_graph, step))
+}
+
+fn eval_graph(mut g: Graph, t: &TrainConfig) -> Result<Graph> {
+    let (sr, loss) = with_loss(&mut g, t, true)?;
+    g.outputs.clear();
+    g.output("sr", sr);
+    g.output("loss", loss);
+    g.prune();
+    g.check()?;
+    Ok(g)
+}
+
+/// How a training loop threads state through a step graph: the input each
+/// `X.new` output feeds at the next step.
+pub fn state_pairs(step: &Graph) -> Vec<(String, String)> {
+    step.outputs
+        .iter()
+        .filter_map(|(name, _)| name.strip_suffix(".new").map(|input| (input.to_string(), name.clone())))
+        .collect()
+}
