@@ -155,3 +155,46 @@ fn inspect_refuses_what_is_not_onnx_and_names_foreign_files() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("not made by srgraph"), "{}", stdout(&o));
 }
+
+#[test]
+fn build_train_writes_the_four_graphs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = srgraph(
+        &[
+            "build", "wdsr-b", "--blocks", "1", "--norm", "batch", "--train", "--batch", "2", "--patch", "16", "-o",
+            "out",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in ["model.onnx", "train_step.onnx", "gradients.onnx", "eval.onnx"] {
+        assert!(d.join("out").join(f).exists(), "{f} missing:\n{}", stdout(&o));
+    }
+    let o = srgraph(&["inspect", "out/train_step.onnx"], d);
+    let s = stdout(&o);
+    for line in [
+        "input       lr [2, 3, 8, 8]",
+        "input       hr [2, 3, 16, 16]",
+        "output      loss []",
+        "meta        batch = 2",
+        "meta        patch = 16",
+        "meta        graph = train-step",
+        "meta        normalisation = batch",
+    ] {
+        assert!(s.contains(line), "missing '{line}' in:\n{s}");
+    }
+    assert!(
+        s.contains(".running_var.new"),
+        "batch norm statistics are outputs of the step:\n{s}"
+    );
+    fails_with(
+        &srgraph(&["build", "edsr", "--train", "--patch", "15", "-o", "bad"], d),
+        "multiple of the scale",
+    );
+    assert_eq!(
+        srgraph(&["build", "edsr", "--batch", "4"], d).status.code(),
+        Some(2),
+        "--batch needs --train"
+    );
+}

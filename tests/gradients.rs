@@ -52,10 +52,6 @@ fn mse(g: &mut Graph, rng: &mut ChaCha8Rng, y: Outlet) -> Outlet {
     g.wire("loss", Op::Div, &[s, count]).unwrap()
 }
 
-fn flat(t: &ArrayD<f32>) -> Vec<f32> {
-    t.iter().copied().collect()
-}
-
 /// Check d(loss)/d(params) of the graph `g` (whose parameters are its Params) along random directions.
 fn check(what: &str, mut g: Graph, loss: Outlet, lowering: WeightGradLowering, seed: u64) {
     let wrt: Vec<Outlet> = (0..g.nodes.len())

@@ -1,6 +1,7 @@
 //! `srgraph build`: a preset or an architecture, flags over it, one `.onnx` out.
 
 use super::grouped;
+use crate::compiler::{compile, Loss, TrainConfig};
 use crate::export::inference_graph;
 use crate::ir::{show, ShuffleMode};
 use crate::models::{self, fit_budget, parse_count, Arch, ModelConfig, Norm};
@@ -37,7 +38,7 @@ pub struct BuildArgs {
     /// Residual scaling applied to each block's output before the skip add.
     #[arg(long)]
     pub res_scale: Option<f32>,
-    /// Normalisation of every conv: weight (WDSR's default) or none (EDSR's).
+    /// Normalisation: weight (every conv; WDSR's default), batch (after each conv in the residual blocks), or none (EDSR's).
     #[arg(long, value_enum)]
     pub norm: Option<NormArg>,
     /// Pixel-shuffle layout: crd (PyTorch PixelShuffle) or dcr (TensorFlow depth_to_space).
@@ -52,7 +53,19 @@ pub struct BuildArgs {
     /// Write the training form instead: weight norm as ops, parameters as overridable initialisers.
     #[arg(long)]
     pub unfolded: bool,
-    /// Output file (default: <name>-x<scale>.onnx).
+    /// Also compile the training graphs: write model.onnx, train_step.onnx, gradients.onnx and eval.onnx into the output folder.
+    #[arg(long)]
+    pub train: bool,
+    /// With --train: images per batch (the graphs are compiled for this fixed size).
+    #[arg(long, default_value_t = 16, requires = "train")]
+    pub batch: usize,
+    /// With --train: high-resolution patch side in pixels (the low-resolution one is patch / scale).
+    #[arg(long, default_value_t = 96, requires = "train")]
+    pub patch: usize,
+    /// With --train: the loss, l1 (the papers') or mse.
+    #[arg(long, value_enum, default_value = "l1", requires = "train")]
+    pub loss: LossArg,
+    /// Output file (default: <name>-x<scale>.onnx), or with --train the output folder (default: <name>-x<scale>/).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
 }
@@ -60,7 +73,14 @@ pub struct BuildArgs {
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum NormArg {
     Weight,
+    Batch,
     None,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LossArg {
+    L1,
+    Mse,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -107,6 +127,7 @@ pub fn resolve(a: &BuildArgs) -> Result<(ModelConfig, Vec<String>)> {
     c.norm = match a.norm {
         Some(NormArg::Weight) => Norm::Weight,
         Some(NormArg::None) => Norm::None,
+        Some(NormArg::Batch) => Norm::Batch,
         None => c.norm,
     };
     c.shuffle = match a.shuffle {
@@ -132,6 +153,9 @@ pub fn resolve(a: &BuildArgs) -> Result<(ModelConfig, Vec<String>)> {
 
 pub fn run(a: BuildArgs) -> Result<()> {
     let (c, notes) = resolve(&a)?;
+    if a.train {
+        return run_train(&a, &c, notes);
+    }
     let training_form = models::build(&c)?;
     let params = training_form.param_count();
     let graph = if a.unfolded {
@@ -193,6 +217,90 @@ pub fn run(a: BuildArgs) -> Result<()> {
         .collect();
     writeln!(out, "ops         {}", ops.join(", "))?;
     writeln!(out, "wrote       {} ({:.2} MB)", path.display(), size as f64 / 1e6)?;
+    Ok(())
+}
+
+/// `--train`: the inference graph and the three training graphs, in one folder.
+fn run_train(a: &BuildArgs, c: &ModelConfig, notes: Vec<String>) -> Result<()> {
+    if a.unfolded {
+        bail!("--unfolded and --train do not go together: the training graphs are written unfolded anyway");
+    }
+    let t = TrainConfig {
+        batch: a.batch,
+        patch: a.patch,
+        loss: match a.loss {
+            LossArg::L1 => Loss::L1,
+            LossArg::Mse => Loss::Mse,
+        },
+        ..TrainConfig::default()
+    };
+    t.validate(c.scale).context("Invalid training configuration")?;
+    let graphs = compile(c, &t)?;
+    let training_form = models::build(c)?;
+    let params = training_form.param_count();
+    let name = if Arch::parse(&a.arch).is_some() {
+        c.arch.name().to_string()
+    } else {
+        a.arch.clone()
+    };
+    let dir = a
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{name}-x{}", c.scale)));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the folder {}", dir.display()))?;
+    let meta = |kind: &str, fixed: bool| {
+        let mut m = c.metadata();
+        if fixed {
+            m.extend(t.metadata());
+        }
+        m.extend([
+            ("graph".to_string(), kind.to_string()),
+            ("parameters".to_string(), params.to_string()),
+            ("training_steps".to_string(), "0".to_string()),
+            ("srgraph_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+            ("command".to_string(), std::env::args().collect::<Vec<_>>().join(" ")),
+        ]);
+        m
+    };
+    let files = [
+        ("model.onnx", "inference", inference_graph(&training_form)?, false),
+        ("train_step.onnx", "train-step", graphs.train_step, true),
+        ("gradients.onnx", "gradients", graphs.gradients, true),
+        ("eval.onnx", "eval", graphs.eval, true),
+    ];
+    let mut out = std::io::stdout().lock();
+    for n in notes {
+        writeln!(out, "{n}")?;
+    }
+    writeln!(out, "network     {}", describe(c))?;
+    writeln!(out, "parameters  {}", grouped(params))?;
+    writeln!(
+        out,
+        "training    batch {} of {}x{} HR patches ({}x{} LR), {} loss, Adam",
+        t.batch,
+        t.patch,
+        t.patch,
+        t.patch / c.scale,
+        t.patch / c.scale,
+        t.loss.name()
+    )?;
+    for (file, kind, graph, fixed) in files {
+        let ops: usize = graph.op_histogram().iter().map(|(_, n)| n).sum();
+        let inputs = graph.inputs.len() + graph.params().count() + graph.buffers().count();
+        let path = dir.join(file);
+        Model::new(graph, meta(kind, fixed)).save(&path, kind)?;
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        writeln!(
+            out,
+            "wrote       {} ({kind}: {ops} ops, {inputs} inputs, {:.2} MB)",
+            path.display(),
+            size as f64 / 1e6
+        )?;
+    }
+    writeln!(
+        out,
+        "initial parameters, Adam moments and batch-norm statistics are the defaults of the training graphs' inputs"
+    )?;
     Ok(())
 }
 

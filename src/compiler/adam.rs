@@ -62,8 +62,7 @@ impl Adam {
         name: &str,
         p: Outlet,
         grad: Outlet,
-        m: Outlet,
-        v: Outlet,
+        (m, v): (Outlet, Outlet),
     ) -> Result<[Outlet; 3]> {
         let n = |what: &str| format!("{name}.adam.{what}");
         let c = |g: &mut Graph, what: &str, x: f32| g.constant(n(what), Tensor::scalar(x));

@@ -153,7 +153,7 @@ fn gradient_and_step(net: Network, t: &TrainConfig) -> Result<(Graph, Graph)> {
         let zeros = Tensor::f32(value.shape(), vec![0.0; value.len()]);
         let m = step.wire(format!("{name}.adam_m"), Op::Buffer(zeros.clone()), &[])?;
         let v = step.wire(format!("{name}.adam_v"), Op::Buffer(zeros), &[])?;
-        let [p2, m2, v2] = t.adam.update(&mut step, &scalars, name, *p, *grad, m, v)?;
+        let [p2, m2, v2] = t.adam.update(&mut step, &scalars, name, *p, *grad, (m, v))?;
         outputs.push((format!("{name}.new"), p2));
         outputs.push((format!("{name}.adam_m.new"), m2));
         outputs.push((format!("{name}.adam_v.new"), v2));

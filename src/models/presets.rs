@@ -40,6 +40,7 @@ impl Preset {
             c.norm = match n.as_str() {
                 "weight" => Norm::Weight,
                 "none" => Norm::None,
+                "batch" => Norm::Batch,
                 other => bail!("preset {}: unknown norm '{other}'", self.name),
             };
         }
