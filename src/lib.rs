@@ -11,6 +11,7 @@ pub mod compiler;
 pub mod data;
 pub mod export;
 pub mod ir;
+pub mod metrics;
 pub mod models;
 pub mod onnx;
 pub mod runtime;

@@ -14,6 +14,7 @@ use srgraph::export::inference_graph;
 use srgraph::models::{self, Arch, ModelConfig, Norm};
 use srgraph::onnx::Model;
 use srgraph::runtime::tract::{run_once, TractTrainer};
+use srgraph::runtime::Trainer;
 use srgraph::util::npy_bytes;
 use std::process::Command;
 
@@ -144,7 +145,7 @@ fn onnxruntime_takes_the_same_steps_as_tract() {
         std::fs::write(d.join("lr.npy"), npy_bytes(&lr)).unwrap();
         std::fs::write(d.join("hr.npy"), npy_bytes(&hr)).unwrap();
         std::fs::write(d.join("steps.txt"), "5 1e-3").unwrap();
-        let values = trainer.values();
+        let values = trainer.values().unwrap();
         let names: String = values.iter().map(|(n, t)| format!("{n} {}\n", t.len())).collect();
         std::fs::write(d.join("names.txt"), names).unwrap();
         let flat: Vec<f32> = values

@@ -2,6 +2,7 @@
 //! the MATLAB-exact bicubic resizer that makes low-resolution images.
 
 pub mod bicubic;
+pub mod dataset;
 
 use anyhow::{ensure, Context, Result};
 use ndarray::{s, Array3, Array4, ArrayD, Axis};

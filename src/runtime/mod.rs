@@ -1,4 +1,20 @@
-//! Runtimes that execute srgraph's ONNX files. tract (pure Rust) is the default
-//! for checks: it needs no native library.
+//! Runtimes that execute srgraph's ONNX files: tract (pure Rust, the default
+//! for checks, needs no native library) and ONNX Runtime (`ort`, CPU or CUDA).
 
+pub mod ort;
 pub mod tract;
+
+use crate::ir::Tensor;
+use anyhow::Result;
+use ndarray::ArrayD;
+
+/// A runtime executing a train-step graph (see `compiler`), keeping the
+/// parameters, Adam moments and buffers between steps.
+pub trait Trainer {
+    /// One step on a batch; returns the loss before the update.
+    fn step(&mut self, lr: ArrayD<f32>, hr: ArrayD<f32>, learning_rate: f32, step: u64) -> Result<f32>;
+    /// The current parameters, moments and buffers, by name.
+    fn values(&self) -> Result<Vec<(String, Tensor)>>;
+    /// Replace some of them (resuming from a checkpoint).
+    fn set_values(&mut self, values: &[(String, Tensor)]) -> Result<()>;
+}

@@ -124,8 +124,10 @@ impl TractTrainer {
         })
     }
 
-    /// One step; returns the loss before the update.
-    pub fn step(&mut self, lr: ArrayD<f32>, hr: ArrayD<f32>, learning_rate: f32, step: u64) -> Result<f32> {
+}
+
+impl super::Trainer for TractTrainer {
+    fn step(&mut self, lr: ArrayD<f32>, hr: ArrayD<f32>, learning_rate: f32, step: u64) -> Result<f32> {
         let scalar = |v: f32| ArrayD::from_elem(ndarray::IxDyn(&[]), v);
         let mut inputs = vec![lr, hr, scalar(learning_rate), scalar(step as f32)];
         inputs.extend(self.state.iter().cloned());
@@ -137,12 +139,17 @@ impl TractTrainer {
         Ok(loss)
     }
 
-    /// The current parameters, moments and buffers, by name.
-    pub fn values(&self) -> Vec<(String, crate::ir::Tensor)> {
-        self.names
-            .iter()
-            .cloned()
-            .zip(self.state.iter().map(|a| crate::ir::Tensor::F32(a.clone())))
-            .collect()
+    fn values(&self) -> Result<Vec<(String, crate::ir::Tensor)>> {
+        Ok(self.names.iter().cloned().zip(self.state.iter().map(|a| crate::ir::Tensor::F32(a.clone()))).collect())
+    }
+
+    fn set_values(&mut self, values: &[(String, crate::ir::Tensor)]) -> Result<()> {
+        for (name, value) in values {
+            let i = self.names.iter().position(|n| n == name).with_context(|| format!("the step has no state named {name}"))?;
+            let a = value.as_f32().context("state is float32")?;
+            anyhow::ensure!(a.shape() == self.state[i].shape(), "{name}: shape {:?}, expected {:?}", a.shape(), self.state[i].shape());
+            self.state[i] = a.clone();
+        }
+        Ok(())
     }
 }

@@ -1,0 +1,703 @@
+//! Training and validation data: image folders in the usual layouts, whole-image pairs for
+//! validation, seeded random patches for training, and a thread that prepares batches ahead.
+//!
+//! Low-resolution images come from the set's own LR files when it has them, else from the
+//! MATLAB-exact bicubic downscaler over the whole (modcropped) image, which is exactly how
+//! those LR files were made. Training patches are then cut from the whole-image LR at an
+//! aligned position rather than made by downscaling each HR crop: the result is what the LR
+//! files would give, without the mirrored-border artefacts a crop's own downscale has in its
+//! outer two LR pixels, and without a resize per patch.
+
+use super::bicubic::{self, Border};
+use anyhow::{bail, ensure, Context, Result};
+use ndarray::{s, Array3, Array4, ArrayView3, ArrayView4, Axis};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+
+/// A low-resolution image and its high-resolution original, HWC RGB.
+pub struct Pair {
+    pub lr: Array3<u8>,
+    pub hr: Array3<u8>,
+}
+
+/// Where the images are, found from a folder's layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Image files directly in the folder (T91, BSD200).
+    Flat,
+    /// `DIV2K_{train,valid}_HR/0001.png` with optional `DIV2K_*_LR_bicubic/X{s}/0001x{s}.png`.
+    Div2k,
+    /// `HR/name.png` with optional `LR_bicubic/X{s}/namex{s}.png` (Set5, Set14, ...).
+    Benchmark,
+}
+
+/// One image of a set: its HR file and, if the set has one, its LR file for the set's scale.
+#[derive(Clone, Debug)]
+pub struct ImageFile {
+    pub hr: PathBuf,
+    pub lr: Option<PathBuf>,
+}
+
+/// The image files of a data folder, sorted by name.
+pub struct ImageSet {
+    pub root: PathBuf,
+    pub layout: Layout,
+    pub scale: usize,
+    pub files: Vec<ImageFile>,
+}
+
+const EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "bmp"];
+
+/// Image files directly in `dir` (extension case-insensitive), sorted by name; none if `dir`
+/// is not a folder.
+fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        return Ok(vec![]);
+    }
+    let mut found = vec![];
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list folder {}", dir.display()))? {
+        let path = entry
+            .with_context(|| format!("cannot list folder {}", dir.display()))?
+            .path();
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if path.is_file() && EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(ext)) {
+            found.push(path);
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+impl ImageSet {
+    /// Detects the layout of `dir` for scale `scale`: DIV2K (`dir/DIV2K_train_HR`, else
+    /// `dir/DIV2K_valid_HR`, else `dir` itself named `*_HR`), then benchmark (`dir/HR`), then
+    /// flat. The first candidate holding images wins. An LR file is used where it exists.
+    pub fn open(dir: &Path, scale: usize) -> Result<ImageSet> {
+        ensure!(dir.exists(), "data folder {} does not exist", dir.display());
+        ensure!(dir.is_dir(), "data path {} is not a folder", dir.display());
+        ensure!(
+            (2..=4).contains(&scale),
+            "scale {scale} is not supported: use 2, 3 or 4"
+        );
+        let x = format!("X{scale}");
+        let mut candidates = vec![];
+        for split in ["train", "valid"] {
+            let hr = dir.join(format!("DIV2K_{split}_HR"));
+            candidates.push((
+                Layout::Div2k,
+                hr,
+                dir.join(format!("DIV2K_{split}_LR_bicubic")).join(&x),
+            ));
+        }
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if let (Some(prefix), Some(parent)) = (name.strip_suffix("_HR"), dir.parent()) {
+            let lr = parent.join(format!("{prefix}_LR_bicubic")).join(&x);
+            candidates.push((Layout::Div2k, dir.to_path_buf(), lr));
+        }
+        candidates.push((Layout::Benchmark, dir.join("HR"), dir.join("LR_bicubic").join(&x)));
+        candidates.push((Layout::Flat, dir.to_path_buf(), PathBuf::new()));
+        for (layout, hr_dir, lr_dir) in candidates {
+            let hrs = images_in(&hr_dir)?;
+            if hrs.is_empty() {
+                continue;
+            }
+            let files = hrs
+                .into_iter()
+                .map(|hr| {
+                    let lr = lr_dir.join(format!("{}x{scale}.png", stem(&hr)));
+                    let lr = (layout != Layout::Flat && lr.is_file()).then_some(lr);
+                    ImageFile { hr, lr }
+                })
+                .collect();
+            return Ok(ImageSet {
+                root: dir.to_path_buf(),
+                layout,
+                scale,
+                files,
+            });
+        }
+        bail!(
+            "no images ({}) found in {}: looked for the DIV2K layout (DIV2K_train_HR/, DIV2K_valid_HR/ \
+             or a folder named *_HR), the benchmark layout (HR/) and image files in the folder itself",
+            EXTENSIONS.join(", "),
+            dir.display()
+        )
+    }
+
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// File stems of the HR images, in order ("baby", "0001", ...).
+    pub fn names(&self) -> Vec<String> {
+        self.files.iter().map(|f| stem(&f.hr)).collect()
+    }
+
+    /// Loads every image once, in parallel: HR modcropped to the scale, LR from the LR file
+    /// if present, else `bicubic::downscale(hr, s, Mirror)`. Unreadable files are skipped
+    /// with a warning (returned, not printed); nothing left, or an LR file of the wrong
+    /// size, is an error.
+    pub fn load(&self) -> Result<(Vec<Pair>, Vec<String>)> {
+        let s = self.scale;
+        // Outer Result: fatal error. Inner: the pair, or a warning for a skipped file.
+        let loaded: Vec<Result<std::result::Result<Pair, String>>> = self
+            .files
+            .par_iter()
+            .map(|f| {
+                let hr = match read_rgb(&f.hr) {
+                    Ok(hr) => bicubic::modcrop(&hr, s),
+                    Err(e) => return Ok(Err(format!("skipped {}: {e:#}", f.hr.display()))),
+                };
+                let (h, w, _) = hr.dim();
+                let lr = match &f.lr {
+                    Some(lr_path) => {
+                        let lr = match read_rgb(lr_path) {
+                            Ok(lr) => lr,
+                            Err(e) => return Ok(Err(format!("skipped {}: {e:#}", lr_path.display()))),
+                        };
+                        let (lh, lw, _) = lr.dim();
+                        ensure!(
+                            (lh, lw) == (h / s, w / s),
+                            "LR file {} is {lw}x{lh} but HR file {} is {w}x{h}: expected {}x{} at scale {s}",
+                            lr_path.display(),
+                            f.hr.display(),
+                            w / s,
+                            h / s
+                        );
+                        lr
+                    }
+                    None => bicubic::downscale(&hr, s, Border::Mirror)
+                        .with_context(|| format!("cannot downscale {}", f.hr.display()))?,
+                };
+                Ok(Ok(Pair { lr, hr }))
+            })
+            .collect();
+        let (mut pairs, mut warnings) = (vec![], vec![]);
+        for item in loaded {
+            match item? {
+                Ok(pair) => pairs.push(pair),
+                Err(warning) => warnings.push(warning),
+            }
+        }
+        ensure!(
+            !pairs.is_empty(),
+            "no readable image in {}: {}",
+            self.root.display(),
+            warnings.join("; ")
+        );
+        Ok((pairs, warnings))
+    }
+}
+
+/// An image file as HWC RGB bytes: grey repeated to three channels, alpha dropped, 16-bit
+/// reduced to 8. The format is guessed from the content, not the extension.
+fn read_rgb(path: &Path) -> Result<Array3<u8>> {
+    let img = image::ImageReader::open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?
+        .with_guessed_format()?
+        .decode()?
+        .to_rgb8();
+    let (w, h) = img.dimensions();
+    Ok(Array3::from_shape_vec((h as usize, w as usize, 3), img.into_raw())?)
+}
+
+/// An HWC image as a [1, C, H, W] float32 tensor in [0, 255] (standard layout).
+pub fn to_nchw(img: &Array3<u8>) -> Array4<f32> {
+    let (h, w, c) = img.dim();
+    Array4::from_shape_fn((1, c, h, w), |(_, c, y, x)| img[[y, x, c]] as f32)
+}
+
+/// The first image of an [N, C, H, W] tensor as HWC bytes: rounded half away from zero and
+/// clamped to [0, 255] (NaN becomes 0). An empty batch gives an empty image.
+pub fn from_nchw(t: ArrayView4<f32>) -> Array3<u8> {
+    let (n, c, h, w) = t.dim();
+    if n == 0 {
+        return Array3::zeros((0, 0, c));
+    }
+    Array3::from_shape_fn((h, w, c), |(y, x, c)| t[[0, c, y, x]].round().clamp(0.0, 255.0) as u8)
+}
+
+/// Where one training item comes from: image index, top-left HR corner (a multiple of the
+/// scale), horizontal flip, then `rot` quarter turns.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Crop {
+    pub image: usize,
+    pub y: usize,
+    pub x: usize,
+    pub flip: bool,
+    pub rot: u8,
+}
+
+/// A flip then `rot` counter-clockwise quarter turns, as a view (no copy).
+pub(crate) fn augment(v: ArrayView3<u8>, flip: bool, rot: u8) -> ArrayView3<u8> {
+    let mut v = if flip { v.slice_move(s![.., ..;-1, ..]) } else { v };
+    for _ in 0..rot % 4 {
+        v = v.permuted_axes([1, 0, 2]).slice_move(s![..;-1, .., ..]);
+    }
+    v
+}
+
+/// Random training patches, seeded and reproducible.
+pub struct PatchSampler {
+    images: Vec<Pair>,
+    patch: usize,
+    scale: usize,
+    seed: u64,
+    warnings: Vec<String>,
+}
+
+impl PatchSampler {
+    /// `patch` is the HR patch side, a multiple of `scale`. Images smaller than the patch are
+    /// skipped with a warning (see [`warnings`](Self::warnings); T91 has a 78x78 image, and
+    /// refusing the whole set for it would be unhelpful); it is an error if none is left.
+    /// Each pair's LR must be its HR / scale (what [`ImageSet::load`] gives).
+    pub fn new(images: Vec<Pair>, patch: usize, scale: usize, seed: u64) -> Result<PatchSampler> {
+        ensure!(
+            scale >= 1 && patch >= scale && patch.is_multiple_of(scale),
+            "patch size {patch} is not a multiple of the scale {scale}"
+        );
+        let (total, mut kept, mut warnings) = (images.len(), vec![], vec![]);
+        for (i, pair) in images.into_iter().enumerate() {
+            let ((h, w, c), (lh, lw, lc)) = (pair.hr.dim(), pair.lr.dim());
+            ensure!(
+                c == 3 && lc == 3 && (lh, lw) == (h / scale, w / scale),
+                "training image {i}: HR {w}x{h}x{c} and LR {lw}x{lh}x{lc} are not an RGB pair at scale {scale}"
+            );
+            if h < patch || w < patch {
+                warnings.push(format!(
+                    "training image {i} ({w}x{h}) is smaller than the {patch}x{patch} patch: skipped"
+                ));
+            } else {
+                kept.push(pair);
+            }
+        }
+        ensure!(
+            !kept.is_empty(),
+            "none of the {total} training images is at least {patch}x{patch} pixels"
+        );
+        Ok(PatchSampler {
+            images: kept,
+            patch,
+            scale,
+            seed,
+            warnings,
+        })
+    }
+
+    /// One line per image skipped by `new`.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Number of images patches are drawn from.
+    pub fn len(&self) -> usize {
+        self.images.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty()
+    }
+
+    /// Item `index` of step `step`: its randomness comes from a ChaCha key made of
+    /// (seed, step, index) alone, so a batch does not depend on what was drawn before
+    /// (bit-exact resume) nor on the order rayon builds the items in.
+    pub(crate) fn crop(&self, step: u64, index: usize) -> Crop {
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&self.seed.to_le_bytes());
+        key[8..16].copy_from_slice(&step.to_le_bytes());
+        key[16..24].copy_from_slice(&(index as u64).to_le_bytes());
+        let mut rng = ChaCha8Rng::from_seed(key);
+        let image = rng.random_range(0..self.images.len());
+        let (h, w, _) = self.images[image].hr.dim();
+        let (s, p) = (self.scale, self.patch / self.scale);
+        // Aligned to the scale so that the LR crop covers exactly the HR crop.
+        let y = rng.random_range(0..=h / s - p) * s;
+        let x = rng.random_range(0..=w / s - p) * s;
+        Crop {
+            image,
+            y,
+            x,
+            flip: rng.random(),
+            rot: rng.random_range(0..4),
+        }
+    }
+
+    /// The batch for step `step` (0-based), a pure function of (seed, step): NCHW float32 in
+    /// [0, 255], (lr [B, 3, P/s, P/s], hr [B, 3, P, P]).
+    pub fn batch(&self, step: u64, batch: usize) -> Result<(Array4<f32>, Array4<f32>)> {
+        let (s, p) = (self.scale, self.patch);
+        let items: Vec<(Array3<f32>, Array3<f32>)> = (0..batch)
+            .into_par_iter()
+            .map(|i| {
+                let c = self.crop(step, i);
+                let pair = &self.images[c.image];
+                let hr = pair.hr.slice(s![c.y..c.y + p, c.x..c.x + p, ..]);
+                let lr = pair.lr.slice(s![c.y / s..(c.y + p) / s, c.x / s..(c.x + p) / s, ..]);
+                let chw = |v: ArrayView3<u8>| augment(v, c.flip, c.rot).permuted_axes([2, 0, 1]).mapv(f32::from);
+                (chw(lr), chw(hr))
+            })
+            .collect();
+        let mut lr = Array4::zeros((batch, 3, p / s, p / s));
+        let mut hr = Array4::zeros((batch, 3, p, p));
+        for (i, (l, h)) in items.iter().enumerate() {
+            lr.index_axis_mut(Axis(0), i).assign(l);
+            hr.index_axis_mut(Axis(0), i).assign(h);
+        }
+        Ok((lr, hr))
+    }
+}
+
+type Batch = (u64, Array4<f32>, Array4<f32>);
+
+/// Keeps `ahead` batches prepared on a background thread so the runtime never waits for
+/// data. Dropping it stops the thread.
+pub struct Prefetcher {
+    rx: Option<mpsc::Receiver<Result<Batch>>>,
+    thread: Option<JoinHandle<()>>,
+    spawn_error: Option<String>,
+}
+
+impl Prefetcher {
+    /// Prepares steps `start_step`, `start_step + 1`, ... of `batch` items each.
+    pub fn new(sampler: Arc<PatchSampler>, batch: usize, start_step: u64, ahead: usize) -> Prefetcher {
+        // A bound of 0 would be a rendezvous channel, with nothing prepared ahead.
+        let (tx, rx) = mpsc::sync_channel(ahead.max(1));
+        let work = move || {
+            for step in start_step.. {
+                let result = sampler.batch(step, batch).map(|(lr, hr)| (step, lr, hr));
+                let failed = result.is_err();
+                // A send fails once the receiver is dropped: that is the signal to stop.
+                if tx.send(result).is_err() || failed {
+                    break;
+                }
+            }
+        };
+        match std::thread::Builder::new().name("srgraph-prefetch".into()).spawn(work) {
+            Ok(thread) => Prefetcher {
+                rx: Some(rx),
+                thread: Some(thread),
+                spawn_error: None,
+            },
+            Err(e) => Prefetcher {
+                rx: Some(rx),
+                thread: None,
+                spawn_error: Some(e.to_string()),
+            },
+        }
+    }
+
+    /// The next batch, in step order, as (step, lr, hr). (Not an Iterator: it can fail.)
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Result<Batch> {
+        if let Some(e) = &self.spawn_error {
+            bail!("cannot start the batch-preparing thread: {e}");
+        }
+        match self.rx.as_ref().map(|rx| rx.recv()) {
+            Some(Ok(result)) => result,
+            _ => bail!("the batch-preparing thread has stopped"),
+        }
+    }
+}
+
+impl Drop for Prefetcher {
+    fn drop(&mut self) {
+        // Drop the receiver first so a thread blocked on a full channel wakes up and exits.
+        self.rx.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn data_dir() -> std::path::PathBuf {
+        std::env::var_os("SRGRAPH_DATA")
+            .map(Into::into)
+            .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
+    }
+
+    fn set5(scale: usize) -> Result<PatchSampler> {
+        let (pairs, warnings) = ImageSet::open(&data_dir().join("Set5"), scale)?.load()?;
+        assert!(warnings.is_empty(), "{warnings:?}");
+        PatchSampler::new(pairs, 96, scale, 7)
+    }
+
+    #[test]
+    fn detects_benchmark_and_flat_layouts() -> Result<()> {
+        for s in 2..=4 {
+            let set = ImageSet::open(&data_dir().join("Set5"), s)?;
+            assert_eq!((set.layout, set.len()), (Layout::Benchmark, 5));
+            assert!(set.files.iter().all(|f| f.lr.is_some()), "Set5 has LR files at x{s}");
+        }
+        assert_eq!(
+            ImageSet::open(&data_dir().join("Set5"), 2)?.names(),
+            ["baby", "bird", "butterfly", "head", "woman"]
+        );
+        let t91 = ImageSet::open(&data_dir().join("T91"), 4)?;
+        assert_eq!((t91.layout, t91.len()), (Layout::Flat, 91));
+        assert!(t91.files.iter().all(|f| f.lr.is_none()));
+        Ok(())
+    }
+
+    #[test]
+    fn detects_and_loads_div2k_layout() -> Result<()> {
+        let tmp = tempfile::tempdir()?;
+        for (split, n) in [("train", 2), ("valid", 1)] {
+            let root = tmp.path().join(split);
+            let (hr_dir, lr_dir) = (
+                root.join(format!("DIV2K_{split}_HR")),
+                root.join(format!("DIV2K_{split}_LR_bicubic/X2")),
+            );
+            fs::create_dir_all(&hr_dir)?;
+            fs::create_dir_all(&lr_dir)?;
+            for (i, name) in ["bird", "butterfly"].iter().take(n).enumerate() {
+                fs::copy(
+                    data_dir().join(format!("Set5/HR/{name}.png")),
+                    hr_dir.join(format!("000{}.png", i + 1)),
+                )?;
+                let lr = data_dir().join(format!("Set5/LR_bicubic/X2/{name}x2.png"));
+                fs::copy(lr, lr_dir.join(format!("000{}x2.png", i + 1)))?;
+            }
+            // The root and the HR folder itself are both recognised.
+            for dir in [&root, &hr_dir] {
+                let set = ImageSet::open(dir, 2)?;
+                assert_eq!((set.layout, set.len()), (Layout::Div2k, n));
+                assert!(set.files.iter().all(|f| f.lr.is_some()));
+                let (pairs, warnings) = set.load()?;
+                assert!(warnings.is_empty());
+                assert_eq!(pairs[0].lr, read_rgb(&lr_dir.join("0001x2.png"))?);
+                assert_eq!(pairs[0].hr.dim(), (288, 288, 3));
+            }
+            // No X3 folder: LR made by the bicubic downscaler.
+            let set = ImageSet::open(&root, 3)?;
+            assert!(set.files.iter().all(|f| f.lr.is_none()));
+            let (pairs, _) = set.load()?;
+            assert_eq!(
+                pairs[0].lr,
+                read_rgb(&data_dir().join("Set5/LR_bicubic/X3/birdx3.png"))?
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn corrupt_file_is_skipped_with_a_warning() -> Result<()> {
+        let tmp = tempfile::tempdir()?;
+        fs::write(tmp.path().join("broken.png"), b"this is not a PNG file at all")?;
+        fs::copy(data_dir().join("Set5/HR/bird.png"), tmp.path().join("good.PNG"))?; // extension case ignored
+        fs::write(tmp.path().join("notes.txt"), b"not an image")?;
+        let set = ImageSet::open(tmp.path(), 2)?;
+        assert_eq!(
+            (set.layout, set.names()),
+            (Layout::Flat, vec!["broken".to_string(), "good".to_string()])
+        );
+        let (pairs, warnings) = set.load()?;
+        assert_eq!((pairs.len(), warnings.len()), (1, 1));
+        assert!(warnings[0].contains("broken.png"), "{}", warnings[0]);
+        fs::remove_file(tmp.path().join("good.PNG"))?;
+        let err = format!(
+            "{:#}",
+            ImageSet::open(tmp.path(), 2)?
+                .load()
+                .err()
+                .context("all corrupt must fail")?
+        );
+        assert!(err.contains("no readable image") && err.contains("broken.png"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn bad_folders_are_errors_naming_them() -> Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let err = ImageSet::open(tmp.path(), 2)
+            .err()
+            .context("empty folder must fail")?
+            .to_string();
+        assert!(
+            err.contains(&tmp.path().display().to_string()) && err.contains("benchmark layout"),
+            "{err}"
+        );
+        let missing = tmp.path().join("nowhere");
+        let err = ImageSet::open(&missing, 2)
+            .err()
+            .context("missing folder must fail")?
+            .to_string();
+        assert!(err.contains("nowhere") && err.contains("does not exist"), "{err}");
+        let file = data_dir().join("Set5/HR/bird.png");
+        let err = ImageSet::open(&file, 2).err().context("a file must fail")?.to_string();
+        assert!(err.contains("bird.png") && err.contains("not a folder"), "{err}");
+        assert!(ImageSet::open(&data_dir().join("Set5"), 5).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn greyscale_loads_as_three_channels() -> Result<()> {
+        let set = ImageSet::open(&data_dir().join("Set14"), 3)?;
+        let i = set
+            .names()
+            .iter()
+            .position(|n| n == "bridge")
+            .context("Set14 has bridge.png")?;
+        let (pairs, _) = set.load()?;
+        let hr = &pairs[i].hr;
+        assert_eq!(hr.dim().2, 3);
+        assert!(
+            hr.lanes(Axis(2)).into_iter().all(|p| p[0] == p[1] && p[1] == p[2]),
+            "grey repeated"
+        );
+        assert_eq!(pairs[i].lr.dim(), (hr.dim().0 / 3, hr.dim().1 / 3, 3));
+        Ok(())
+    }
+
+    #[test]
+    fn mismatched_lr_file_is_an_error_naming_both() -> Result<()> {
+        let tmp = tempfile::tempdir()?;
+        fs::create_dir_all(tmp.path().join("HR"))?;
+        fs::create_dir_all(tmp.path().join("LR_bicubic/X2"))?;
+        fs::copy(data_dir().join("Set5/HR/bird.png"), tmp.path().join("HR/bird.png"))?;
+        fs::copy(
+            data_dir().join("Set5/LR_bicubic/X2/babyx2.png"),
+            tmp.path().join("LR_bicubic/X2/birdx2.png"),
+        )?;
+        let err = ImageSet::open(tmp.path(), 2)?
+            .load()
+            .err()
+            .context("size mismatch must fail")?
+            .to_string();
+        assert!(
+            err.contains("birdx2.png") && err.contains("bird.png") && err.contains("256x256"),
+            "{err}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn batches_are_reproducible_and_well_formed() -> Result<()> {
+        let sampler = set5(2)?;
+        let (lr, hr) = sampler.batch(3, 8)?;
+        assert_eq!((lr.dim(), hr.dim()), ((8, 3, 48, 48), (8, 3, 96, 96)));
+        assert!(lr
+            .iter()
+            .chain(hr.iter())
+            .all(|&v| (0.0..=255.0).contains(&v) && v.fract() == 0.0));
+        let other = set5(2)?;
+        other.batch(0, 8)?; // what happened before must not matter
+        let (lr2, hr2) = other.batch(3, 8)?;
+        assert!(lr == lr2 && hr == hr2, "same (seed, step) must give the same batch");
+        let (lr3, hr3) = sampler.batch(4, 8)?;
+        assert!(lr != lr3 && hr != hr3, "another step must give another batch");
+        assert_eq!(
+            sampler.batch(3, 4)?.1,
+            hr.slice(s![..4, .., .., ..]),
+            "item i does not depend on the batch size"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn lr_patch_is_the_lr_file_crop() -> Result<()> {
+        let (s, step, n) = (3, 5, 16);
+        let sampler = set5(s)?;
+        let names = ImageSet::open(&data_dir().join("Set5"), s)?.names();
+        let (lr, hr) = sampler.batch(step, n)?;
+        let mut augmented = 0;
+        for i in 0..n {
+            let c = sampler.crop(step, i);
+            augmented += (c.flip || c.rot != 0) as usize;
+            let lr_file = read_rgb(&data_dir().join(format!("Set5/LR_bicubic/X{s}/{}x{s}.png", names[c.image])))?;
+            let hr_file = read_rgb(&data_dir().join(format!("Set5/HR/{}.png", names[c.image])))?;
+            let want_lr = lr_file.slice(s![c.y / s..c.y / s + 32, c.x / s..c.x / s + 32, ..]);
+            let want_hr = hr_file.slice(s![c.y..c.y + 96, c.x..c.x + 96, ..]);
+            let got = |t: &Array4<f32>| t.index_axis(Axis(0), i).permuted_axes([1, 2, 0]).mapv(|v| v as u8);
+            assert_eq!(got(&lr), augment(want_lr, c.flip, c.rot), "item {i}: {c:?}");
+            assert_eq!(got(&hr), augment(want_hr, c.flip, c.rot), "item {i}: {c:?}");
+        }
+        assert!(augmented > 0, "some items should be flipped or rotated");
+        Ok(())
+    }
+
+    #[test]
+    fn augment_flips_and_rotates() -> Result<()> {
+        // [[1, 2, 3], [4, 5, 6]] as a 2x3 one-channel image.
+        let a = Array3::from_shape_vec((2, 3, 1), vec![1u8, 2, 3, 4, 5, 6])?;
+        let flat = |v: ArrayView3<u8>| (v.dim(), v.iter().copied().collect::<Vec<_>>());
+        assert_eq!(flat(augment(a.view(), true, 0)), ((2, 3, 1), vec![3, 2, 1, 6, 5, 4]));
+        // A quarter turn counter-clockwise: the last column becomes the first row.
+        assert_eq!(flat(augment(a.view(), false, 1)), ((3, 2, 1), vec![3, 6, 2, 5, 1, 4]));
+        assert_eq!(flat(augment(a.view(), false, 2)), ((2, 3, 1), vec![6, 5, 4, 3, 2, 1]));
+        assert_eq!(flat(augment(a.view(), false, 4)), flat(a.view()));
+        Ok(())
+    }
+
+    #[test]
+    fn bad_patch_sizes_are_errors_or_warnings() -> Result<()> {
+        let load = |set: &str, s| -> Result<Vec<Pair>> { Ok(ImageSet::open(&data_dir().join(set), s)?.load()?.0) };
+        let err = PatchSampler::new(load("Set5", 2)?, 600, 2, 0)
+            .err()
+            .context("too large")?
+            .to_string();
+        assert!(err.contains("600x600"), "{err}");
+        assert!(
+            PatchSampler::new(load("Set5", 3)?, 96 + 1, 3, 0).is_err(),
+            "not a multiple of the scale"
+        );
+        // T91's t20.png is 78x78: skipped with a warning, the other 90 kept.
+        let names = ImageSet::open(&data_dir().join("T91"), 2)?.names();
+        let sampler = PatchSampler::new(load("T91", 2)?, 96, 2, 0)?;
+        let t20 = names.iter().position(|n| n == "t20").context("t20")?;
+        assert_eq!(sampler.len(), 90);
+        assert_eq!(
+            sampler.warnings(),
+            [format!(
+                "training image {t20} (78x78) is smaller than the 96x96 patch: skipped"
+            )]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn prefetcher_yields_the_batches_in_order() -> Result<()> {
+        let sampler = Arc::new(set5(4)?);
+        let mut prefetcher = Prefetcher::new(sampler.clone(), 4, 10, 2);
+        for step in 10..14 {
+            let (got_step, lr, hr) = prefetcher.next()?;
+            let (want_lr, want_hr) = sampler.batch(step, 4)?;
+            assert!(got_step == step && lr == want_lr && hr == want_hr, "step {step}");
+        }
+        drop(prefetcher); // must not hang with a full channel
+        Ok(())
+    }
+
+    #[test]
+    fn nchw_conversions() -> Result<()> {
+        let img = Array3::from_shape_fn((2, 3, 3), |(y, x, c)| (y * 100 + x * 10 + c) as u8);
+        let t = to_nchw(&img);
+        assert_eq!(t.dim(), (1, 3, 2, 3));
+        assert!(t.is_standard_layout() && t[[0, 2, 1, 0]] == 102.0);
+        assert_eq!(from_nchw(t.view()), img);
+        let t = Array4::from_shape_vec((1, 1, 1, 6), vec![0.5, 1.5, -3.0, 300.0, 254.49, f32::NAN])?;
+        assert_eq!(
+            from_nchw(t.view()).iter().copied().collect::<Vec<_>>(),
+            [1, 2, 0, 255, 254, 0]
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,203 @@
+//! ONNX Runtime through `ort`, loaded at run time from its shared library (the
+//! one in PyPI's onnxruntime wheel; `tools/fetch-onnxruntime.sh` fetches it).
+//!
+//! Training keeps the parameters and Adam moments inside the runtime: two sets
+//! of tensors made by the runtime's allocator (device memory under CUDA) are
+//! used in turn, one bound as the step's inputs and the other as its outputs.
+
+use super::Trainer;
+use crate::ir::{Graph, Tensor};
+use anyhow::{bail, ensure, Context, Result};
+use ndarray::ArrayD;
+use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
+use ort::session::{builder::GraphOptimizationLevel, Session};
+use ort::value::Tensor as OrtTensor;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// The ONNX Runtime release srgraph is built and tested against.
+pub const ORT_VERSION: &str = "1.32.0";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    Cpu,
+    /// CUDA or an error: never a silent fall-back.
+    Cuda,
+    /// CUDA when it works, else the CPU, saying so.
+    Auto,
+}
+
+/// Where the library is looked for, in order.
+pub fn library_candidates() -> Vec<PathBuf> {
+    let mut c = Vec::new();
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        c.push(PathBuf::from(p));
+    }
+    let lib = format!("libonnxruntime.so.{ORT_VERSION}");
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
+    if let Some(cache) = cache {
+        c.push(cache.join(format!("srgraph/onnxruntime-{ORT_VERSION}")).join(&lib));
+    }
+    c.push(PathBuf::from(format!(".venv/lib/python3.11/site-packages/onnxruntime/capi/{lib}")));
+    c
+}
+
+static ENVIRONMENT: OnceLock<std::result::Result<ort::environment::Environment, String>> = OnceLock::new();
+
+/// Load the library once per process.
+fn environment() -> Result<&'static ort::environment::Environment> {
+    let env = ENVIRONMENT.get_or_init(|| {
+        let candidates = library_candidates();
+        let Some(path) = candidates.iter().find(|p| p.exists()) else {
+            let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+            return Err(format!(
+                "the ONNX Runtime library was not found (looked at: {}). Run tools/fetch-onnxruntime.sh, which \
+                 installs onnxruntime {ORT_VERSION} from PyPI, or set ORT_DYLIB_PATH to a libonnxruntime.so; or train \
+                 with --engine tract, which needs no library",
+                tried.join(", ")
+            ));
+        };
+        let builder = ort::init_from(path).map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", path.display()))?;
+        builder.with_name("srgraph").build().map_err(|e| format!("cannot start ONNX Runtime: {e}"))
+    });
+    env.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// A session for `onnx` on `device`; returns it and the device it really runs on.
+pub fn session(onnx: &[u8], device: Device, threads: usize) -> Result<(Session, Device)> {
+    let env = environment()?;
+    // The builder's errors carry the builder, which is not Send: keep their message.
+    let msg = |e: ort::Error<ort::session::builder::SessionBuilder>| anyhow::anyhow!("{e}");
+    let build = |cuda: bool| -> Result<Session> {
+        let mut b = Session::builder(env)?.with_optimization_level(GraphOptimizationLevel::Level3).map_err(msg)?;
+        if threads > 0 {
+            b = b.with_intra_threads(threads).map_err(msg)?;
+        }
+        if cuda {
+            b = b.with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()]).map_err(msg)?;
+        }
+        Ok(b.commit_from_memory(onnx)?)
+    };
+    match device {
+        Device::Cpu => Ok((build(false)?, Device::Cpu)),
+        Device::Cuda => build(true).map(|s| (s, Device::Cuda)).map_err(|e| {
+            e.context(
+                "the CUDA execution provider could not start. It needs the onnxruntime-gpu 1.31.1 library \
+                 (ORT_DYLIB_PATH) with libonnxruntime_providers_cuda.so beside it, CUDA 13 (cuBLAS, cuRAND, cudart) \
+                 and cuDNN 9 on LD_LIBRARY_PATH, and an NVIDIA GPU: tools/fetch-onnxruntime.sh --gpu installs the \
+                 libraries and prints the two variables",
+            )
+        }),
+        Device::Auto => match build(true) {
+            Ok(s) => Ok((s, Device::Cuda)),
+            Err(e) => {
+                eprintln!("note: CUDA is not available ({e:#}); running on the CPU");
+                Ok((build(false)?, Device::Cpu))
+            }
+        },
+    }
+}
+
+/// Runs a train-step graph in ONNX Runtime, state kept in runtime memory.
+pub struct OrtTrainer {
+    session: Session,
+    device: Device,
+    names: Vec<String>,
+    /// Two sets of state tensors: inputs of this step, outputs of this step.
+    sets: [Vec<OrtTensor<f32>>; 2],
+    current: usize,
+}
+
+impl OrtTrainer {
+    pub fn new(step: &Graph, device: Device, threads: usize) -> Result<OrtTrainer> {
+        let (lifted, values) = step.lift_values();
+        ensure!(step.inputs.len() == 4, "a train step takes lr, hr, learning_rate and step before its state");
+        for (name, _) in &values {
+            ensure!(lifted.outputs.iter().any(|(o, _)| *o == format!("{name}.new")), "the step does not update {name}");
+        }
+        let bytes = crate::onnx::Model::new(lifted, vec![]).to_bytes("train_step")?;
+        let (session, device) = session(&bytes, device, threads)?;
+        let allocator = match device {
+            Device::Cuda => Allocator::new(&session, MemoryInfo::new(AllocationDevice::CUDA, 0, AllocatorType::Device, MemoryType::Default)?)?,
+            _ => Allocator::default(),
+        };
+        let mut sets: [Vec<OrtTensor<f32>>; 2] = [vec![], vec![]];
+        for (_, t) in &values {
+            for set in &mut sets {
+                set.push(OrtTensor::<f32>::new(&allocator, t.shape().to_vec())?);
+            }
+        }
+        let mut trainer = OrtTrainer { session, device, names: values.iter().map(|(n, _)| n.clone()).collect(), sets, current: 0 };
+        trainer.set_values(&values)?;
+        Ok(trainer)
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+}
+
+impl Trainer for OrtTrainer {
+    fn step(&mut self, lr: ArrayD<f32>, hr: ArrayD<f32>, learning_rate: f32, step: u64) -> Result<f32> {
+        let (input, output) = (self.current, 1 - self.current);
+        let mut binding = self.session.create_binding()?;
+        binding.bind_input("lr", &OrtTensor::from_array(lr)?)?;
+        binding.bind_input("hr", &OrtTensor::from_array(hr)?)?;
+        binding.bind_input("learning_rate", &OrtTensor::from_array(ArrayD::from_elem(ndarray::IxDyn(&[]), learning_rate))?)?;
+        binding.bind_input("step", &OrtTensor::from_array(ArrayD::from_elem(ndarray::IxDyn(&[]), step as f32))?)?;
+        let [a, b] = &mut self.sets;
+        let (ins, outs) = if input == 0 { (a, b) } else { (b, a) };
+        for (name, t) in self.names.iter().zip(ins.iter()) {
+            binding.bind_input(name, t)?;
+        }
+        for (name, t) in self.names.iter().zip(outs.iter_mut()) {
+            binding.bind_output(format!("{name}.new"), t)?;
+        }
+        binding.bind_output_to_device("loss", &MemoryInfo::new(AllocationDevice::CPU, 0, AllocatorType::Device, MemoryType::CPUOutput)?)?;
+        let outputs = self.session.run_binding(&binding)?;
+        let loss = outputs["loss"].try_extract_scalar::<f32>()?;
+        self.current = output;
+        Ok(loss)
+    }
+
+    fn values(&self) -> Result<Vec<(String, Tensor)>> {
+        self.names
+            .iter()
+            .zip(&self.sets[self.current])
+            .map(|(name, t)| {
+                let host = if self.device == Device::Cuda { t.to(AllocationDevice::CPU, 0)? } else { t.clone() };
+                Ok((name.clone(), Tensor::F32(host.extract_array().to_owned())))
+            })
+            .collect()
+    }
+
+    fn set_values(&mut self, values: &[(String, Tensor)]) -> Result<()> {
+        for (name, value) in values {
+            let i = self.names.iter().position(|n| n == name).with_context(|| format!("the step has no state named {name}"))?;
+            let a = value.as_f32().context("state is float32")?;
+            let target = &mut self.sets[self.current][i];
+            ensure!(target.shape().iter().map(|&d| d as usize).eq(a.shape().iter().copied()), "{name}: shape mismatch");
+            let host = OrtTensor::from_array(a.as_standard_layout().into_owned())?;
+            host.copy_into(&mut *target)?;
+        }
+        Ok(())
+    }
+}
+
+/// Plain inference for checks: run `onnx` on the CPU.
+pub fn run_once(onnx: &[u8], inputs: Vec<(&str, ArrayD<f32>)>) -> Result<Vec<ArrayD<f32>>> {
+    let (mut session, _) = session(onnx, Device::Cpu, 0)?;
+    let values: Vec<(String, ort::session::SessionInputValue)> =
+        inputs.into_iter().map(|(n, a)| Ok((n.to_string(), OrtTensor::from_array(a)?.into()))).collect::<Result<_>>()?;
+    let outputs = session.run(values)?;
+    let mut out = vec![];
+    for (_, v) in outputs.iter() {
+        out.push(v.try_extract_array::<f32>()?.to_owned());
+    }
+    if out.is_empty() {
+        bail!("the graph has no outputs");
+    }
+    Ok(out)
+}
