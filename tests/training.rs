@@ -84,6 +84,7 @@ fn tract_trains_wdsr_b_on_t91_and_export_matches_eval() {
     // The trained parameters, in the inference graph and in the eval graph.
     let values: Vec<_> = trainer
         .values()
+        .unwrap()
         .into_iter()
         .filter(|(n, _)| !n.contains(".adam_"))
         .collect();
