@@ -15,4 +15,5 @@ pub mod metrics;
 pub mod models;
 pub mod onnx;
 pub mod runtime;
+pub mod train;
 pub mod util;

@@ -2,7 +2,8 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     match srgraph::cli::run() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(srgraph::cli::Outcome::Done) => ExitCode::SUCCESS,
+        Ok(srgraph::cli::Outcome::Interrupted) => ExitCode::from(130),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e:#}");

@@ -11,13 +11,9 @@ use clap::{Args, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
 
+/// The network: an architecture or preset, and flags over it.
 #[derive(Args, Debug)]
-#[command(
-    after_help = "Examples:\n  srgraph build wdsr-a --blocks 8 --scale 2 -o wdsr-a-x2.onnx\n  \
-    srgraph build study-wdsr-b-8 --scale 4\n  srgraph build edsr --blocks 8 --params 600k\n\n\
-    Run `srgraph presets` for the named presets."
-)]
-pub struct BuildArgs {
+pub struct ModelArgs {
     /// Architecture (edsr, wdsr-a, wdsr-b) or preset name (see `srgraph presets`).
     pub arch: String,
     /// Upscaling factor: 2, 3 or 4.
@@ -50,6 +46,17 @@ pub struct BuildArgs {
     /// Choose the width (and WDSR's expansion, unless given) closest to this many parameters, e.g. 600k or 1.2M.
     #[arg(long, value_name = "COUNT")]
     pub params: Option<String>,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  srgraph build wdsr-a --blocks 8 --scale 2 -o wdsr-a-x2.onnx\n  \
+    srgraph build study-wdsr-b-8 --scale 4\n  srgraph build edsr --blocks 8 --params 600k\n\n\
+    Run `srgraph presets` for the named presets."
+)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Write the training form instead: weight norm as ops, parameters as overridable initialisers.
     #[arg(long)]
     pub unfolded: bool,
@@ -90,7 +97,7 @@ pub enum ShuffleArg {
 }
 
 /// The configuration the arguments describe: preset (or architecture defaults), then flags.
-pub fn resolve(a: &BuildArgs) -> Result<(ModelConfig, Vec<String>)> {
+pub fn resolve(a: &ModelArgs) -> Result<(ModelConfig, Vec<String>)> {
     let mut notes = Vec::new();
     let mut c = match Arch::parse(&a.arch) {
         Some(arch) => ModelConfig::new(arch),
@@ -152,7 +159,7 @@ pub fn resolve(a: &BuildArgs) -> Result<(ModelConfig, Vec<String>)> {
 }
 
 pub fn run(a: BuildArgs) -> Result<()> {
-    let (c, notes) = resolve(&a)?;
+    let (c, notes) = resolve(&a.model)?;
     if a.train {
         return run_train(&a, &c, notes);
     }
@@ -172,11 +179,7 @@ pub fn run(a: BuildArgs) -> Result<()> {
         ("srgraph_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
         ("command".to_string(), std::env::args().collect::<Vec<_>>().join(" ")),
     ]);
-    let name = if Arch::parse(&a.arch).is_some() {
-        c.arch.name().to_string()
-    } else {
-        a.arch.clone()
-    };
+    let name = a.model.name(&c);
     let path = a
         .output
         .clone()
@@ -238,11 +241,7 @@ fn run_train(a: &BuildArgs, c: &ModelConfig, notes: Vec<String>) -> Result<()> {
     let graphs = compile(c, &t)?;
     let training_form = models::build(c)?;
     let params = training_form.param_count();
-    let name = if Arch::parse(&a.arch).is_some() {
-        c.arch.name().to_string()
-    } else {
-        a.arch.clone()
-    };
+    let name = a.model.name(&c);
     let dir = a
         .output
         .clone()
@@ -343,4 +342,15 @@ pub fn list_presets() -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+impl ModelArgs {
+    /// The name files are called after: the preset's, or the architecture's.
+    pub fn name(&self, c: &ModelConfig) -> String {
+        if Arch::parse(&self.arch).is_some() {
+            c.arch.name().to_string()
+        } else {
+            self.arch.clone()
+        }
+    }
 }

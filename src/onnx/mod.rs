@@ -5,6 +5,8 @@ mod ops;
 pub mod pb;
 mod tensor;
 
+pub use tensor::{tensor_from_proto, tensor_to_proto};
+
 pub use graph::{graph_from_proto, graph_to_proto};
 
 use crate::ir::Graph;

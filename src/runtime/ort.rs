@@ -7,7 +7,7 @@
 
 use super::Trainer;
 use crate::ir::{Graph, Tensor};
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use ndarray::ArrayD;
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::{builder::GraphOptimizationLevel, Session};
@@ -40,7 +40,9 @@ pub fn library_candidates() -> Vec<PathBuf> {
     if let Some(cache) = cache {
         c.push(cache.join(format!("srgraph/onnxruntime-{ORT_VERSION}")).join(&lib));
     }
-    c.push(PathBuf::from(format!(".venv/lib/python3.11/site-packages/onnxruntime/capi/{lib}")));
+    c.push(PathBuf::from(format!(
+        ".venv/lib/python3.11/site-packages/onnxruntime/capi/{lib}"
+    )));
     c
 }
 
@@ -59,8 +61,12 @@ fn environment() -> Result<&'static ort::environment::Environment> {
                 tried.join(", ")
             ));
         };
-        let builder = ort::init_from(path).map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", path.display()))?;
-        builder.with_name("srgraph").build().map_err(|e| format!("cannot start ONNX Runtime: {e}"))
+        let builder =
+            ort::init_from(path).map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", path.display()))?;
+        builder
+            .with_name("srgraph")
+            .build()
+            .map_err(|e| format!("cannot start ONNX Runtime: {e}"))
     });
     env.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
 }
@@ -71,12 +77,16 @@ pub fn session(onnx: &[u8], device: Device, threads: usize) -> Result<(Session, 
     // The builder's errors carry the builder, which is not Send: keep their message.
     let msg = |e: ort::Error<ort::session::builder::SessionBuilder>| anyhow::anyhow!("{e}");
     let build = |cuda: bool| -> Result<Session> {
-        let mut b = Session::builder(env)?.with_optimization_level(GraphOptimizationLevel::Level3).map_err(msg)?;
+        let mut b = Session::builder(env)?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(msg)?;
         if threads > 0 {
             b = b.with_intra_threads(threads).map_err(msg)?;
         }
         if cuda {
-            b = b.with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()]).map_err(msg)?;
+            b = b
+                .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
+                .map_err(msg)?;
         }
         Ok(b.commit_from_memory(onnx)?)
     };
@@ -113,14 +123,23 @@ pub struct OrtTrainer {
 impl OrtTrainer {
     pub fn new(step: &Graph, device: Device, threads: usize) -> Result<OrtTrainer> {
         let (lifted, values) = step.lift_values();
-        ensure!(step.inputs.len() == 4, "a train step takes lr, hr, learning_rate and step before its state");
+        ensure!(
+            step.inputs.len() == 4,
+            "a train step takes lr, hr, learning_rate and step before its state"
+        );
         for (name, _) in &values {
-            ensure!(lifted.outputs.iter().any(|(o, _)| *o == format!("{name}.new")), "the step does not update {name}");
+            ensure!(
+                lifted.outputs.iter().any(|(o, _)| *o == format!("{name}.new")),
+                "the step does not update {name}"
+            );
         }
         let bytes = crate::onnx::Model::new(lifted, vec![]).to_bytes("train_step")?;
         let (session, device) = session(&bytes, device, threads)?;
         let allocator = match device {
-            Device::Cuda => Allocator::new(&session, MemoryInfo::new(AllocationDevice::CUDA, 0, AllocatorType::Device, MemoryType::Default)?)?,
+            Device::Cuda => Allocator::new(
+                &session,
+                MemoryInfo::new(AllocationDevice::CUDA, 0, AllocatorType::Device, MemoryType::Default)?,
+            )?,
             _ => Allocator::default(),
         };
         let mut sets: [Vec<OrtTensor<f32>>; 2] = [vec![], vec![]];
@@ -129,7 +148,13 @@ impl OrtTrainer {
                 set.push(OrtTensor::<f32>::new(&allocator, t.shape().to_vec())?);
             }
         }
-        let mut trainer = OrtTrainer { session, device, names: values.iter().map(|(n, _)| n.clone()).collect(), sets, current: 0 };
+        let mut trainer = OrtTrainer {
+            session,
+            device,
+            names: values.iter().map(|(n, _)| n.clone()).collect(),
+            sets,
+            current: 0,
+        };
         trainer.set_values(&values)?;
         Ok(trainer)
     }
@@ -145,8 +170,14 @@ impl Trainer for OrtTrainer {
         let mut binding = self.session.create_binding()?;
         binding.bind_input("lr", &OrtTensor::from_array(lr)?)?;
         binding.bind_input("hr", &OrtTensor::from_array(hr)?)?;
-        binding.bind_input("learning_rate", &OrtTensor::from_array(ArrayD::from_elem(ndarray::IxDyn(&[]), learning_rate))?)?;
-        binding.bind_input("step", &OrtTensor::from_array(ArrayD::from_elem(ndarray::IxDyn(&[]), step as f32))?)?;
+        binding.bind_input(
+            "learning_rate",
+            &OrtTensor::from_array(ArrayD::from_elem(ndarray::IxDyn(&[]), learning_rate))?,
+        )?;
+        binding.bind_input(
+            "step",
+            &OrtTensor::from_array(ArrayD::from_elem(ndarray::IxDyn(&[]), step as f32))?,
+        )?;
         let [a, b] = &mut self.sets;
         let (ins, outs) = if input == 0 { (a, b) } else { (b, a) };
         for (name, t) in self.names.iter().zip(ins.iter()) {
@@ -155,7 +186,10 @@ impl Trainer for OrtTrainer {
         for (name, t) in self.names.iter().zip(outs.iter_mut()) {
             binding.bind_output(format!("{name}.new"), t)?;
         }
-        binding.bind_output_to_device("loss", &MemoryInfo::new(AllocationDevice::CPU, 0, AllocatorType::Device, MemoryType::CPUOutput)?)?;
+        binding.bind_output_to_device(
+            "loss",
+            &MemoryInfo::new(AllocationDevice::CPU, 0, AllocatorType::Device, MemoryType::CPUOutput)?,
+        )?;
         let outputs = self.session.run_binding(&binding)?;
         let loss = outputs["loss"].try_extract_scalar::<f32>()?;
         self.current = output;
@@ -167,7 +201,11 @@ impl Trainer for OrtTrainer {
             .iter()
             .zip(&self.sets[self.current])
             .map(|(name, t)| {
-                let host = if self.device == Device::Cuda { t.to(AllocationDevice::CPU, 0)? } else { t.clone() };
+                let host = if self.device == Device::Cuda {
+                    t.to(AllocationDevice::CPU, 0)?
+                } else {
+                    t.clone()
+                };
                 Ok((name.clone(), Tensor::F32(host.extract_array().to_owned())))
             })
             .collect()
@@ -175,10 +213,17 @@ impl Trainer for OrtTrainer {
 
     fn set_values(&mut self, values: &[(String, Tensor)]) -> Result<()> {
         for (name, value) in values {
-            let i = self.names.iter().position(|n| n == name).with_context(|| format!("the step has no state named {name}"))?;
+            let i = self
+                .names
+                .iter()
+                .position(|n| n == name)
+                .with_context(|| format!("the step has no state named {name}"))?;
             let a = value.as_f32().context("state is float32")?;
             let target = &mut self.sets[self.current][i];
-            ensure!(target.shape().iter().map(|&d| d as usize).eq(a.shape().iter().copied()), "{name}: shape mismatch");
+            ensure!(
+                target.shape().iter().map(|&d| d as usize).eq(a.shape().iter().copied()),
+                "{name}: shape mismatch"
+            );
             let host = OrtTensor::from_array(a.as_standard_layout().into_owned())?;
             host.copy_into(&mut *target)?;
         }
@@ -186,18 +231,25 @@ impl Trainer for OrtTrainer {
     }
 }
 
-/// Plain inference for checks: run `onnx` on the CPU.
-pub fn run_once(onnx: &[u8], inputs: Vec<(&str, ArrayD<f32>)>) -> Result<Vec<ArrayD<f32>>> {
-    let (mut session, _) = session(onnx, Device::Cpu, 0)?;
-    let values: Vec<(String, ort::session::SessionInputValue)> =
-        inputs.into_iter().map(|(n, a)| Ok((n.to_string(), OrtTensor::from_array(a)?.into()))).collect::<Result<_>>()?;
-    let outputs = session.run(values)?;
-    let mut out = vec![];
-    for (_, v) in outputs.iter() {
-        out.push(v.try_extract_array::<f32>()?.to_owned());
+/// An inference session: one input, one output, any size.
+pub struct OrtModel {
+    session: Session,
+}
+
+impl OrtModel {
+    pub fn new(onnx: &[u8], device: Device, threads: usize) -> Result<OrtModel> {
+        Ok(OrtModel {
+            session: session(onnx, device, threads)?.0,
+        })
     }
-    if out.is_empty() {
-        bail!("the graph has no outputs");
+
+    pub fn run(&mut self, x: ArrayD<f32>) -> Result<ArrayD<f32>> {
+        let outputs = self.session.run(ort::inputs![OrtTensor::from_array(x)?])?;
+        ensure!(
+            outputs.len() == 1,
+            "expected one output, the graph has {}",
+            outputs.len()
+        );
+        Ok(outputs[0].try_extract_array::<f32>()?.to_owned())
     }
-    Ok(out)
 }

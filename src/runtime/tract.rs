@@ -123,7 +123,6 @@ impl TractTrainer {
             feed,
         })
     }
-
 }
 
 impl super::Trainer for TractTrainer {
@@ -140,14 +139,28 @@ impl super::Trainer for TractTrainer {
     }
 
     fn values(&self) -> Result<Vec<(String, crate::ir::Tensor)>> {
-        Ok(self.names.iter().cloned().zip(self.state.iter().map(|a| crate::ir::Tensor::F32(a.clone()))).collect())
+        Ok(self
+            .names
+            .iter()
+            .cloned()
+            .zip(self.state.iter().map(|a| crate::ir::Tensor::F32(a.clone())))
+            .collect())
     }
 
     fn set_values(&mut self, values: &[(String, crate::ir::Tensor)]) -> Result<()> {
         for (name, value) in values {
-            let i = self.names.iter().position(|n| n == name).with_context(|| format!("the step has no state named {name}"))?;
+            let i = self
+                .names
+                .iter()
+                .position(|n| n == name)
+                .with_context(|| format!("the step has no state named {name}"))?;
             let a = value.as_f32().context("state is float32")?;
-            anyhow::ensure!(a.shape() == self.state[i].shape(), "{name}: shape {:?}, expected {:?}", a.shape(), self.state[i].shape());
+            anyhow::ensure!(
+                a.shape() == self.state[i].shape(),
+                "{name}: shape {:?}, expected {:?}",
+                a.shape(),
+                self.state[i].shape()
+            );
             self.state[i] = a.clone();
         }
         Ok(())

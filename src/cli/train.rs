@@ -1,0 +1,175 @@
+//! `srgraph train`: train a network on a folder of images and leave a trained `.onnx`.
+
+use super::build::{describe, resolve, LossArg, ModelArgs};
+use crate::compiler::{Loss, TrainConfig};
+use crate::models::Arch;
+use crate::runtime::ort::Device;
+use crate::train::{train, Engine, TrainOptions};
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    srgraph train wdsr-b --blocks 8 --data ../shared/data/T91 --val ../shared/data/Set5 --steps 2000\n  \
+    srgraph train wdsr-a --blocks 8 --data DIV2K --val DIV2K_valid --device cuda --steps 300000\n  \
+    srgraph train wdsr-b --blocks 8 --data ../shared/data/T91 --out runs/b8 --resume\n\n\
+    The run folder (--out) receives checkpoint.onnx (written atomically every --checkpoint-every steps),\n\
+    log.jsonl, curves.png and, at the end or on Ctrl-C, model.onnx. Exit code 130 after Ctrl-C.")]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Training images: a folder of pictures, DIV2K's layout (DIV2K_train_HR, DIV2K_train_LR_bicubic/X{s}), or HR/ + LR_bicubic/X{s}/.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Validation images (same layouts); PSNR on Y with bicubic beside it, every --validate-every steps.
+    #[arg(long)]
+    pub val: Option<PathBuf>,
+    /// Training steps in all.
+    #[arg(long, default_value_t = 1000)]
+    pub steps: u64,
+    /// Images per batch.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// High-resolution patch side in pixels.
+    #[arg(long, default_value_t = 96)]
+    pub patch: usize,
+    /// The loss.
+    #[arg(long, value_enum, default_value = "l1")]
+    pub loss: LossArg,
+    /// Learning rate (default: 1e-3 for WDSR, 1e-4 for EDSR, as the reference code).
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Halve the learning rate every this many steps.
+    #[arg(long, default_value_t = 200_000)]
+    pub halve_every: u64,
+    #[arg(long, default_value_t = 500)]
+    pub checkpoint_every: u64,
+    #[arg(long, default_value_t = 500)]
+    pub validate_every: u64,
+    /// ort (ONNX Runtime, the default) or tract (pure Rust, needs no library).
+    #[arg(long, value_enum, default_value = "ort")]
+    pub engine: EngineArg,
+    /// With --engine ort: cpu, cuda (an error if CUDA cannot start), or auto (CUDA if it works, else the CPU).
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceArg,
+    /// Threads for ONNX Runtime (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Seed of the data: which crops, flips and rotations each step sees.
+    #[arg(long, default_value_t = 0)]
+    pub data_seed: u64,
+    /// The run's folder (default: runs/<name>-x<scale>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in --out from its checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum EngineArg {
+    Ort,
+    Tract,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum DeviceArg {
+    Cpu,
+    Cuda,
+    Auto,
+}
+
+/// Ok(true) when the run was interrupted by Ctrl-C.
+pub fn run(a: TrainArgs) -> Result<bool> {
+    let (c, notes) = resolve(&a.model)?;
+    let engine = match (a.engine, a.device) {
+        (EngineArg::Tract, DeviceArg::Cpu) => Engine::Tract,
+        (EngineArg::Tract, _) => anyhow::bail!("--device applies to --engine ort; tract runs on the CPU"),
+        (EngineArg::Ort, DeviceArg::Cpu) => Engine::Ort(Device::Cpu),
+        (EngineArg::Ort, DeviceArg::Cuda) => Engine::Ort(Device::Cuda),
+        (EngineArg::Ort, DeviceArg::Auto) => Engine::Ort(Device::Auto),
+    };
+    let lr = a.lr.unwrap_or(if c.arch == Arch::Edsr { 1e-4 } else { 1e-3 });
+    let name = a.model.name(&c);
+    let o = TrainOptions {
+        train: TrainConfig {
+            batch: a.batch,
+            patch: a.patch,
+            loss: match a.loss {
+                LossArg::L1 => Loss::L1,
+                LossArg::Mse => Loss::Mse,
+            },
+            ..TrainConfig::default()
+        },
+        data: a.data,
+        val: a.val,
+        out: a
+            .out
+            .unwrap_or_else(|| PathBuf::from(format!("runs/{name}-x{}", c.scale))),
+        steps: a.steps,
+        learning_rate: lr,
+        halve_every: a.halve_every,
+        checkpoint_every: a.checkpoint_every.max(1),
+        validate_every: a.validate_every.max(1),
+        engine,
+        threads: a.threads,
+        data_seed: a.data_seed,
+        resume: a.resume,
+        progress: !a.quiet,
+        model: c,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        eprintln!("\nstopping after this step: the checkpoint and model will be written");
+        flag.store(true, Ordering::Relaxed);
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    {
+        let mut out = std::io::stdout().lock();
+        for n in notes {
+            writeln!(out, "{n}")?;
+        }
+        writeln!(out, "network     {}", describe(&o.model))?;
+        writeln!(
+            out,
+            "training    {} steps, batch {} of {} px patches, {} loss, lr {lr} halved every {}, engine {:?}",
+            o.steps,
+            o.train.batch,
+            o.train.patch,
+            o.train.loss.name(),
+            o.halve_every,
+            o.engine
+        )?;
+        writeln!(out, "run folder  {}", o.out.display())?;
+    }
+    let report = train(&o, &stop)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "steps       {}{}",
+        report.steps,
+        if report.interrupted { " (stopped by Ctrl-C)" } else { "" }
+    )?;
+    writeln!(out, "last loss   {:.4}", report.last_loss)?;
+    if let Some((m, b)) = report.psnr {
+        writeln!(
+            out,
+            "validation  PSNR-Y {m:.2} dB (bicubic {b:.2} dB, {:+.2} dB)",
+            m - b
+        )?;
+    }
+    writeln!(
+        out,
+        "wrote       {} (and checkpoint.onnx, log.jsonl, curves.png beside it)",
+        report.model.display()
+    )?;
+    Ok(report.interrupted)
+}

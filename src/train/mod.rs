@@ -1,0 +1,297 @@
+//! The training loop: data on worker threads, the compiled train step in ONNX
+//! Runtime or tract, the learning-rate schedule, validation, checkpoints,
+//! a JSONL log, curves and the exported model.
+
+mod checkpoint;
+mod plot;
+mod validate;
+
+pub use checkpoint::{load as load_checkpoint, Checkpoint};
+pub use validate::{bicubic_psnr, model_psnr};
+
+use crate::compiler::{compile, TrainConfig};
+use crate::data::dataset::{ImageSet, PatchSampler, Prefetcher};
+use crate::export::inference_graph;
+use crate::ir::Tensor;
+use crate::models::{self, ModelConfig};
+use crate::onnx::Model;
+use crate::runtime::ort::{Device, OrtTrainer};
+use crate::runtime::tract::TractTrainer;
+use crate::runtime::Trainer;
+use anyhow::{bail, ensure, Context, Result};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Ort(Device),
+    Tract,
+}
+
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    pub data: PathBuf,
+    pub val: Option<PathBuf>,
+    /// The run's folder: checkpoint, log, curves, model.
+    pub out: PathBuf,
+    pub steps: u64,
+    pub learning_rate: f32,
+    /// The learning rate halves every this many steps (the paper's piecewise-constant decay).
+    pub halve_every: u64,
+    pub checkpoint_every: u64,
+    pub validate_every: u64,
+    pub engine: Engine,
+    pub threads: usize,
+    /// Seed of the data: which crops, flips and rotations each step sees.
+    pub data_seed: u64,
+    pub resume: bool,
+    pub progress: bool,
+}
+
+pub struct TrainReport {
+    pub steps: u64,
+    pub last_loss: f32,
+    /// (model, bicubic) mean PSNR-Y on the validation set at the end.
+    pub psnr: Option<(f64, f64)>,
+    pub model: PathBuf,
+    pub interrupted: bool,
+}
+
+/// The learning rate at step `step` (counted from 1).
+pub fn learning_rate(base: f32, halve_every: u64, step: u64) -> f32 {
+    base * 0.5f32.powi(((step - 1) / halve_every.max(1)) as i32)
+}
+
+/// Train until `o.steps` or until `stop` is set (checked after each step).
+pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
+    let (c, t) = (&o.model, &o.train);
+    t.validate(c.scale)?;
+    ensure!(o.steps >= 1, "--steps must be at least 1");
+    ensure!(
+        o.learning_rate > 0.0 && o.learning_rate.is_finite(),
+        "--lr must be a positive number"
+    );
+    std::fs::create_dir_all(&o.out).with_context(|| format!("cannot create the run folder {}", o.out.display()))?;
+    let ckpt_path = o.out.join("checkpoint.onnx");
+    if ckpt_path.exists() && !o.resume {
+        bail!(
+            "{} already holds a run (checkpoint.onnx): continue it with --resume, or choose another --out",
+            o.out.display()
+        );
+    }
+
+    let set = ImageSet::open(&o.data, c.scale).context("Training data")?;
+    let (pairs, warnings) = set.load().context("Training data")?;
+    let sampler = PatchSampler::new(pairs, t.patch, c.scale, o.data_seed).context("Training data")?;
+    for w in warnings.iter().chain(sampler.warnings()) {
+        eprintln!("warning: {w}");
+    }
+    let val = match &o.val {
+        Some(dir) => {
+            let set = ImageSet::open(dir, c.scale).context("Validation data")?;
+            let (pairs, warnings) = set.load().context("Validation data")?;
+            warnings.iter().for_each(|w| eprintln!("warning: {w}"));
+            let bicubic = bicubic_psnr(&pairs, c.scale)?;
+            Some((pairs, bicubic))
+        }
+        None => None,
+    };
+
+    let graphs = compile(c, t)?;
+    let mut trainer: Box<dyn Trainer> = match o.engine {
+        Engine::Ort(device) => Box::new(OrtTrainer::new(&graphs.train_step, device, o.threads)?),
+        Engine::Tract => Box::new(TractTrainer::new(&graphs.train_step)?),
+    };
+    let identity = identity(o);
+    let mut start = 0;
+    if o.resume {
+        ensure!(
+            ckpt_path.exists(),
+            "--resume: {} has no checkpoint.onnx to continue from",
+            o.out.display()
+        );
+        let ckpt = checkpoint::load(&ckpt_path)?;
+        checkpoint::ensure_same(&ckpt, &identity, &ckpt_path)?;
+        let state: Vec<String> = trainer.values()?.into_iter().map(|(n, _)| n).collect();
+        let values: Vec<_> = ckpt.values.into_iter().filter(|(n, _)| state.contains(n)).collect();
+        ensure!(
+            values.len() == state.len(),
+            "{} lacks some of the run's state",
+            ckpt_path.display()
+        );
+        trainer.set_values(&values)?;
+        start = ckpt.step;
+        ensure!(
+            start <= o.steps,
+            "the checkpoint is at step {start}, past --steps {}",
+            o.steps
+        );
+    }
+
+    let mut history = History::load(&o.out.join("log.jsonl"), start)?;
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(o.out.join("log.jsonl"))?;
+    let bar = progress_bar(o, start);
+    let mut prefetch = Prefetcher::new(Arc::new(sampler), t.batch, start, 2);
+    let began = Instant::now();
+    let (mut step, mut last_loss, mut interrupted) = (start, f32::NAN, false);
+    while step < o.steps {
+        let (_, lr, hr) = prefetch.next()?;
+        step += 1;
+        let rate = learning_rate(o.learning_rate, o.halve_every, step);
+        let loss = trainer.step(lr.into_dyn(), hr.into_dyn(), rate, step)?;
+        ensure!(
+            loss.is_finite(),
+            "the loss became {loss} at step {step}; try a lower --lr"
+        );
+        last_loss = loss;
+        history.losses.push((step, loss));
+        writeln!(
+            log,
+            "{{\"step\":{step},\"loss\":{loss},\"lr\":{rate},\"seconds\":{:.3}}}",
+            began.elapsed().as_secs_f64()
+        )?;
+        bar.set_position(step);
+        bar.set_message(format!("loss {loss:.3}"));
+        let stopping = stop.load(Ordering::Relaxed);
+        if let Some((pairs, bicubic)) = &val {
+            if step % o.validate_every == 0 || step == o.steps || stopping {
+                let psnr = model_psnr(&export(c, &*trainer, &[])?, pairs, c.scale, o.engine, o.threads)?;
+                history.psnr.push((step, psnr, *bicubic));
+                writeln!(
+                    log,
+                    "{{\"step\":{step},\"val_psnr\":{psnr:.4},\"bicubic_psnr\":{bicubic:.4}}}"
+                )?;
+                bar.println(format!(
+                    "step {step}: validation PSNR {psnr:.2} dB (bicubic {bicubic:.2} dB)"
+                ));
+            }
+        }
+        if step % o.checkpoint_every == 0 || step == o.steps || stopping {
+            checkpoint::save(&ckpt_path, c, &identity, step, &trainer.values()?)?;
+        }
+        if stopping {
+            interrupted = true;
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    let title = format!(
+        "{} x{}, {} blocks, {} filters",
+        c.arch.name(),
+        c.scale,
+        c.blocks,
+        c.filters
+    );
+    plot::curves(&o.out.join("curves.png"), &title, &history.losses, &history.psnr)?;
+
+    let psnr = history.psnr.last().map(|p| (p.1, p.2));
+    let mut meta = vec![
+        ("training_steps".to_string(), step.to_string()),
+        ("data".to_string(), o.data.display().to_string()),
+        ("last_loss".to_string(), last_loss.to_string()),
+    ];
+    if let (Some((model, bicubic)), Some(v)) = (psnr, &o.val) {
+        meta.push(("validation".to_string(), v.display().to_string()));
+        meta.push(("validation_psnr_y".to_string(), format!("{model:.4}")));
+        meta.push(("bicubic_psnr_y".to_string(), format!("{bicubic:.4}")));
+    }
+    meta.extend(t.metadata());
+    let model_path = o.out.join("model.onnx");
+    crate::util::write_atomic(&model_path, &export(c, &*trainer, &meta)?)?;
+    Ok(TrainReport {
+        steps: step,
+        last_loss,
+        psnr,
+        model: model_path,
+        interrupted,
+    })
+}
+
+/// The inference `.onnx` of the trainer's current parameters.
+pub fn export(c: &ModelConfig, trainer: &dyn Trainer, extra: &[(String, String)]) -> Result<Vec<u8>> {
+    let mut g = models::build(c)?;
+    let values: Vec<(String, Tensor)> = trainer
+        .values()?
+        .into_iter()
+        .filter(|(n, _)| !n.contains(".adam_"))
+        .collect();
+    g.set_values(&values)?;
+    let params = g.param_count();
+    let mut meta = c.metadata();
+    meta.push(("graph".into(), "inference".into()));
+    meta.push(("parameters".into(), params.to_string()));
+    meta.push(("srgraph_version".into(), env!("CARGO_PKG_VERSION").into()));
+    meta.extend(extra.iter().cloned());
+    Model::new(inference_graph(&g)?, meta).to_bytes("inference")
+}
+
+/// What a resumed run must share with its checkpoint.
+fn identity(o: &TrainOptions) -> Vec<(String, String)> {
+    let mut m = o.model.metadata();
+    m.extend(o.train.metadata());
+    m.push(("data_seed".into(), o.data_seed.to_string()));
+    m.push(("base_learning_rate".into(), o.learning_rate.to_string()));
+    m.push(("halve_every".into(), o.halve_every.to_string()));
+    m
+}
+
+fn progress_bar(o: &TrainOptions, start: u64) -> indicatif::ProgressBar {
+    if !o.progress {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(o.steps);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {per_sec}  {msg}  ETA {eta}")
+            .expect("a valid template"),
+    );
+    bar.set_position(start);
+    bar
+}
+
+/// The curves so far: read back from the log when a run resumes.
+struct History {
+    losses: Vec<(u64, f32)>,
+    psnr: Vec<(u64, f64, f64)>,
+}
+
+impl History {
+    fn load(path: &Path, upto: u64) -> Result<History> {
+        let mut h = History {
+            losses: vec![],
+            psnr: vec![],
+        };
+        if !path.exists() {
+            return Ok(h);
+        }
+        // Steps after the checkpoint are redone: their lines go.
+        let mut kept = String::new();
+        for line in std::fs::read_to_string(path)?.lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let Some(step) = v["step"].as_u64().filter(|&s| s <= upto) else {
+                continue;
+            };
+            kept.push_str(line);
+            kept.push('\n');
+            if let Some(loss) = v["loss"].as_f64() {
+                h.losses.retain(|l| l.0 != step);
+                h.losses.push((step, loss as f32));
+            }
+            if let (Some(p), Some(b)) = (v["val_psnr"].as_f64(), v["bicubic_psnr"].as_f64()) {
+                h.psnr.retain(|x| x.0 != step);
+                h.psnr.push((step, p, b));
+            }
+        }
+        crate::util::write_atomic(path, kept.as_bytes())?;
+        Ok(h)
+    }
+}
