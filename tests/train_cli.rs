@@ -10,7 +10,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn srgraph(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_srgraph")).args(args).current_dir(cwd).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_srgraph"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
 }
 
 fn data(what: &str) -> String {
@@ -18,7 +22,11 @@ fn data(what: &str) -> String {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// A small WDSR-B (4 blocks of 16 filters, x2), trained with batches of 16
@@ -30,8 +38,31 @@ fn trains_and_beats_bicubic(engine: &str, steps: &str, margin: f64) {
     let dir = tempfile::tempdir().unwrap();
     let (t91, set5) = (data("T91"), data("Set5"));
     let args = [
-        "train", "wdsr-b", "--blocks", "4", "--filters", "16", "--data", &t91, "--val", &set5, "--steps", steps, "--batch", "16",
-        "--patch", "48", "--validate-every", "500", "--checkpoint-every", "500", "--engine", engine, "--out", "run", "--quiet",
+        "train",
+        "wdsr-b",
+        "--blocks",
+        "4",
+        "--filters",
+        "16",
+        "--data",
+        &t91,
+        "--val",
+        &set5,
+        "--steps",
+        steps,
+        "--batch",
+        "16",
+        "--patch",
+        "48",
+        "--validate-every",
+        "500",
+        "--checkpoint-every",
+        "500",
+        "--engine",
+        engine,
+        "--out",
+        "run",
+        "--quiet",
     ];
     let o = srgraph(&args, dir.path());
     assert!(o.status.success(), "{}", text(&o));
@@ -42,12 +73,33 @@ fn trains_and_beats_bicubic(engine: &str, steps: &str, margin: f64) {
     let set = ImageSet::open(Path::new(&set5), 2).unwrap();
     let (pairs, _) = set.load().unwrap();
     let bicubic = bicubic_psnr(&pairs, 2).unwrap();
-    let model = model_psnr(&std::fs::read(run.join("model.onnx")).unwrap(), &pairs, 2, Engine::Tract, 0).unwrap();
-    println!("{engine}: Set5 x2 PSNR-Y {model:.2} dB, bicubic {bicubic:.2} dB\n{}", text(&o));
-    assert!(model >= bicubic + margin, "{engine}: {model:.2} dB is not {margin} dB above bicubic's {bicubic:.2} dB");
+    let model = model_psnr(
+        &std::fs::read(run.join("model.onnx")).unwrap(),
+        &pairs,
+        2,
+        Engine::Tract,
+        0,
+    )
+    .unwrap();
+    println!(
+        "{engine}: Set5 x2 PSNR-Y {model:.2} dB, bicubic {bicubic:.2} dB\n{}",
+        text(&o)
+    );
+    assert!(
+        model >= bicubic + margin,
+        "{engine}: {model:.2} dB is not {margin} dB above bicubic's {bicubic:.2} dB"
+    );
     let meta = srgraph(&["inspect", "run/model.onnx"], dir.path());
-    assert!(text(&meta).contains(&format!("meta        training_steps = {steps}")), "{}", text(&meta));
-    assert!(text(&meta).contains("meta        validation_psnr_y = "), "{}", text(&meta));
+    assert!(
+        text(&meta).contains(&format!("meta        training_steps = {steps}")),
+        "{}",
+        text(&meta)
+    );
+    assert!(
+        text(&meta).contains("meta        validation_psnr_y = "),
+        "{}",
+        text(&meta)
+    );
 }
 
 #[test]
@@ -71,17 +123,46 @@ fn killed_and_resumed_equals_uninterrupted() {
     let t91 = data("T91");
     let args = |out: &str| -> Vec<String> {
         [
-            "train", "wdsr-a", "--blocks", "1", "--filters", "8", "--expansion", "2", "--data", &t91, "--steps", "40", "--batch", "4",
-            "--patch", "32", "--checkpoint-every", "20", "--engine", "tract", "--out", out, "--quiet",
+            "train",
+            "wdsr-a",
+            "--blocks",
+            "1",
+            "--filters",
+            "8",
+            "--expansion",
+            "2",
+            "--data",
+            &t91,
+            "--steps",
+            "40",
+            "--batch",
+            "4",
+            "--patch",
+            "32",
+            "--checkpoint-every",
+            "20",
+            "--engine",
+            "tract",
+            "--out",
+            out,
+            "--quiet",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect()
     };
-    let whole = Command::new(env!("CARGO_BIN_EXE_srgraph")).args(args("whole")).current_dir(d).output().unwrap();
+    let whole = Command::new(env!("CARGO_BIN_EXE_srgraph"))
+        .args(args("whole"))
+        .current_dir(d)
+        .output()
+        .unwrap();
     assert!(whole.status.success(), "{}", text(&whole));
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_srgraph")).args(args("killed")).current_dir(d).spawn().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_srgraph"))
+        .args(args("killed"))
+        .current_dir(d)
+        .spawn()
+        .unwrap();
     let log = d.join("killed/log.jsonl");
     let started = std::time::Instant::now();
     loop {
@@ -95,11 +176,18 @@ fn killed_and_resumed_equals_uninterrupted() {
     child.wait().unwrap();
     let ckpt = load_checkpoint(&d.join("killed/checkpoint.onnx")).unwrap();
     assert!(ckpt.step == 20 || ckpt.step == 40, "checkpoint at step {}", ckpt.step);
-    assert!(!d.join("killed/model.onnx").exists() || ckpt.step == 40, "the killed run should not have finished");
+    assert!(
+        !d.join("killed/model.onnx").exists() || ckpt.step == 40,
+        "the killed run should not have finished"
+    );
 
     let mut resume = args("killed");
     resume.push("--resume".into());
-    let o = Command::new(env!("CARGO_BIN_EXE_srgraph")).args(&resume).current_dir(d).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_srgraph"))
+        .args(&resume)
+        .current_dir(d)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     let a = load_checkpoint(&d.join("whole/checkpoint.onnx")).unwrap();
     let b = load_checkpoint(&d.join("killed/checkpoint.onnx")).unwrap();
@@ -111,14 +199,20 @@ fn killed_and_resumed_equals_uninterrupted() {
     }
     // The log has each step once, after the resume too.
     let log = std::fs::read_to_string(d.join("killed/log.jsonl")).unwrap();
-    let steps: Vec<u64> = log.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["step"].as_u64()).collect();
+    let steps: Vec<u64> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["step"].as_u64())
+        .collect();
     assert_eq!(steps, (1..=40).collect::<Vec<_>>());
 }
 
 fn fails_with(o: &Output, needle: &str) {
     let t = text(o);
     assert_eq!(o.status.code(), Some(1), "{t}");
-    assert!(t.contains(needle) && !t.contains("panicked"), "expected '{needle}' in: {t}");
+    assert!(
+        t.contains(needle) && !t.contains("panicked"),
+        "expected '{needle}' in: {t}"
+    );
 }
 
 #[test]
@@ -126,9 +220,29 @@ fn bad_input_is_a_clear_error_and_nothing_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let t91 = data("T91");
-    let base = ["train", "wdsr-b", "--blocks", "1", "--filters", "8", "--steps", "2", "--batch", "2", "--patch", "32", "--quiet"];
+    let base = [
+        "train",
+        "wdsr-b",
+        "--blocks",
+        "1",
+        "--filters",
+        "8",
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--patch",
+        "32",
+        "--quiet",
+    ];
     let with = |extra: &[&str]| -> Vec<String> { base.iter().chain(extra).map(|s| s.to_string()).collect() };
-    let run = |args: Vec<String>| Command::new(env!("CARGO_BIN_EXE_srgraph")).args(args).current_dir(d).output().unwrap();
+    let run = |args: Vec<String>| {
+        Command::new(env!("CARGO_BIN_EXE_srgraph"))
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap()
+    };
 
     fails_with(&run(with(&["--data", "nowhere", "--out", "r0"])), "nowhere");
     std::fs::create_dir(d.join("empty")).unwrap();
@@ -148,14 +262,84 @@ fn bad_input_is_a_clear_error_and_nothing_is_lost() {
         .unwrap();
     fails_with(&o, "tools/fetch-onnxruntime.sh");
     // CUDA asked for where it cannot run: an error naming what is missing, not a quiet CPU run.
-    fails_with(&run(with(&["--data", &t91, "--device", "cuda", "--out", "r4"])), "onnxruntime-gpu");
+    fails_with(
+        &run(with(&["--data", &t91, "--device", "cuda", "--out", "r4"])),
+        "onnxruntime-gpu",
+    );
     // A finished run is not overwritten, and another architecture cannot resume it.
     let ok = run(with(&["--data", &t91, "--engine", "tract", "--out", "r5"]));
     assert!(ok.status.success(), "{}", text(&ok));
-    fails_with(&run(with(&["--data", &t91, "--engine", "tract", "--out", "r5"])), "--resume");
+    fails_with(
+        &run(with(&["--data", &t91, "--engine", "tract", "--out", "r5"])),
+        "--resume",
+    );
     let mut edsr = with(&["--data", &t91, "--engine", "tract", "--out", "r5", "--resume"]);
     edsr[1] = "edsr".into();
     edsr.retain(|a| a != "--filters" && a != "8");
     fails_with(&run(edsr), "architecture: checkpoint wdsr-b, this run edsr");
-    fails_with(&run(with(&["--data", &t91, "--engine", "tract", "--out", "r6", "--resume"])), "no checkpoint");
+    fails_with(
+        &run(with(&["--data", &t91, "--engine", "tract", "--out", "r6", "--resume"])),
+        "no checkpoint",
+    );
+}
+
+/// Ctrl-C (SIGINT) stops the run after the current step: exit code 130, and
+/// the checkpoint and the trained model are written, recording the steps done.
+#[test]
+fn ctrl_c_stops_after_the_step_and_saves() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let t91 = data("T91");
+    let args = [
+        "train",
+        "wdsr-b",
+        "--blocks",
+        "1",
+        "--filters",
+        "8",
+        "--data",
+        &t91,
+        "--steps",
+        "100000",
+        "--batch",
+        "2",
+        "--patch",
+        "32",
+        "--checkpoint-every",
+        "100000",
+        "--engine",
+        "tract",
+        "--out",
+        "run",
+        "--quiet",
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_srgraph"))
+        .args(args)
+        .current_dir(d)
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(d.join("run/log.jsonl"))
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+        < 5
+    {
+        assert!(started.elapsed().as_secs() < 120, "the run did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let ckpt = load_checkpoint(&d.join("run/checkpoint.onnx")).unwrap();
+    assert!(ckpt.step >= 5 && ckpt.step < 100000, "checkpoint at step {}", ckpt.step);
+    let meta = srgraph(&["inspect", "run/model.onnx"], d);
+    assert!(
+        text(&meta).contains(&format!("meta        training_steps = {}", ckpt.step)),
+        "{}",
+        text(&meta)
+    );
 }
