@@ -241,7 +241,7 @@ fn run_train(a: &BuildArgs, c: &ModelConfig, notes: Vec<String>) -> Result<()> {
     let graphs = compile(c, &t)?;
     let training_form = models::build(c)?;
     let params = training_form.param_count();
-    let name = a.model.name(&c);
+    let name = a.model.name(c);
     let dir = a
         .output
         .clone()

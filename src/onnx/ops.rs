@@ -26,10 +26,7 @@ pub fn write(
             bail!("{name}: {} is an initialiser or input, not a node", op.name())
         }
         Op::Conv { pads } => {
-            attrs.push(ints("pads", pads.iter().map(|&p| p as i64).collect()));
-            attrs.push(ints("strides", vec![1, 1]));
-            attrs.push(ints("dilations", vec![1, 1]));
-            attrs.push(int("group", 1));
+            attrs.extend(conv_attrs(pads));
             "Conv"
         }
         Op::Relu => "Relu",
@@ -58,10 +55,7 @@ pub fn write(
             "Transpose"
         }
         Op::ConvTranspose { pads } => {
-            attrs.push(ints("pads", pads.iter().map(|&p| p as i64).collect()));
-            attrs.push(ints("strides", vec![1, 1]));
-            attrs.push(ints("dilations", vec![1, 1]));
-            attrs.push(int("group", 1));
+            attrs.extend(conv_attrs(pads));
             "ConvTranspose"
         }
         Op::MatMul => "MatMul",
@@ -133,28 +127,14 @@ pub fn read(node: &NodeProto, constant: &dyn Fn(&str) -> Option<Tensor>) -> Resu
     let all = node.input.len();
     Ok(match node.op_type.as_str() {
         "Conv" => {
-            ensure!(
-                a.ints("strides")?.unwrap_or(vec![1, 1]).iter().all(|&s| s == 1),
-                "only stride 1 is supported"
-            );
-            ensure!(
-                a.ints("dilations")?.unwrap_or(vec![1, 1]).iter().all(|&s| s == 1),
-                "only dilation 1 is supported"
-            );
-            ensure!(a.int("group")?.unwrap_or(1) == 1, "only group 1 is supported");
             let auto_pad = a.string("auto_pad")?.unwrap_or_default();
             ensure!(
                 auto_pad.is_empty() || auto_pad == "NOTSET",
                 "auto_pad {auto_pad} is not supported"
             );
-            let p = a.ints("pads")?.unwrap_or(vec![0; 4]);
-            ensure!(
-                p.len() == 4 && p.iter().all(|&x| x >= 0),
-                "pads {p:?} must be 4 non-negative values"
-            );
             (
                 Op::Conv {
-                    pads: [p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize],
+                    pads: read_conv_pads(&a)?,
                 },
                 all,
             )
@@ -212,27 +192,14 @@ pub fn read(node: &NodeProto, constant: &dyn Fn(&str) -> Option<Tensor>) -> Resu
             )
         }
         "ConvTranspose" => {
+            let output_padding = a.ints("output_padding")?.unwrap_or_default();
             ensure!(
-                a.ints("strides")?.unwrap_or(vec![1, 1]).iter().all(|&s| s == 1),
-                "only stride 1 is supported"
-            );
-            ensure!(
-                a.ints("dilations")?.unwrap_or(vec![1, 1]).iter().all(|&s| s == 1),
-                "only dilation 1 is supported"
-            );
-            ensure!(a.int("group")?.unwrap_or(1) == 1, "only group 1 is supported");
-            ensure!(
-                a.ints("output_padding")?.unwrap_or_default().iter().all(|&p| p == 0),
+                output_padding.iter().all(|&p| p == 0),
                 "output_padding is not supported"
-            );
-            let p = a.ints("pads")?.unwrap_or(vec![0; 4]);
-            ensure!(
-                p.len() == 4 && p.iter().all(|&x| x >= 0),
-                "pads {p:?} must be 4 non-negative values"
             );
             (
                 Op::ConvTranspose {
-                    pads: [p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize],
+                    pads: read_conv_pads(&a)?,
                 },
                 2,
             )
@@ -296,6 +263,36 @@ pub fn read(node: &NodeProto, constant: &dyn Fn(&str) -> Option<Tensor>) -> Resu
         }
         other => bail!("op {other} is not one srgraph can read"),
     })
+}
+
+/// Conv and ConvTranspose as srgraph writes them: explicit pads, stride,
+/// dilation and group 1.
+fn conv_attrs(pads: &[usize; 4]) -> [AttributeProto; 4] {
+    [
+        ints("pads", to_i64(pads)),
+        ints("strides", vec![1, 1]),
+        ints("dilations", vec![1, 1]),
+        int("group", 1),
+    ]
+}
+
+/// The pads of a Conv or ConvTranspose, refusing what srgraph's IR cannot hold.
+fn read_conv_pads(a: &Attrs) -> Result<[usize; 4]> {
+    ensure!(
+        a.ints("strides")?.unwrap_or(vec![1, 1]).iter().all(|&s| s == 1),
+        "only stride 1 is supported"
+    );
+    ensure!(
+        a.ints("dilations")?.unwrap_or(vec![1, 1]).iter().all(|&s| s == 1),
+        "only dilation 1 is supported"
+    );
+    ensure!(a.int("group")?.unwrap_or(1) == 1, "only group 1 is supported");
+    let p = a.ints("pads")?.unwrap_or(vec![0; 4]);
+    ensure!(
+        p.len() == 4 && p.iter().all(|&x| x >= 0),
+        "pads {p:?} must be 4 non-negative values"
+    );
+    Ok([p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize])
 }
 
 fn to_i64(v: &[usize]) -> Vec<i64> {
