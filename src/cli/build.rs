@@ -90,6 +90,15 @@ pub enum LossArg {
     Mse,
 }
 
+impl From<LossArg> for Loss {
+    fn from(l: LossArg) -> Loss {
+        match l {
+            LossArg::L1 => Loss::L1,
+            LossArg::Mse => Loss::Mse,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ShuffleArg {
     Crd,
@@ -231,10 +240,7 @@ fn run_train(a: &BuildArgs, c: &ModelConfig, notes: Vec<String>) -> Result<()> {
     let t = TrainConfig {
         batch: a.batch,
         patch: a.patch,
-        loss: match a.loss {
-            LossArg::L1 => Loss::L1,
-            LossArg::Mse => Loss::Mse,
-        },
+        loss: a.loss.into(),
         ..TrainConfig::default()
     };
     t.validate(c.scale).context("Invalid training configuration")?;

@@ -1,7 +1,7 @@
 //! `srgraph train`: train a network on a folder of images and leave a trained `.onnx`.
 
 use super::build::{describe, resolve, LossArg, ModelArgs};
-use crate::compiler::{Loss, TrainConfig};
+use crate::compiler::TrainConfig;
 use crate::models::Arch;
 use crate::runtime::ort::Device;
 use crate::train::{train, Engine, TrainOptions};
@@ -102,10 +102,7 @@ pub fn run(a: TrainArgs) -> Result<bool> {
         train: TrainConfig {
             batch: a.batch,
             patch: a.patch,
-            loss: match a.loss {
-                LossArg::L1 => Loss::L1,
-                LossArg::Mse => Loss::Mse,
-            },
+            loss: a.loss.into(),
             ..TrainConfig::default()
         },
         data: a.data,

@@ -5,7 +5,7 @@ pub mod ort;
 pub mod tract;
 
 use crate::ir::Tensor;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use ndarray::ArrayD;
 
 /// A runtime executing a train-step graph (see `compiler`), keeping the
@@ -17,4 +17,14 @@ pub trait Trainer {
     fn values(&self) -> Result<Vec<(String, Tensor)>>;
     /// Replace some of them (resuming from a checkpoint).
     fn set_values(&mut self, values: &[(String, Tensor)]) -> Result<()>;
+}
+
+/// Where `name` sits among a trainer's state, and its value as float32: the
+/// check both trainers make before replacing a state tensor.
+fn find_state<'a>(names: &[String], name: &str, value: &'a Tensor) -> Result<(usize, &'a ArrayD<f32>)> {
+    let i = names
+        .iter()
+        .position(|n| n == name)
+        .with_context(|| format!("the step has no state named {name}"))?;
+    Ok((i, value.as_f32().with_context(|| format!("{name}: state is float32"))?))
 }

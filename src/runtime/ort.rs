@@ -7,7 +7,7 @@
 
 use super::Trainer;
 use crate::ir::{Graph, Tensor};
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use ndarray::ArrayD;
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::{builder::GraphOptimizationLevel, Session};
@@ -213,12 +213,7 @@ impl Trainer for OrtTrainer {
 
     fn set_values(&mut self, values: &[(String, Tensor)]) -> Result<()> {
         for (name, value) in values {
-            let i = self
-                .names
-                .iter()
-                .position(|n| n == name)
-                .with_context(|| format!("the step has no state named {name}"))?;
-            let a = value.as_f32().context("state is float32")?;
+            let (i, a) = super::find_state(&self.names, name, value)?;
             let target = &mut self.sets[self.current][i];
             ensure!(
                 target.shape().iter().map(|&d| d as usize).eq(a.shape().iter().copied()),

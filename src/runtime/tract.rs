@@ -149,12 +149,7 @@ impl super::Trainer for TractTrainer {
 
     fn set_values(&mut self, values: &[(String, crate::ir::Tensor)]) -> Result<()> {
         for (name, value) in values {
-            let i = self
-                .names
-                .iter()
-                .position(|n| n == name)
-                .with_context(|| format!("the step has no state named {name}"))?;
-            let a = value.as_f32().context("state is float32")?;
+            let (i, a) = super::find_state(&self.names, name, value)?;
             anyhow::ensure!(
                 a.shape() == self.state[i].shape(),
                 "{name}: shape {:?}, expected {:?}",
