@@ -1,8 +1,11 @@
 //! Cross-runtime conformance: every preset's inference graph, and every
 //! architecture x scale x shuffle layout, in its folded and training forms, is
-//! written with a real input (a crop of Set5) and tract's output beside it; then
-//! tools/conformance.py checks each file with `onnx.checker.check_model(full_check=True)`
-//! and runs it in ONNX Runtime, which must agree with tract to 1e-4 (relative).
+//! written with a real input (a crop of Set5) and tract's output beside it, and,
+//! for the inference graphs, ONNX Runtime's output through srgraph's Rust `ort`
+//! engine; then tools/conformance.py checks each file with
+//! `onnx.checker.check_model(full_check=True)` and runs it in ONNX Runtime
+//! (Python) and, for the inference graphs, OpenCV's DNN module: all four runtimes
+//! must agree to 1e-4 (relative to the output's magnitude).
 
 mod common;
 
@@ -11,6 +14,7 @@ use srgraph::export::inference_graph;
 use srgraph::ir::ShuffleMode;
 use srgraph::models::{self, Arch, ModelConfig};
 use srgraph::onnx::Model;
+use srgraph::runtime::ort::{Device, OrtModel};
 use srgraph::runtime::tract::run_once;
 use srgraph::util::npy_bytes;
 use std::path::Path;
@@ -22,10 +26,14 @@ fn write_case(dir: &Path, name: &str, g: srgraph::ir::Graph, meta: Vec<(String, 
     std::fs::write(dir.join(format!("{name}.onnx")), &bytes).unwrap();
     std::fs::write(dir.join(format!("{name}.input.npy")), npy_bytes(x)).unwrap();
     std::fs::write(dir.join(format!("{name}.tract.npy")), npy_bytes(&y)).unwrap();
+    if !name.ends_with("-unfolded") {
+        let y = OrtModel::new(&bytes, Device::Cpu, 2).unwrap().run(x.clone()).unwrap();
+        std::fs::write(dir.join(format!("{name}.ort-rust.npy")), npy_bytes(&y)).unwrap();
+    }
 }
 
 #[test]
-fn onnx_checker_and_onnxruntime_agree_with_tract() {
+fn onnx_checker_passes_and_four_runtimes_agree() {
     let dir = tempfile::tempdir().unwrap();
     // 40 x 52: small enough for the 16-block presets, not square, not a multiple of 8.
     let x = set5_crop("butterfly", 100, 60, 40, 52);

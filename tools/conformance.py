@@ -2,9 +2,13 @@
 """Cross-runtime conformance of srgraph's ONNX files.
 
 For every MODEL.onnx in a folder (written by srgraph's tests, with
-MODEL.input.npy and MODEL.tract.npy beside it: the input and tract's output):
+MODEL.input.npy and MODEL.tract.npy beside it: the input and tract's output,
+and for inference graphs MODEL.ort-rust.npy: ONNX Runtime's output through
+srgraph's Rust `ort` engine):
   1. onnx.checker.check_model(full_check=True) passes;
-  2. ONNX Runtime (CPU) runs the model on the same input and agrees with tract.
+  2. ONNX Runtime (CPU, Python) runs the model on the same input and agrees with tract;
+  3. where MODEL.ort-rust.npy exists (inference graphs), so does ONNX Runtime through
+     Rust, and OpenCV's DNN module (cv2.dnn.readNetFromONNX).
 
 Agreement: max |ort - tract| <= TOL * max(1, max |tract|). Outputs are pixel
 values in [0, 255] (untrained networks stray a little outside), and float32
@@ -17,6 +21,7 @@ Usage: conformance.py DIR   (exit 0 when every model passes)
 import pathlib
 import sys
 
+import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -37,13 +42,23 @@ def check(model_path: pathlib.Path) -> str | None:
     opts.log_severity_level = 3  # parameters listed as inputs (the training form) are intended
     sess = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
     (got,) = sess.run(None, {sess.get_inputs()[0].name: x})
-    if got.shape != expected.shape:
-        return f"onnxruntime output shape {got.shape}, tract {expected.shape}"
-    err = float(np.max(np.abs(got - expected)))
+    outputs = {"onnxruntime": got}
+    rust = model_path.with_suffix(".ort-rust.npy")
+    if rust.exists():
+        outputs["ort-rust"] = np.load(rust)
+        net = cv2.dnn.readNetFromONNX(str(model_path))
+        net.setInput(x)
+        outputs["opencv-dnn"] = net.forward()
     bound = TOL * max(1.0, float(np.max(np.abs(expected))))
-    if not err <= bound:
-        return f"onnxruntime and tract differ by {err:.3g} (allowed {bound:.3g})"
-    print(f"ok    {model_path.name:<40} max |ort - tract| = {err:.2e} (allowed {bound:.2e})")
+    errors = []
+    for runtime, y in outputs.items():
+        if y.shape != expected.shape:
+            return f"{runtime} output shape {y.shape}, tract {expected.shape}"
+        err = float(np.max(np.abs(y - expected)))
+        if not err <= bound:
+            return f"{runtime} and tract differ by {err:.3g} (allowed {bound:.3g})"
+        errors.append(f"{runtime} {err:.1e}")
+    print(f"ok    {model_path.name:<36} max |x - tract|: {', '.join(errors)} (allowed {bound:.1e})")
     return None
 
 
@@ -61,7 +76,10 @@ def main() -> int:
         if problem:
             failures += 1
             print(f"FAIL  {m.name}: {problem}")
-    print(f"onnx {onnx.__version__}, onnxruntime {ort.__version__}: {len(models) - failures} passed, {failures} failed")
+    print(
+        f"onnx {onnx.__version__}, onnxruntime {ort.__version__}, opencv {cv2.__version__}: "
+        f"{len(models) - failures} passed, {failures} failed"
+    )
     return 1 if failures else 0
 
 

@@ -3,17 +3,20 @@
 //! usage error (unknown flag or value).
 
 mod build;
+mod eval;
 mod inspect;
 mod train;
+mod upscale;
 
+use crate::runtime::{ort::Device, Engine};
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "srgraph",
     version,
-    about = "Build, check and inspect EDSR / WDSR-A / WDSR-B super-resolution networks as ONNX graphs",
+    about = "Build, train, evaluate and run EDSR / WDSR-A / WDSR-B super-resolution networks as ONNX graphs",
     long_about = "srgraph compiles single-image super-resolution networks (EDSR, WDSR-A, WDSR-B) \
                   into standard ONNX files with dynamic height and width, which any ONNX runtime loads.\n\n\
                   Exit codes: 0 success, 1 failure (bad input, unreadable or unwritable file), 2 usage error, \
@@ -32,6 +35,10 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Train a network (ONNX Runtime or tract) and write the trained .onnx.
     Train(train::TrainArgs),
+    /// Score a model on benchmark folders: PSNR/SSIM on Y, PSNR on RGB, bicubic beside it.
+    Eval(eval::EvalArgs),
+    /// Super-resolve pictures (any size, in tiles), optionally beside bicubic and the original.
+    Upscale(upscale::UpscaleArgs),
     /// List the named presets (from graphs/).
     Presets,
 }
@@ -52,6 +59,8 @@ pub fn run_with(cli: Cli) -> Result<Outcome> {
         Command::Build(a) => build::run(a).map(|_| Outcome::Done),
         Command::Inspect(a) => inspect::run(a).map(|_| Outcome::Done),
         Command::Train(a) => train::run(a).map(|stopped| if stopped { Outcome::Interrupted } else { Outcome::Done }),
+        Command::Eval(a) => eval::run(a).map(|_| Outcome::Done),
+        Command::Upscale(a) => upscale::run(a).map(|_| Outcome::Done),
         Command::Presets => build::list_presets().map(|_| Outcome::Done),
     }
 }
@@ -67,4 +76,44 @@ pub fn grouped(n: usize) -> String {
         out.push(ch);
     }
     out
+}
+
+/// Which runtime a command runs its graph in: shared by train, eval and upscale.
+#[derive(Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// ort (ONNX Runtime) or tract (pure Rust, needs no library). Default: ort for train, tract for eval and upscale.
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineArg>,
+    /// With --engine ort: cpu, cuda (an error if CUDA cannot start), or auto (CUDA if it works, else the CPU, saying so).
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceArg,
+    /// Threads for ONNX Runtime (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    Ort,
+    Tract,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    Cpu,
+    Cuda,
+    Auto,
+}
+
+impl EngineArgs {
+    /// The engine asked for, or the command's default.
+    pub fn engine(&self, default: EngineArg) -> Result<Engine> {
+        Ok(match (self.engine.unwrap_or(default), self.device) {
+            (EngineArg::Tract, DeviceArg::Cpu) => Engine::Tract,
+            (EngineArg::Tract, _) => anyhow::bail!("--device applies to --engine ort; tract runs on the CPU"),
+            (EngineArg::Ort, DeviceArg::Cpu) => Engine::Ort(Device::Cpu),
+            (EngineArg::Ort, DeviceArg::Cuda) => Engine::Ort(Device::Cuda),
+            (EngineArg::Ort, DeviceArg::Auto) => Engine::Ort(Device::Auto),
+        })
+    }
 }

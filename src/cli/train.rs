@@ -1,12 +1,12 @@
 //! `srgraph train`: train a network on a folder of images and leave a trained `.onnx`.
 
 use super::build::{describe, resolve, LossArg, ModelArgs};
+use super::{EngineArg, EngineArgs};
 use crate::compiler::TrainConfig;
 use crate::models::Arch;
-use crate::runtime::ort::Device;
-use crate::train::{train, Engine, TrainOptions};
+use crate::train::{train, TrainOptions};
 use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,15 +50,8 @@ pub struct TrainArgs {
     pub checkpoint_every: u64,
     #[arg(long, default_value_t = 500)]
     pub validate_every: u64,
-    /// ort (ONNX Runtime, the default) or tract (pure Rust, needs no library).
-    #[arg(long, value_enum, default_value = "ort")]
-    pub engine: EngineArg,
-    /// With --engine ort: cpu, cuda (an error if CUDA cannot start), or auto (CUDA if it works, else the CPU).
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub device: DeviceArg,
-    /// Threads for ONNX Runtime (0: all cores).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Seed of the data: which crops, flips and rotations each step sees.
     #[arg(long, default_value_t = 0)]
     pub data_seed: u64,
@@ -73,29 +66,10 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum EngineArg {
-    Ort,
-    Tract,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum DeviceArg {
-    Cpu,
-    Cuda,
-    Auto,
-}
-
 /// Ok(true) when the run was interrupted by Ctrl-C.
 pub fn run(a: TrainArgs) -> Result<bool> {
     let (c, notes) = resolve(&a.model)?;
-    let engine = match (a.engine, a.device) {
-        (EngineArg::Tract, DeviceArg::Cpu) => Engine::Tract,
-        (EngineArg::Tract, _) => anyhow::bail!("--device applies to --engine ort; tract runs on the CPU"),
-        (EngineArg::Ort, DeviceArg::Cpu) => Engine::Ort(Device::Cpu),
-        (EngineArg::Ort, DeviceArg::Cuda) => Engine::Ort(Device::Cuda),
-        (EngineArg::Ort, DeviceArg::Auto) => Engine::Ort(Device::Auto),
-    };
+    let engine = a.engine.engine(EngineArg::Ort)?;
     let lr = a.lr.unwrap_or(if c.arch == Arch::Edsr { 1e-4 } else { 1e-3 });
     let name = a.model.name(&c);
     let o = TrainOptions {
@@ -116,7 +90,7 @@ pub fn run(a: TrainArgs) -> Result<bool> {
         checkpoint_every: a.checkpoint_every.max(1),
         validate_every: a.validate_every.max(1),
         engine,
-        threads: a.threads,
+        threads: a.engine.threads,
         data_seed: a.data_seed,
         resume: a.resume,
         progress: !a.quiet,

@@ -56,7 +56,7 @@ const EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "bmp"];
 
 /// Image files directly in `dir` (extension case-insensitive), sorted by name; none if `dir`
 /// is not a folder.
-fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
     if !dir.is_dir() {
         return Ok(vec![]);
     }
@@ -112,6 +112,34 @@ impl ImageSet {
             let hrs = images_in(&hr_dir)?;
             if hrs.is_empty() {
                 continue;
+            }
+            // An LR folder, when there is one, must hold exactly the HR images' partners:
+            // a missing or stray file means the pairs would not be what the user thinks.
+            let lrs = if layout == Layout::Flat {
+                vec![]
+            } else {
+                images_in(&lr_dir)?
+            };
+            if !lrs.is_empty() {
+                let expected: Vec<PathBuf> = hrs
+                    .iter()
+                    .map(|hr| lr_dir.join(format!("{}x{scale}.png", stem(hr))))
+                    .collect();
+                if let Some(i) = expected.iter().position(|lr| !lr.is_file()) {
+                    bail!(
+                        "{} has no low-resolution partner: expected {} in {}",
+                        hrs[i].display(),
+                        expected[i].file_name().unwrap_or_default().to_string_lossy(),
+                        lr_dir.display()
+                    );
+                }
+                if let Some(stray) = lrs.iter().find(|lr| !expected.contains(lr)) {
+                    bail!(
+                        "{} has no high-resolution partner in {} (LR files are named <HR name>x{scale}.png)",
+                        stray.display(),
+                        hr_dir.display()
+                    );
+                }
             }
             let files = hrs
                 .into_iter()
@@ -212,13 +240,7 @@ impl ImageSet {
 /// An image file as HWC RGB bytes: grey repeated to three channels, alpha dropped, 16-bit
 /// reduced to 8. The format is guessed from the content, not the extension.
 fn read_rgb(path: &Path) -> Result<Array3<u8>> {
-    let img = image::ImageReader::open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?
-        .with_guessed_format()?
-        .decode()?
-        .to_rgb8();
-    let (w, h) = img.dimensions();
-    Ok(Array3::from_shape_vec((h as usize, w as usize, 3), img.into_raw())?)
+    super::load_hwc(path)
 }
 
 /// An HWC image as a [1, C, H, W] float32 tensor in [0, 255] (standard layout).

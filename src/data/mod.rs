@@ -3,17 +3,27 @@
 
 pub mod bicubic;
 pub mod dataset;
+pub mod picture;
 
 use anyhow::{ensure, Context, Result};
 use ndarray::{s, Array3, Array4, ArrayD, Axis};
 use rand::Rng;
 use std::path::Path;
 
+/// Decode an image file, its format guessed from the content rather than the name.
+pub fn decode(path: &Path) -> Result<image::DynamicImage> {
+    let what = || format!("cannot read image {}", path.display());
+    image::ImageReader::open(path)
+        .with_context(what)?
+        .with_guessed_format()
+        .with_context(what)?
+        .decode()
+        .with_context(what)
+}
+
 /// Load an image as RGB (greyscale is repeated over three channels, alpha dropped).
 pub fn load_rgb(path: &Path) -> Result<Array4<f32>> {
-    let img = image::open(path)
-        .with_context(|| format!("cannot read image {}", path.display()))?
-        .to_rgb8();
+    let img = decode(path)?.to_rgb8();
     let (w, h) = img.dimensions();
     Ok(Array4::from_shape_fn((1, 3, h as usize, w as usize), |(_, c, y, x)| {
         img.get_pixel(x as u32, y as u32)[c] as f32
@@ -37,9 +47,7 @@ pub fn to_rgb8(t: &ArrayD<f32>) -> Result<image::RgbImage> {
 
 /// Load an image as height x width x RGB bytes (greyscale repeated, alpha dropped).
 pub fn load_hwc(path: &Path) -> Result<Array3<u8>> {
-    let img = image::open(path)
-        .with_context(|| format!("cannot read image {}", path.display()))?
-        .to_rgb8();
+    let img = decode(path)?.to_rgb8();
     let (w, h) = img.dimensions();
     Ok(Array3::from_shape_vec((h as usize, w as usize, 3), img.into_raw())?)
 }

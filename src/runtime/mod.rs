@@ -8,6 +8,24 @@ use crate::ir::Tensor;
 use anyhow::{Context, Result};
 use ndarray::ArrayD;
 
+/// Which runtime runs a graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Ort(ort::Device),
+    Tract,
+}
+
+impl Engine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Ort(ort::Device::Cpu) => "onnxruntime-cpu",
+            Engine::Ort(ort::Device::Cuda) => "onnxruntime-cuda",
+            Engine::Ort(ort::Device::Auto) => "onnxruntime",
+            Engine::Tract => "tract",
+        }
+    }
+}
+
 /// A runtime executing a train-step graph (see `compiler`), keeping the
 /// parameters, Adam moments and buffers between steps.
 pub trait Trainer {

@@ -7,6 +7,7 @@ mod plot;
 mod validate;
 
 pub use checkpoint::{load as load_checkpoint, Checkpoint};
+pub use plot::register_font;
 pub use validate::{bicubic_psnr, model_psnr};
 
 use crate::compiler::{compile, TrainConfig};
@@ -15,8 +16,9 @@ use crate::export::inference_graph;
 use crate::ir::Tensor;
 use crate::models::{self, ModelConfig};
 use crate::onnx::Model;
-use crate::runtime::ort::{Device, OrtTrainer};
+use crate::runtime::ort::OrtTrainer;
 use crate::runtime::tract::TractTrainer;
+pub use crate::runtime::Engine;
 use crate::runtime::Trainer;
 use anyhow::{bail, ensure, Context, Result};
 use std::io::Write;
@@ -24,12 +26,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Engine {
-    Ort(Device),
-    Tract,
-}
 
 #[derive(Clone, Debug)]
 pub struct TrainOptions {

@@ -8,7 +8,7 @@ use std::sync::Once;
 
 /// plotters draws text with ab_glyph from a font it is given: DejaVu Sans,
 /// embedded, so no system fonts are needed.
-fn register_font() {
+pub fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());

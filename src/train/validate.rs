@@ -3,9 +3,9 @@
 
 use super::Engine;
 use crate::data::bicubic;
-use crate::data::dataset::{from_nchw, to_nchw, Pair};
+use crate::data::dataset::{from_nchw, Pair};
+use crate::infer::SrModel;
 use crate::metrics::psnr_y;
-use crate::runtime::{ort::OrtModel, tract::TractModel};
 use anyhow::Result;
 
 /// Mean PSNR-Y of bicubic upscaling over the set: the baseline beside every model.
@@ -17,21 +17,13 @@ pub fn bicubic_psnr(pairs: &[Pair], scale: usize) -> Result<f64> {
     Ok(sum / pairs.len().max(1) as f64)
 }
 
-/// Mean PSNR-Y of the model (an inference `.onnx`) over the set.
+/// Mean PSNR-Y of the model (an inference `.onnx`) over the set, each image whole:
+/// the same computation as `srgraph eval`.
 pub fn model_psnr(onnx: &[u8], pairs: &[Pair], scale: usize, engine: Engine, threads: usize) -> Result<f64> {
-    let mut ort = match engine {
-        Engine::Ort(device) => Some(OrtModel::new(onnx, device, threads)?),
-        Engine::Tract => None,
-    };
+    let mut model = SrModel::from_bytes(onnx.to_vec(), "the model being trained", engine, threads)?;
     let mut sum = 0.0;
     for p in pairs {
-        let x = to_nchw(&p.lr).into_dyn();
-        let y = match &mut ort {
-            Some(m) => m.run(x)?,
-            // tract optimises for the concrete size: about 4x faster than symbolic H and W.
-            None => TractModel::new(onnx, &[x.shape()])?.run(vec![x])?.remove(0),
-        };
-        let sr = from_nchw(y.into_dimensionality()?.view());
+        let sr = from_nchw(model.upscale(&p.lr, None, &|| {})?.view());
         sum += psnr_y(&sr, &p.hr, scale)?;
     }
     Ok(sum / pairs.len().max(1) as f64)

@@ -1,0 +1,130 @@
+//! `srgraph eval`: PSNR and SSIM of a model on benchmark folders, bicubic beside it.
+
+use super::{EngineArg, EngineArgs};
+use crate::eval::{evaluate_set, EvalOptions};
+use crate::infer::SrModel;
+use anyhow::Result;
+use clap::Args;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    srgraph eval runs/wdsr-b-x2/model.onnx --data ../shared/data/Set5\n  \
+    srgraph eval model.onnx --data ../shared/data/Set5 ../shared/data/Set14 --json\n  \
+    srgraph eval model.onnx --data DIV2K_valid_HR --engine ort\n\n\
+    A folder is HR images only (LR made by MATLAB-exact bicubic), HR/ + LR_bicubic/X{s}/, or DIV2K's layout.\n\
+    PSNR-Y and SSIM-Y shave `scale` pixels from each border (benchmark convention); PSNR-RGB shaves\n\
+    scale + 6 (DIV2K's convention, --rgb-shave to change). Bicubic is MATLAB's imresize.")]
+pub struct EvalArgs {
+    /// The inference .onnx (srgraph build or train's model.onnx, or any [N,3,H,W] -> [N,3,sH,sW] graph).
+    pub model: PathBuf,
+    /// Benchmark folders; several give one row per set.
+    #[arg(long, required = true, num_args = 1..)]
+    pub data: Vec<PathBuf>,
+    /// The scale to evaluate; an error if the model's is different (default: the model's).
+    #[arg(long)]
+    pub scale: Option<usize>,
+    /// Pixels shaved from each border for PSNR on RGB (default: scale + 6).
+    #[arg(long)]
+    pub rgb_shave: Option<usize>,
+    /// Run each image in tiles of this many LR pixels (default: whole images).
+    #[arg(long)]
+    pub tile: Option<usize>,
+    /// Per-image rows even with several folders.
+    #[arg(long)]
+    pub per_image: bool,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+pub fn run(a: EvalArgs) -> Result<()> {
+    let engine = a.engine.engine(EngineArg::Tract)?;
+    let mut model = SrModel::load(&a.model, engine, a.engine.threads)?;
+    let scale = model.ensure_scale(a.scale)?;
+    let o = EvalOptions {
+        scale,
+        rgb_shave: a.rgb_shave.unwrap_or(scale + 6),
+        tile: a.tile.filter(|&t| t > 0),
+    };
+    let mut sets = vec![];
+    for dir in &a.data {
+        let status = !a.json && std::io::stderr().is_terminal();
+        let mut tell = |name: &str| {
+            if status {
+                eprint!("\r\x1b[2K{}: {name}", dir.display());
+            }
+        };
+        sets.push(evaluate_set(&mut model, dir, &o, &mut tell)?);
+        if status {
+            eprint!("\r\x1b[2K");
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let report = serde_json::json!({
+            "model": a.model.display().to_string(),
+            "scale": scale,
+            "engine": engine.name(),
+            "rgb_shave": o.rgb_shave,
+            "tile": o.tile,
+            "sets": sets,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{} x{scale} in {} (Y: shave {scale}; RGB: shave {})",
+        a.model.display(),
+        engine.name(),
+        o.rgb_shave
+    )?;
+    let per_image = a.per_image || sets.len() == 1;
+    writeln!(out, "{}", header(if per_image { "image" } else { "set" }))?;
+    for s in &sets {
+        if per_image {
+            for i in &s.images {
+                writeln!(out, "{}", row(&i.image, &i.model, &i.bicubic))?;
+            }
+            writeln!(
+                out,
+                "{}",
+                row(&format!("mean {} ({})", s.set, s.images.len()), &s.model, &s.bicubic)
+            )?;
+        } else {
+            writeln!(
+                out,
+                "{}",
+                row(&format!("{} ({})", s.set, s.images.len()), &s.model, &s.bicubic)
+            )?;
+        }
+    }
+    let sources: Vec<String> = sets.iter().map(|s| format!("{}: {}", s.set, s.lr_source)).collect();
+    writeln!(out, "LR images from {}", sources.join(", "))?;
+    Ok(())
+}
+
+fn header(first: &str) -> String {
+    format!(
+        "{first:<20} {:>9} {:>8} {:>9}   {:>9} {:>8} {:>9}   {:>7}\n{:<20} {:>9} {:>8} {:>9}   {:>9} {:>8} {:>9}   {:>7}",
+        "model", "", "", "bicubic", "", "", "gain",
+        "", "PSNR-Y", "SSIM-Y", "PSNR-RGB", "PSNR-Y", "SSIM-Y", "PSNR-RGB", "PSNR-Y"
+    )
+}
+
+fn row(name: &str, m: &crate::eval::Scores, b: &crate::eval::Scores) -> String {
+    format!(
+        "{name:<20} {:>9.3} {:>8.4} {:>9.3}   {:>9.3} {:>8.4} {:>9.3}   {:>+7.3}",
+        m.psnr_y,
+        m.ssim_y,
+        m.psnr_rgb,
+        b.psnr_y,
+        b.ssim_y,
+        b.psnr_rgb,
+        m.psnr_y - b.psnr_y
+    )
+}

@@ -1,0 +1,217 @@
+//! `srgraph upscale`: super-resolve pictures with a model, in tiles, with a progress bar.
+
+use super::{EngineArg, EngineArgs};
+use crate::data::bicubic;
+use crate::data::dataset::images_in;
+use crate::data::picture::{rgb_png, Picture};
+use crate::infer::{compare, SrModel, DEFAULT_TILE};
+use crate::util::write_atomic;
+use anyhow::{bail, ensure, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ndarray::s;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    srgraph upscale runs/wdsr-b-x2/model.onnx photo.jpg photo_x2.png\n  \
+    srgraph upscale model.onnx ../shared/data/Set5/HR -o sr/ --compare\n  \
+    srgraph upscale model.onnx small.png --compare --hr original.png\n\n\
+    Greyscale stays greyscale and alpha is kept (upscaled by bicubic). Large pictures run in tiles of --tile\n\
+    LR pixels, each with a margin of the network's receptive field, so the result equals the whole-image one.")]
+pub struct UpscaleArgs {
+    /// The inference .onnx.
+    pub model: PathBuf,
+    /// Pictures (PNG, JPEG, BMP) or folders of them. With one picture, a second path that does not exist yet
+    /// names the output.
+    #[arg(required = true, num_args = 1..)]
+    pub paths: Vec<PathBuf>,
+    /// Where to write: a .png file (one picture) or a folder (default: the current folder); files are named
+    /// <name>_x<s>.png.
+    #[arg(short, long)]
+    pub out: Option<PathBuf>,
+    /// The scale expected; an error if the model's is different.
+    #[arg(long)]
+    pub scale: Option<usize>,
+    /// Tile side in LR pixels (0: each picture whole).
+    #[arg(long, default_value_t = DEFAULT_TILE)]
+    pub tile: usize,
+    /// Also write <name>_x<s>_compare.png: bicubic | model (| HR with --hr) side by side.
+    #[arg(long)]
+    pub compare: bool,
+    /// The original high-resolution picture, or a folder of pictures named as the inputs, for --compare.
+    #[arg(long, requires = "compare")]
+    pub hr: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+pub fn run(mut a: UpscaleArgs) -> Result<()> {
+    // `upscale MODEL IN OUT`: only when OUT does not exist, so no input is ever overwritten.
+    if a.paths.len() == 2 && a.out.is_none() && a.paths[0].is_file() && !a.paths[1].exists() {
+        a.out = a.paths.pop();
+    }
+    let mut inputs = vec![];
+    for p in &a.paths {
+        if p.is_dir() {
+            let found = images_in(p)?;
+            ensure!(
+                !found.is_empty(),
+                "no pictures (png, jpg, jpeg, bmp) in {}",
+                p.display()
+            );
+            inputs.extend(found);
+        } else if p.is_file() {
+            inputs.push(p.clone());
+        } else {
+            bail!("{} does not exist", p.display());
+        }
+    }
+    let engine = a.engine.engine(EngineArg::Tract)?;
+    let mut model = SrModel::load(&a.model, engine, a.engine.threads)?;
+    let s = model.ensure_scale(a.scale)?;
+    let outputs = output_paths(&inputs, a.out.as_deref(), s)?;
+    let tile = (a.tile > 0).then_some(a.tile);
+
+    let bar = if a.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr())
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} tiles {msg} ({elapsed}, {eta} left)")?
+            .progress_chars("=> "),
+    );
+    let mut failed = vec![];
+    for (input, output) in inputs.iter().zip(&outputs) {
+        let started = Instant::now();
+        let result = (|| -> Result<String> {
+            let pic = Picture::open(input)?;
+            let (w, h) = pic.size();
+            let n = model.tiles(h, w, tile).len();
+            bar.inc_length(n as u64);
+            bar.set_message(input.display().to_string());
+            let sr = model.upscale(&pic.rgb, tile, &|| bar.inc(1))?;
+            let big = pic.upscaled(&sr, s)?;
+            write_atomic(output, &big.to_png()?)?;
+            if a.compare {
+                write_compare(&pic, &big, a.hr.as_deref(), input, &inputs, output, s)?;
+            }
+            let note = if pic.reduced_from_16 {
+                ", 16-bit input processed at 8 bits"
+            } else {
+                ""
+            };
+            Ok(format!(
+                "{} -> {} ({w}x{h} -> {}x{}, {n} tile{}, {:.1} s{note})",
+                input.display(),
+                output.display(),
+                w * s,
+                h * s,
+                if n == 1 { "" } else { "s" },
+                started.elapsed().as_secs_f64()
+            ))
+        })();
+        match result {
+            Ok(line) => bar.suspend(|| println!("{line}")),
+            Err(e) => {
+                bar.suspend(|| eprintln!("error: {e:#}"));
+                failed.push(input.display().to_string());
+            }
+        }
+    }
+    bar.finish_and_clear();
+    ensure!(
+        failed.is_empty(),
+        "{} of {} pictures failed: {}",
+        failed.len(),
+        inputs.len(),
+        failed.join(", ")
+    );
+    Ok(())
+}
+
+/// `<name>_x<s>.png` in the output folder, or the output file itself for one picture.
+fn output_paths(inputs: &[PathBuf], out: Option<&Path>, s: usize) -> Result<Vec<PathBuf>> {
+    let is_png = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    if let Some(out) = out.filter(|o| is_png(o) && !o.is_dir()) {
+        ensure!(
+            inputs.len() == 1,
+            "{} is one file, but there are {} pictures: give a folder with -o",
+            out.display(),
+            inputs.len()
+        );
+        return Ok(vec![out.to_path_buf()]);
+    }
+    let dir = out.unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut outputs: Vec<PathBuf> = vec![];
+    for input in inputs {
+        let stem = input.file_stem().unwrap_or_default().to_string_lossy();
+        let o = dir.join(format!("{stem}_x{s}.png"));
+        ensure!(
+            !outputs.contains(&o),
+            "two pictures would both be written to {}: rename one",
+            o.display()
+        );
+        outputs.push(o);
+    }
+    for (i, o) in outputs.iter().enumerate() {
+        let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y);
+        if let Some(input) = inputs.iter().find(|i| same(i, o)) {
+            bail!("{} would overwrite the input {}", outputs[i].display(), input.display());
+        }
+    }
+    Ok(outputs)
+}
+
+fn write_compare(
+    pic: &Picture,
+    big: &Picture,
+    hr: Option<&Path>,
+    input: &Path,
+    inputs: &[PathBuf],
+    output: &Path,
+    s: usize,
+) -> Result<()> {
+    let bicubic = bicubic::upscale(&pic.rgb, s)?;
+    let mut panels = vec![("bicubic", &bicubic), ("model", &big.rgb)];
+    let hr_img;
+    if let Some(hr) = hr {
+        let file = if hr.is_dir() {
+            // The same name, or the benchmark convention: LR `babyx2.png` for HR `baby.png`.
+            let same = hr.join(input.file_name().unwrap_or_default());
+            let stem = input.file_stem().unwrap_or_default().to_string_lossy();
+            match stem.strip_suffix(&format!("x{s}")) {
+                Some(base) if !same.is_file() => hr.join(format!("{base}.png")),
+                _ => same,
+            }
+        } else {
+            ensure!(
+                inputs.len() == 1,
+                "--hr is one file but there are {} pictures: give a folder",
+                inputs.len()
+            );
+            hr.to_path_buf()
+        };
+        let full = Picture::open(&file)?.rgb;
+        let (h, w, _) = big.rgb.dim();
+        ensure!(
+            full.dim().0 >= h && full.dim().1 >= w,
+            "{} is {}x{}, smaller than the {w}x{h} output",
+            file.display(),
+            full.dim().1,
+            full.dim().0
+        );
+        // The LR was made from the HR cropped to a multiple of the scale (modcrop): crop alike.
+        hr_img = full.slice(s![..h, ..w, ..]).to_owned();
+        panels.push(("HR", &hr_img));
+    }
+    let image = compare::side_by_side(&panels)?;
+    let stem = output.file_stem().unwrap_or_default().to_string_lossy();
+    write_atomic(&output.with_file_name(format!("{stem}_compare.png")), &rgb_png(&image)?)
+}

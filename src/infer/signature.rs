@@ -1,0 +1,145 @@
+//! What an `.onnx` file must look like for srgraph to super-resolve with it, read
+//! from the protobuf before any runtime sees it, so a wrong file gets an error that
+//! says what is wrong rather than a runtime's shape error.
+
+use crate::onnx::pb;
+use anyhow::{bail, ensure, Context, Result};
+use pb::tensor_shape_proto::dimension::Value as DimValue;
+use pb::type_proto::Value as TypeValue;
+use prost::Message;
+use std::collections::HashMap;
+
+pub struct Signature {
+    /// `metadata_props` (srgraph records its architecture and scale there).
+    pub metadata: Vec<(String, String)>,
+    /// The scale the metadata declares, if it declares one.
+    pub scale: Option<usize>,
+    /// Upper bound on the receptive-field radius, LR pixels.
+    pub radius: usize,
+}
+
+const FLOAT: i32 = 1;
+
+impl Signature {
+    pub fn read(bytes: &[u8], name: &str) -> Result<Signature> {
+        let model = pb::ModelProto::decode(bytes).with_context(|| {
+            format!("{name} is not an ONNX file: it does not parse as an ONNX model (truncated, or another format)")
+        })?;
+        let g = model
+            .graph
+            .as_ref()
+            .with_context(|| format!("{name} is not an ONNX model: it has no graph"))?;
+        let initialised: Vec<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
+        let inputs: Vec<&pb::ValueInfoProto> = g
+            .input
+            .iter()
+            .filter(|i| !initialised.contains(&i.name.as_str()))
+            .collect();
+        if inputs.len() != 1 {
+            let names: Vec<&str> = inputs.iter().take(6).map(|i| i.name.as_str()).collect();
+            bail!(
+                "{name} takes {} inputs ({}{}): srgraph runs super-resolution graphs with one image input. \
+                 A training graph (train_step.onnx, gradients.onnx) is not one: use the run's model.onnx",
+                inputs.len(),
+                names.join(", "),
+                if inputs.len() > 6 { ", ..." } else { "" }
+            );
+        }
+        ensure!(
+            g.output.len() == 1,
+            "{name} has {} outputs: srgraph runs super-resolution graphs with one image output",
+            g.output.len()
+        );
+        check_image(inputs[0], name, "input")?;
+        check_image(&g.output[0], name, "output")?;
+        let metadata: Vec<(String, String)> = model
+            .metadata_props
+            .iter()
+            .map(|p| (p.key.clone(), p.value.clone()))
+            .collect();
+        let scale = match metadata.iter().find(|(k, _)| k == "scale") {
+            Some((_, v)) => Some(
+                v.parse()
+                    .with_context(|| format!("{name}: metadata scale {v:?} is not a number"))?,
+            ),
+            None => None,
+        };
+        Ok(Signature {
+            metadata,
+            scale,
+            radius: receptive_radius(g),
+        })
+    }
+}
+
+/// A float32 tensor of rank 4 with 3 channels, where the file says.
+fn check_image(v: &pb::ValueInfoProto, name: &str, role: &str) -> Result<()> {
+    let Some(TypeValue::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+        bail!("{name}: the {role} {:?} is not a tensor", v.name)
+    };
+    ensure!(
+        t.elem_type == FLOAT,
+        "{name}: the {role} {:?} has element type {} (ONNX code), not float32: srgraph runs float32 graphs",
+        v.name,
+        t.elem_type
+    );
+    if let Some(shape) = &t.shape {
+        ensure!(
+            shape.dim.len() == 4,
+            "{name}: the {role} {:?} has rank {}, not 4: srgraph runs graphs on [N, 3, H, W] images",
+            v.name,
+            shape.dim.len()
+        );
+        if let Some(DimValue::DimValue(c)) = shape.dim[1].value {
+            ensure!(
+                c == 3,
+                "{name}: the {role} {:?} has {c} channels, not 3: srgraph runs RGB networks ([N, 3, H, W] in [0, 255])",
+                v.name
+            );
+        }
+    }
+    Ok(())
+}
+
+fn ints(n: &pb::NodeProto, attr: &str) -> Option<Vec<i64>> {
+    n.attribute.iter().find(|a| a.name == attr).map(|a| a.ints.clone())
+}
+
+/// How far an output pixel can see, in input pixels: the sum over the spatial ops of
+/// each one's reach. A sum over all ops bounds the longest path through any graph;
+/// reaches of ops that work after the upsampler (in HR pixels) are counted as LR
+/// pixels, which only overestimates. Exact for srgraph's networks, which are
+/// convolutional; a graph with global operations (attention, global pooling) cannot
+/// be tiled exactly and should run whole.
+pub fn receptive_radius(g: &pb::GraphProto) -> usize {
+    let weights: HashMap<&str, &pb::TensorProto> = g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    let mut radius = 0;
+    for n in &g.node {
+        let reach = match n.op_type.as_str() {
+            "Conv" | "ConvTranspose" | "MaxPool" | "AveragePool" | "LpPool" => {
+                let kernel = ints(n, "kernel_shape")
+                    .or_else(|| {
+                        let w = weights.get(n.input.get(1)?.as_str())?;
+                        Some(w.dims.iter().skip(2).copied().collect())
+                    })
+                    .unwrap_or_else(|| vec![3, 3]);
+                let dilations = ints(n, "dilations").unwrap_or_default();
+                let pads = ints(n, "pads").unwrap_or_default();
+                (0..kernel.len())
+                    .map(|i| {
+                        let extent = (kernel[i] - 1) * dilations.get(i).copied().unwrap_or(1);
+                        let half = (extent + 1) / 2;
+                        let pad = pads.get(i).max(pads.get(i + kernel.len())).copied().unwrap_or(0);
+                        half.max(pad).max(0) as usize
+                    })
+                    .max()
+                    .unwrap_or(0)
+            }
+            // Cubic interpolation looks two pixels each way.
+            "Resize" | "Upsample" => 2,
+            _ => 0,
+        };
+        radius += reach;
+    }
+    radius
+}
