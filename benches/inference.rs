@@ -1,11 +1,14 @@
-//! What `srgraph build` costs (build, fold, encode) and how fast tract runs a
-//! seed-study network, at 64 x 64 input: `cargo bench --bench inference`.
+//! What `srgraph build` costs (build, fold, encode), and how fast the seed-study
+//! networks super-resolve a 256 x 256 picture in tract (whole and tiled) and ONNX
+//! Runtime: `cargo bench --bench inference` (criterion reports output pixels per second).
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use srgraph::data::load_hwc;
 use srgraph::export::inference_graph;
+use srgraph::infer::SrModel;
 use srgraph::models::{self, ModelConfig};
 use srgraph::onnx::Model;
-use srgraph::runtime::tract::TractModel;
+use srgraph::runtime::{ort::Device, Engine};
 use std::hint::black_box;
 
 fn study(name: &str) -> ModelConfig {
@@ -24,20 +27,39 @@ fn build(c: &mut Criterion) {
     }
 }
 
-fn tract(c: &mut Criterion) {
-    let mut group = c.benchmark_group("tract 64x64 -> 128x128");
+/// The seed study's 8-block networks super-resolving a 256 x 256 LR picture (a crop of
+/// Set5's baby) x2: tract whole, tract in tiles (all cores), and ONNX Runtime on the CPU.
+fn upscale_256(c: &mut Criterion) {
+    let data = std::env::var_os("SRGRAPH_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    let lr = load_hwc(&data.join("Set5/HR/baby.png")).unwrap();
+    let lr = lr.slice(ndarray::s![128..384, 128..384, ..]).to_owned();
+    let mut group = c.benchmark_group("upscale 256x256 -> 512x512");
     group.sample_size(10);
+    group.throughput(Throughput::Elements(512 * 512));
     for name in ["study-edsr-8", "study-wdsr-a-8", "study-wdsr-b-8"] {
         let cfg = study(name);
-        let bytes = Model::new(inference_graph(&models::build(&cfg).unwrap()).unwrap(), vec![])
+        let bytes = Model::new(inference_graph(&models::build(&cfg).unwrap()).unwrap(), cfg.metadata())
             .to_bytes(name)
             .unwrap();
-        let model = TractModel::new(&bytes, &[&[1, 3, 64, 64]]).unwrap();
-        let x = ndarray::ArrayD::<f32>::from_elem(ndarray::IxDyn(&[1, 3, 64, 64]), 128.0);
-        group.bench_function(name, |b| b.iter(|| model.run(vec![x.clone()]).unwrap()));
+        let runs: [(&str, Engine, Option<usize>); 4] = [
+            ("tract whole", Engine::Tract, None),
+            ("tract tiles 128", Engine::Tract, Some(128)),
+            ("tract tiles 64", Engine::Tract, Some(64)),
+            ("onnxruntime-cpu whole", Engine::Ort(Device::Cpu), None),
+        ];
+        for (how, engine, tile) in runs {
+            let mut m = SrModel::from_bytes(bytes.clone(), name, engine, 0).unwrap();
+            // The first run optimises tract's plan for the tile size: not what is measured.
+            m.upscale(&lr, tile, &|| {}).unwrap();
+            group.bench_function(format!("{name} {how}"), |b| {
+                b.iter(|| m.upscale(&lr, tile, &|| {}).unwrap())
+            });
+        }
     }
     group.finish();
 }
 
-criterion_group!(benches, build, tract);
+criterion_group!(benches, build, upscale_256);
 criterion_main!(benches);

@@ -3,16 +3,8 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn srgraph(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_srgraph"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap()
-}
+use common::{fails_with, srgraph};
+use std::process::Output;
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -20,17 +12,6 @@ fn stdout(o: &Output) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A failure: exit code 1 and an "Error:" line that contains `needle`, no panic.
-fn fails_with(o: &Output, needle: &str) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "stdout: {}\nstderr: {err}", stdout(o));
-    assert!(
-        err.starts_with("Error: ") && err.contains(needle),
-        "expected '{needle}' in: {err}"
-    );
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]

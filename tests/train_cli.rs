@@ -4,30 +4,11 @@
 
 mod common;
 
+use common::{data, fails_with, srgraph, text};
 use srgraph::data::dataset::ImageSet;
 use srgraph::train::{bicubic_psnr, load_checkpoint, model_psnr, Engine};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn srgraph(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_srgraph"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap()
-}
-
-fn data(what: &str) -> String {
-    common::data_dir().join(what).display().to_string()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use std::process::Command;
 
 /// A small WDSR-B (4 blocks of 16 filters, x2), trained with batches of 16
 /// 48 px T91 patches. Its exported model, measured again here on Set5 (PSNR-Y,
@@ -204,15 +185,6 @@ fn killed_and_resumed_equals_uninterrupted() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["step"].as_u64())
         .collect();
     assert_eq!(steps, (1..=40).collect::<Vec<_>>());
-}
-
-fn fails_with(o: &Output, needle: &str) {
-    let t = text(o);
-    assert_eq!(o.status.code(), Some(1), "{t}");
-    assert!(
-        t.contains(needle) && !t.contains("panicked"),
-        "expected '{needle}' in: {t}"
-    );
 }
 
 #[test]

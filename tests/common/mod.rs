@@ -2,7 +2,8 @@
 #![allow(dead_code)]
 
 use ndarray::{s, Array4, ArrayD};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 /// `../shared/data` beside the repository, or `$SRGRAPH_DATA`.
 pub fn data_dir() -> PathBuf {
@@ -44,4 +45,37 @@ pub fn python() -> PathBuf {
         p.display()
     );
     p
+}
+
+/// A path under the data folder, as an argument.
+pub fn data(what: &str) -> String {
+    data_dir().join(what).display().to_string()
+}
+
+/// Runs the `srgraph` binary in `cwd`.
+pub fn srgraph(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_srgraph"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+/// stdout then stderr.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A failure: exit code 1 and an "Error: " message that contains `needle`, no panic.
+pub fn fails_with(o: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{}", text(o));
+    assert!(
+        err.contains("Error: ") && err.contains(needle) && !err.contains("panicked"),
+        "expected '{needle}' in: {err}"
+    );
 }
