@@ -19,5 +19,6 @@ pub mod metrics;
 pub mod models;
 pub mod onnx;
 pub mod runtime;
+pub mod study;
 pub mod train;
 pub mod util;

@@ -84,6 +84,16 @@ pub enum NormArg {
     None,
 }
 
+impl From<NormArg> for Norm {
+    fn from(n: NormArg) -> Norm {
+        match n {
+            NormArg::Weight => Norm::Weight,
+            NormArg::Batch => Norm::Batch,
+            NormArg::None => Norm::None,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum LossArg {
     L1,
@@ -140,12 +150,7 @@ pub fn resolve(a: &ModelArgs) -> Result<(ModelConfig, Vec<String>)> {
     c.expansion = a.expansion.unwrap_or(c.expansion);
     c.linear = a.linear.unwrap_or(c.linear);
     c.res_scale = a.res_scale.unwrap_or(c.res_scale);
-    c.norm = match a.norm {
-        Some(NormArg::Weight) => Norm::Weight,
-        Some(NormArg::None) => Norm::None,
-        Some(NormArg::Batch) => Norm::Batch,
-        None => c.norm,
-    };
+    c.norm = a.norm.map_or(c.norm, Norm::from);
     c.shuffle = match a.shuffle {
         Some(ShuffleArg::Crd) => ShuffleMode::Crd,
         Some(ShuffleArg::Dcr) => ShuffleMode::Dcr,

@@ -5,6 +5,7 @@
 mod build;
 mod eval;
 mod inspect;
+mod study;
 mod train;
 mod upscale;
 
@@ -39,6 +40,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Super-resolve pictures (any size, in tiles), optionally beside bicubic and the original.
     Upscale(upscale::UpscaleArgs),
+    /// The seed's experiment: EDSR vs WDSR-A vs WDSR-B by depth, or normalisations; table and plots.
+    Study(study::StudyArgs),
     /// List the named presets (from graphs/).
     Presets,
 }
@@ -61,6 +64,7 @@ pub fn run_with(cli: Cli) -> Result<Outcome> {
         Command::Train(a) => train::run(a).map(|stopped| if stopped { Outcome::Interrupted } else { Outcome::Done }),
         Command::Eval(a) => eval::run(a).map(|_| Outcome::Done),
         Command::Upscale(a) => upscale::run(a).map(|_| Outcome::Done),
+        Command::Study(a) => study::run(a).map(|stopped| if stopped { Outcome::Interrupted } else { Outcome::Done }),
         Command::Presets => build::list_presets().map(|_| Outcome::Done),
     }
 }
@@ -116,4 +120,17 @@ impl EngineArgs {
             (EngineArg::Ort, DeviceArg::Auto) => Engine::Ort(Device::Auto),
         })
     }
+}
+
+/// A flag Ctrl-C sets (saying `message`), for commands that stop cleanly after the current step.
+pub fn stop_on_ctrl_c(message: &'static str) -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        eprintln!("{message}");
+        flag.store(true, Ordering::Relaxed);
+    })
+    .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))?;
+    Ok(stop)
 }

@@ -5,12 +5,10 @@ use super::{EngineArg, EngineArgs};
 use crate::compiler::TrainConfig;
 use crate::models::Arch;
 use crate::train::{train, TrainOptions};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
@@ -96,13 +94,7 @@ pub fn run(a: TrainArgs) -> Result<bool> {
         progress: !a.quiet,
         model: c,
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || {
-        eprintln!("\nstopping after this step: the checkpoint and model will be written");
-        flag.store(true, Ordering::Relaxed);
-    })
-    .context("cannot install the Ctrl-C handler")?;
+    let stop = super::stop_on_ctrl_c("\nstopping after this step: the checkpoint and model will be written")?;
     {
         let mut out = std::io::stdout().lock();
         for n in notes {

@@ -137,7 +137,9 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
     let bar = progress_bar(o, start);
     let mut prefetch = Prefetcher::new(Arc::new(sampler), t.batch, start, 2);
     let began = Instant::now();
-    let (mut step, mut last_loss, mut interrupted) = (start, f32::NAN, false);
+    // A run resumed at its last step trains no more: its last loss is the log's.
+    let last_logged = history.losses.last().map_or(f32::NAN, |l| l.1);
+    let (mut step, mut last_loss, mut interrupted) = (start, last_logged, false);
     while step < o.steps {
         let (_, lr, hr) = prefetch.next()?;
         step += 1;
@@ -259,35 +261,56 @@ struct History {
 }
 
 impl History {
+    /// The log's curves up to step `upto`; later lines (steps a resumed run redoes) are removed from the file.
     fn load(path: &Path, upto: u64) -> Result<History> {
-        let mut h = History {
-            losses: vec![],
-            psnr: vec![],
-        };
         if !path.exists() {
-            return Ok(h);
+            return Ok(History {
+                losses: vec![],
+                psnr: vec![],
+            });
         }
-        // Steps after the checkpoint are redone: their lines go.
-        let mut kept = String::new();
-        for line in std::fs::read_to_string(path)?.lines() {
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-                continue;
-            };
-            let Some(step) = v["step"].as_u64().filter(|&s| s <= upto) else {
-                continue;
-            };
-            kept.push_str(line);
-            kept.push('\n');
-            if let Some(loss) = v["loss"].as_f64() {
-                h.losses.retain(|l| l.0 != step);
-                h.losses.push((step, loss as f32));
-            }
-            if let (Some(p), Some(b)) = (v["val_psnr"].as_f64(), v["bicubic_psnr"].as_f64()) {
-                h.psnr.retain(|x| x.0 != step);
-                h.psnr.push((step, p, b));
-            }
-        }
+        let (h, kept) = parse_log(&std::fs::read_to_string(path)?, upto);
         crate::util::write_atomic(path, kept.as_bytes())?;
         Ok(h)
     }
+}
+
+/// A run's `log.jsonl`: (step, loss) every step and (step, model PSNR, bicubic PSNR) at each validation.
+pub fn read_log(path: &Path) -> Result<(Vec<(u64, f32)>, Vec<(u64, f64, f64)>)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (h, _) = parse_log(&text, u64::MAX);
+    Ok((h.losses, h.psnr))
+}
+
+/// The curves of the lines up to step `upto`, and those lines.
+fn parse_log(text: &str, upto: u64) -> (History, String) {
+    let mut h = History {
+        losses: vec![],
+        psnr: vec![],
+    };
+    let mut kept = String::new();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let Some(step) = v["step"].as_u64().filter(|&s| s <= upto) else {
+            continue;
+        };
+        kept.push_str(line);
+        kept.push('\n');
+        if let Some(loss) = v["loss"].as_f64() {
+            // A step logged twice (a crash between write and checkpoint) counts once.
+            if h.losses.last().is_some_and(|l| l.0 == step) {
+                h.losses.pop();
+            }
+            h.losses.push((step, loss as f32));
+        }
+        if let (Some(p), Some(b)) = (v["val_psnr"].as_f64(), v["bicubic_psnr"].as_f64()) {
+            if h.psnr.last().is_some_and(|x| x.0 == step) {
+                h.psnr.pop();
+            }
+            h.psnr.push((step, p, b));
+        }
+    }
+    (h, kept)
 }

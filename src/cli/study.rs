@@ -1,0 +1,169 @@
+//! `srgraph study`: the seed's experiment from one command.
+
+use super::build::NormArg;
+use super::{EngineArg, EngineArgs};
+use crate::compiler::TrainConfig;
+use crate::models::{Arch, Norm};
+use crate::study::{plan_blocks, plan_norm, run_study, Kind, StudyOptions};
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    srgraph study blocks --steps 300 --patch 48 --out runs/study\n  \
+    srgraph study blocks --archs wdsr-a,wdsr-b --blocks 1,3 --equal-params\n  \
+    srgraph study norm --steps 500\n  \
+    srgraph study blocks --data /data/DIV2K --val /data/DIV2K_valid_HR --steps 300000 --device cuda\n\n\
+    The output folder receives table.md and table.csv, curves.png, psnr_vs_params.png and\n\
+    psnr_vs_blocks.png (blocks), and runs/NAME/ with each run's model.onnx, log.jsonl, curves.png and\n\
+    result.json. Stopped (Ctrl-C, exit code 130)? The same command with --resume continues it.")]
+pub struct StudyArgs {
+    #[command(subcommand)]
+    pub which: Which,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Which {
+    /// EDSR vs WDSR-A vs WDSR-B at 1, 3, 5 and 8 residual blocks (the seed's presets).
+    Blocks(BlocksArgs),
+    /// One network with weight norm, batch norm and none.
+    Norm(NormArgs),
+}
+
+fn parse_arch(s: &str) -> Result<Arch, String> {
+    Arch::parse(s).ok_or_else(|| format!("'{s}' is not an architecture (edsr, wdsr-a, wdsr-b)"))
+}
+
+#[derive(Args, Debug)]
+pub struct BlocksArgs {
+    /// Architectures, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "edsr,wdsr-a,wdsr-b", value_parser = parse_arch)]
+    pub archs: Vec<Arch>,
+    /// Residual block counts, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,3,5,8")]
+    pub blocks: Vec<usize>,
+    /// Compare at equal parameter counts: WDSR's width is fitted to EDSR's count at each depth.
+    #[arg(long)]
+    pub equal_params: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct NormArgs {
+    #[arg(long, default_value = "wdsr-a", value_parser = parse_arch)]
+    pub arch: Arch,
+    #[arg(long, default_value_t = 8)]
+    pub blocks: usize,
+    /// Normalisations, comma-separated.
+    #[arg(long, value_delimiter = ',', value_enum, default_value = "weight,batch,none")]
+    pub norms: Vec<NormArg>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct CommonArgs {
+    /// Training images (any layout `srgraph train` reads).
+    #[arg(long, default_value = "../shared/data/T91")]
+    pub data: PathBuf,
+    /// Validation images; the table's PSNR is measured on them.
+    #[arg(long, default_value = "../shared/data/Set5")]
+    pub val: PathBuf,
+    #[arg(long, default_value_t = 2)]
+    pub scale: usize,
+    /// Training steps of every run.
+    #[arg(long, default_value_t = 1000)]
+    pub steps: u64,
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// High-resolution patch side in pixels.
+    #[arg(long, default_value_t = 96)]
+    pub patch: usize,
+    /// Learning rate (default: 1e-3 for WDSR, 1e-4 for EDSR, as the reference code).
+    #[arg(long)]
+    pub lr: Option<f32>,
+    #[arg(long, default_value_t = 200_000)]
+    pub halve_every: u64,
+    /// Validate (and checkpoint) every this many steps (default: a tenth of --steps).
+    #[arg(long)]
+    pub validate_every: Option<u64>,
+    #[arg(long, default_value_t = 0)]
+    pub data_seed: u64,
+    /// The study's folder (default: runs/study-blocks or runs/study-norm).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue a stopped study: finished runs are kept, the unfinished one resumes from its checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Runs trained at once (they share the cores).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// Ok(true) when stopped by Ctrl-C.
+pub fn run(a: StudyArgs) -> Result<bool> {
+    let (kind, runs, c, equal_params) = match a.which {
+        Which::Blocks(b) => {
+            let runs = plan_blocks(&b.archs, &b.blocks, b.common.scale, b.equal_params)?;
+            (Kind::Blocks, runs, b.common, b.equal_params)
+        }
+        Which::Norm(n) => {
+            let norms: Vec<Norm> = n.norms.iter().map(|&x| x.into()).collect();
+            let runs = plan_norm(n.arch, n.blocks, &norms, n.common.scale)?;
+            (Kind::Norm, runs, n.common, false)
+        }
+    };
+    let o = StudyOptions {
+        kind,
+        runs,
+        data: c.data,
+        val: c.val,
+        scale: c.scale,
+        steps: c.steps,
+        train: TrainConfig {
+            batch: c.batch,
+            patch: c.patch,
+            ..TrainConfig::default()
+        },
+        learning_rate: c.lr,
+        halve_every: c.halve_every,
+        validate_every: c.validate_every.unwrap_or((c.steps / 10).max(1)),
+        engine: c.engine.engine(EngineArg::Ort)?,
+        threads: c.engine.threads,
+        data_seed: c.data_seed,
+        out: c.out.unwrap_or_else(|| {
+            PathBuf::from(match kind {
+                Kind::Blocks => "runs/study-blocks",
+                Kind::Norm => "runs/study-norm",
+            })
+        }),
+        resume: c.resume,
+        jobs: c.jobs,
+        progress: !c.quiet,
+        equal_params,
+    };
+    let stop = super::stop_on_ctrl_c("\nstopping after this step: the run's checkpoint is kept; --resume continues")?;
+    let report = run_study(&o, &stop, &|line| println!("{line}"))?;
+    let mut out = std::io::stdout().lock();
+    if !report.results.is_empty() {
+        writeln!(out)?;
+        out.write_all(&std::fs::read(o.out.join("table.md"))?)?;
+        writeln!(
+            out,
+            "\nwrote {}/table.md, table.csv, the plots and runs/",
+            o.out.display()
+        )?;
+    }
+    if report.interrupted {
+        writeln!(out, "stopped: continue with the same command and --resume")?;
+    }
+    Ok(report.interrupted)
+}

@@ -1,0 +1,338 @@
+//! The seed's experiment in one command: EDSR, WDSR-A and WDSR-B trained alike at
+//! 1, 3, 5 and 8 residual blocks (or at equal parameter budgets), or WDSR-A with
+//! weight norm, batch norm and none; then the table and plots the paper reports.
+//!
+//! Every run is an ordinary `srgraph train` run in `OUT/runs/NAME`, scored afterwards
+//! by `srgraph eval`'s code on the saved model (tract, whole images, PSNR on Y with
+//! shave = scale), and its result kept in `result.json` beside it: a stopped study
+//! resumes where it stopped, and any cell of the table traces to its run.
+
+mod plot;
+mod table;
+
+use crate::compiler::TrainConfig;
+use crate::eval::{evaluate_set, EvalOptions};
+use crate::infer::SrModel;
+use crate::models::{self, fit_budget, param_count, Arch, ModelConfig, Norm};
+use crate::runtime::Engine;
+use crate::train::{read_log, train, TrainOptions};
+use anyhow::{bail, ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    /// Architectures against residual blocks.
+    Blocks,
+    /// Normalisations of one architecture.
+    Norm,
+}
+
+/// One training run of a study.
+#[derive(Clone, Debug)]
+pub struct RunSpec {
+    /// Folder name under `runs/`.
+    pub name: String,
+    pub config: ModelConfig,
+}
+
+/// What a finished run measured; `result.json` in its folder.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunResult {
+    pub name: String,
+    pub arch: String,
+    pub blocks: usize,
+    pub filters: usize,
+    pub expansion: usize,
+    pub norm: String,
+    pub params: usize,
+    pub steps: u64,
+    /// Mean PSNR-Y (shave = scale) of the saved model on the validation set, as `srgraph eval` gives it.
+    pub psnr_y: f64,
+    pub bicubic_psnr_y: f64,
+    pub ssim_y: f64,
+    pub last_loss: f32,
+    pub seconds: f64,
+    /// Validation PSNR during training: (step, dB).
+    pub curve: Vec<(u64, f64)>,
+    pub model: String,
+}
+
+/// Everything a study shares between its runs.
+#[derive(Clone, Debug)]
+pub struct StudyOptions {
+    pub kind: Kind,
+    pub runs: Vec<RunSpec>,
+    pub data: PathBuf,
+    pub val: PathBuf,
+    pub scale: usize,
+    pub steps: u64,
+    pub train: TrainConfig,
+    /// None: each architecture's default (1e-3 for WDSR, 1e-4 for EDSR).
+    pub learning_rate: Option<f32>,
+    pub halve_every: u64,
+    pub validate_every: u64,
+    pub engine: Engine,
+    pub threads: usize,
+    pub data_seed: u64,
+    pub out: PathBuf,
+    pub resume: bool,
+    pub jobs: usize,
+    pub progress: bool,
+    pub equal_params: bool,
+}
+
+/// The paper's DIV2K validation x2 PSNR for its block study (DESIGN.md).
+pub fn paper_psnr(arch: Arch, blocks: usize) -> Option<f64> {
+    let row = match blocks {
+        1 => [33.210, 33.323, 33.434],
+        3 => [34.043, 34.163, 34.205],
+        5 => [34.284, 34.388, 34.409],
+        8 => [34.457, 34.541, 34.536],
+        _ => return None,
+    };
+    Some(row[Arch::ALL.iter().position(|&a| a == arch)?])
+}
+
+/// The seed study's network for `arch` at `blocks`: the `study-ARCH-BLOCKS` preset,
+/// or the widths of `study-ARCH-1` at another depth.
+fn study_config(arch: Arch, blocks: usize, scale: usize) -> Result<ModelConfig> {
+    let preset = models::preset(&format!("study-{}-{blocks}", arch.name()))?
+        .or(models::preset(&format!("study-{}-1", arch.name()))?)
+        .context("the study presets are missing from graphs/")?;
+    let c = ModelConfig {
+        blocks,
+        scale,
+        ..preset.config()?
+    };
+    c.validate()?;
+    Ok(c)
+}
+
+/// Runs of the block study, EDSR first at each depth (the reference of its row).
+/// With `equal_params`, WDSR's width is fitted to EDSR's parameter count at that depth.
+pub fn plan_blocks(archs: &[Arch], blocks: &[usize], scale: usize, equal_params: bool) -> Result<Vec<RunSpec>> {
+    ensure!(
+        !archs.is_empty() && !blocks.is_empty(),
+        "a study needs architectures and block counts"
+    );
+    let mut runs = vec![];
+    for &b in blocks {
+        ensure!(b >= 1, "block counts start at 1");
+        let budget = param_count(&study_config(Arch::Edsr, b, scale)?)?;
+        for &arch in archs {
+            let mut c = study_config(arch, b, scale)?;
+            if equal_params && arch != Arch::Edsr {
+                c = fit_budget(&c, budget, true)
+                    .with_context(|| format!("fitting {} with {b} blocks to EDSR's {budget} parameters", arch.name()))?
+                    .config;
+            }
+            runs.push(RunSpec {
+                name: format!("{}-b{b}", arch.name()),
+                config: c,
+            });
+        }
+    }
+    Ok(runs)
+}
+
+/// Runs of the normalisation study: one architecture, one depth, each normalisation.
+pub fn plan_norm(arch: Arch, blocks: usize, norms: &[Norm], scale: usize) -> Result<Vec<RunSpec>> {
+    ensure!(!norms.is_empty(), "a study needs normalisations");
+    norms
+        .iter()
+        .map(|&norm| {
+            Ok(RunSpec {
+                name: format!("{}-b{blocks}-{}", arch.name(), norm.name()),
+                config: ModelConfig {
+                    norm,
+                    ..study_config(arch, blocks, scale)?
+                },
+            })
+        })
+        .collect()
+}
+
+/// How a study ended.
+pub struct StudyReport {
+    pub results: Vec<RunResult>,
+    pub interrupted: bool,
+}
+
+/// Trains and scores every run not already done, then writes the table and plots.
+/// `announce` gets one line per run as it starts or is found done.
+pub fn run_study(o: &StudyOptions, stop: &AtomicBool, announce: &(dyn Fn(String) + Sync)) -> Result<StudyReport> {
+    ensure!(o.jobs >= 1, "--jobs must be at least 1");
+    std::fs::create_dir_all(o.out.join("runs")).with_context(|| format!("cannot create {}", o.out.display()))?;
+    let started: Vec<&RunSpec> = o
+        .runs
+        .iter()
+        .filter(|r| o.out.join("runs").join(&r.name).exists())
+        .collect();
+    if !o.resume && !started.is_empty() {
+        bail!(
+            "{} already holds runs of a study ({}...): continue it with --resume, or choose another --out",
+            o.out.display(),
+            started[0].name
+        );
+    }
+    let total = o.runs.len();
+    let results: Mutex<Vec<Option<RunResult>>> = Mutex::new(vec![None; total]);
+    let next = AtomicUsize::new(0);
+    let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let worker = || loop {
+        if stop.load(Ordering::Relaxed) || failure.lock().unwrap().is_some() {
+            return;
+        }
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(spec) = o.runs.get(i) else { return };
+        match one_run(o, spec, i, total, stop, announce) {
+            Ok(Some(r)) => results.lock().unwrap()[i] = Some(r),
+            Ok(None) => {}
+            Err(e) => {
+                failure
+                    .lock()
+                    .unwrap()
+                    .get_or_insert(e.context(format!("run {}", spec.name)));
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 0..o.jobs.min(total) {
+            s.spawn(worker);
+        }
+    });
+    let results: Vec<RunResult> = results.into_inner().unwrap().into_iter().flatten().collect();
+    // Whatever finished goes in the table, even when a run failed or Ctrl-C came.
+    if !results.is_empty() {
+        write_outputs(o, &results)?;
+    }
+    if let Some(e) = failure.into_inner().unwrap() {
+        return Err(e);
+    }
+    Ok(StudyReport {
+        interrupted: results.len() < total,
+        results,
+    })
+}
+
+/// Trains (or resumes) one run and scores its model; None when stopped by Ctrl-C.
+fn one_run(
+    o: &StudyOptions,
+    spec: &RunSpec,
+    i: usize,
+    total: usize,
+    stop: &AtomicBool,
+    announce: &(dyn Fn(String) + Sync),
+) -> Result<Option<RunResult>> {
+    let dir = o.out.join("runs").join(&spec.name);
+    let result_path = dir.join("result.json");
+    let c = &spec.config;
+    let params = param_count(c)?;
+    let what = format!(
+        "[{}/{total}] {} x{}, {} block{}, {} filters{}, {} norm: {} parameters",
+        i + 1,
+        c.arch.name(),
+        c.scale,
+        c.blocks,
+        if c.blocks == 1 { "" } else { "s" },
+        c.filters,
+        if c.arch.is_wdsr() {
+            format!(", expansion {}", c.expansion)
+        } else {
+            String::new()
+        },
+        c.norm.name(),
+        crate::cli::grouped(params)
+    );
+    if result_path.exists() {
+        let r: RunResult = serde_json::from_slice(&std::fs::read(&result_path)?)
+            .with_context(|| format!("cannot read {}", result_path.display()))?;
+        announce(format!("{what}: done earlier, {:.2} dB", r.psnr_y));
+        return Ok(Some(r));
+    }
+    let resume = dir.join("checkpoint.onnx").exists();
+    announce(format!("{what}{}", if resume { " (resuming)" } else { "" }));
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let opts = TrainOptions {
+        model: c.clone(),
+        train: o.train.clone(),
+        data: o.data.clone(),
+        val: Some(o.val.clone()),
+        out: dir.clone(),
+        steps: o.steps,
+        learning_rate: o
+            .learning_rate
+            .unwrap_or(if c.arch == Arch::Edsr { 1e-4 } else { 1e-3 }),
+        halve_every: o.halve_every,
+        checkpoint_every: o.validate_every,
+        validate_every: o.validate_every,
+        engine: o.engine,
+        // Runs side by side share the cores.
+        threads: if o.jobs > 1 { (cores / o.jobs).max(1) } else { o.threads },
+        data_seed: o.data_seed,
+        resume,
+        progress: o.progress && o.jobs == 1,
+    };
+    let began = std::time::Instant::now();
+    let report = train(&opts, stop)?;
+    if report.interrupted {
+        return Ok(None);
+    }
+    // The table's number is what `srgraph eval` says of the saved model.
+    let mut model = SrModel::load(&report.model, Engine::Tract, 0)?;
+    let eval = EvalOptions {
+        scale: c.scale,
+        rgb_shave: c.scale + 6,
+        tile: None,
+    };
+    let scores = evaluate_set(&mut model, &o.val, &eval, &mut |_| {})?;
+    let (_, psnr) = read_log(&dir.join("log.jsonl"))?;
+    let r = RunResult {
+        name: spec.name.clone(),
+        arch: c.arch.name().to_string(),
+        blocks: c.blocks,
+        filters: c.filters,
+        expansion: c.expansion,
+        norm: c.norm.name().to_string(),
+        params,
+        steps: report.steps,
+        psnr_y: scores.model.psnr_y,
+        bicubic_psnr_y: scores.bicubic.psnr_y,
+        ssim_y: scores.model.ssim_y,
+        last_loss: report.last_loss,
+        seconds: began.elapsed().as_secs_f64(),
+        curve: psnr.iter().map(|p| (p.0, p.1)).collect(),
+        model: report.model.display().to_string(),
+    };
+    crate::util::write_atomic(&result_path, serde_json::to_string_pretty(&r)?.as_bytes())?;
+    announce(format!(
+        "{what}: {:.3} dB (bicubic {:.3} dB) in {:.0} s",
+        r.psnr_y, r.bicubic_psnr_y, r.seconds
+    ));
+    Ok(Some(r))
+}
+
+fn write_outputs(o: &StudyOptions, results: &[RunResult]) -> Result<()> {
+    let (md, csv) = match o.kind {
+        Kind::Blocks => table::blocks(o, results),
+        Kind::Norm => table::norm(o, results),
+    };
+    crate::util::write_atomic(&o.out.join("table.md"), md.as_bytes())?;
+    crate::util::write_atomic(&o.out.join("table.csv"), csv.as_bytes())?;
+    match o.kind {
+        Kind::Blocks => {
+            plot::curves_by_blocks(&o.out.join("curves.png"), results)?;
+            plot::psnr_against(&o.out.join("psnr_vs_params.png"), results, "parameters", |r| {
+                r.params as f64
+            })?;
+            plot::psnr_against(&o.out.join("psnr_vs_blocks.png"), results, "residual blocks", |r| {
+                r.blocks as f64
+            })?;
+        }
+        Kind::Norm => plot::curves_by_norm(&o.out.join("curves.png"), results)?,
+    }
+    Ok(())
+}
