@@ -18,6 +18,7 @@ pub mod ir;
 pub mod metrics;
 pub mod models;
 pub mod onnx;
+pub mod ortapi;
 pub mod runtime;
 pub mod study;
 pub mod train;

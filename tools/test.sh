@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The test command: sets up what the tests need on a fresh machine (the Python
 # venv for the cross-runtime checks, whose onnxruntime wheel also provides the
-# ONNX Runtime library), then runs every test.
+# ONNX Runtime library, and a second venv with ONNX Runtime's training API,
+# onnxruntime-training-cpu 1.19.2, for the training-artefact checks), then runs
+# every test.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 tools/setup-python.sh
+tools/setup-training-venv.sh "$root/.venv-training"
 export SRGRAPH_PYTHON="$root/.venv/bin/python"
+export SRGRAPH_TRAINING_PYTHON="$root/.venv-training/bin/python"
 # srgraph's `ort` engine loads the library of the pinned onnxruntime wheel the venv holds.
 export ORT_DYLIB_PATH="$("$SRGRAPH_PYTHON" -c 'import onnxruntime, pathlib; print(next((pathlib.Path(onnxruntime.__file__).parent / "capi").glob("libonnxruntime.so.*")))')"
 cargo test --locked "$@"

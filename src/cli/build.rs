@@ -6,7 +6,7 @@ use crate::export::inference_graph;
 use crate::ir::{show, ShuffleMode};
 use crate::models::{self, fit_budget, parse_count, Arch, ModelConfig, Norm};
 use crate::onnx::Model;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
@@ -63,15 +63,20 @@ pub struct BuildArgs {
     /// Also compile the training graphs: write model.onnx, train_step.onnx, gradients.onnx and eval.onnx into the output folder.
     #[arg(long)]
     pub train: bool,
-    /// With --train: images per batch (the graphs are compiled for this fixed size).
-    #[arg(long, default_value_t = 16, requires = "train")]
+    /// With --train or --format ort-training: images per batch (the graphs are compiled for this fixed size).
+    #[arg(long, default_value_t = 16)]
     pub batch: usize,
-    /// With --train: high-resolution patch side in pixels (the low-resolution one is patch / scale).
-    #[arg(long, default_value_t = 96, requires = "train")]
+    /// With --train or --format ort-training: high-resolution patch side in pixels (the low-resolution one is
+    /// patch / scale).
+    #[arg(long, default_value_t = 96)]
     pub patch: usize,
-    /// With --train: the loss, l1 (the papers') or mse.
-    #[arg(long, value_enum, default_value = "l1", requires = "train")]
+    /// With --train or --format ort-training: the loss, l1 (the papers') or mse.
+    #[arg(long, value_enum, default_value = "l1")]
     pub loss: LossArg,
+    /// onnx (srgraph's files), or ort-training: the artefacts ONNX Runtime's training API loads
+    /// (training_model.onnx, eval_model.onnx, optimizer_model.onnx, checkpoint) into the output folder.
+    #[arg(long, value_enum, default_value = "onnx")]
+    pub format: FormatArg,
     /// Output file (default: <name>-x<scale>.onnx), or with --train the output folder (default: <name>-x<scale>/).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
@@ -92,6 +97,12 @@ impl From<NormArg> for Norm {
             NormArg::None => Norm::None,
         }
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Onnx,
+    OrtTraining,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -174,6 +185,9 @@ pub fn resolve(a: &ModelArgs) -> Result<(ModelConfig, Vec<String>)> {
 
 pub fn run(a: BuildArgs) -> Result<()> {
     let (c, notes) = resolve(&a.model)?;
+    if a.format == FormatArg::OrtTraining {
+        return run_ort_training(&a, &c, notes);
+    }
     if a.train {
         return run_train(&a, &c, notes);
     }
@@ -238,6 +252,48 @@ pub fn run(a: BuildArgs) -> Result<()> {
 }
 
 /// `--train`: the inference graph and the three training graphs, in one folder.
+/// The artefact set of ONNX Runtime's training API, gradients from srgraph's compiler.
+fn run_ort_training(a: &BuildArgs, c: &ModelConfig, notes: Vec<String>) -> Result<()> {
+    ensure!(!a.unfolded, "--unfolded does not apply to --format ort-training");
+    let t = TrainConfig {
+        batch: a.batch,
+        patch: a.patch,
+        loss: a.loss.into(),
+        ..TrainConfig::default()
+    };
+    t.validate(c.scale).context("Invalid training configuration")?;
+    let name = a.model.name(c);
+    let dir = a
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{name}-x{}-ort-training", c.scale)));
+    let lr = if c.arch == crate::models::Arch::Edsr {
+        1e-4
+    } else {
+        1e-3
+    };
+    crate::ortapi::write_artefacts(&dir, &crate::ortapi::artefacts(c, &t, lr, None)?)?;
+    let mut out = std::io::stdout().lock();
+    for n in notes {
+        writeln!(out, "{n}")?;
+    }
+    writeln!(out, "network     {}", describe(c))?;
+    writeln!(
+        out,
+        "training    batch {} of {} px patches, {} loss, AdamW (PyTorch mode, weight decay 0)",
+        t.batch,
+        t.patch,
+        t.loss.name()
+    )?;
+    writeln!(
+        out,
+        "wrote       {}/: training_model.onnx, eval_model.onnx, optimizer_model.onnx, checkpoint (ONNX Runtime \
+         training API, 1.19)",
+        dir.display()
+    )?;
+    Ok(())
+}
+
 fn run_train(a: &BuildArgs, c: &ModelConfig, notes: Vec<String>) -> Result<()> {
     if a.unfolded {
         bail!("--unfolded and --train do not go together: the training graphs are written unfolded anyway");

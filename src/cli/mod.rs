@@ -4,10 +4,13 @@
 
 mod build;
 mod eval;
+mod import;
 mod inspect;
 mod study;
 mod train;
 mod upscale;
+
+pub use build::describe;
 
 use crate::runtime::{ort::Device, Engine};
 use anyhow::Result;
@@ -42,6 +45,8 @@ pub enum Command {
     Upscale(upscale::UpscaleArgs),
     /// The seed's experiment: EDSR vs WDSR-A vs WDSR-B by depth, or normalisations; table and plots.
     Study(study::StudyArgs),
+    /// Turn an ONNX Runtime training-API checkpoint into srgraph's inference graph.
+    ImportCheckpoint(import::ImportArgs),
     /// List the named presets (from graphs/).
     Presets,
 }
@@ -65,6 +70,7 @@ pub fn run_with(cli: Cli) -> Result<Outcome> {
         Command::Eval(a) => eval::run(a).map(|_| Outcome::Done),
         Command::Upscale(a) => upscale::run(a).map(|_| Outcome::Done),
         Command::Study(a) => study::run(a).map(|stopped| if stopped { Outcome::Interrupted } else { Outcome::Done }),
+        Command::ImportCheckpoint(a) => import::run(a).map(|_| Outcome::Done),
         Command::Presets => build::list_presets().map(|_| Outcome::Done),
     }
 }

@@ -1,0 +1,233 @@
+//! srgraph's artefacts for ONNX Runtime's training API, checked by the real API
+//! (onnxruntime-training-cpu 1.19.2, in its own venv: tools/setup-training-venv.sh)
+//! with tools/ort_training_check.py: ORT trains on them and lands on the parameters
+//! srgraph's own train step reaches; ORT's own gradient builder, given srgraph's
+//! forward pass and loss, computes the gradients srgraph's compiler does; and the
+//! checkpoint ORT saves comes back through `srgraph import-checkpoint`. For a small
+//! network of each architecture and for every preset.
+
+mod common;
+
+use common::{data_dir, srgraph, text};
+use ndarray::{Array4, ArrayD};
+use ort::value::Tensor as OrtTensor;
+use srgraph::compiler::{compile, TrainConfig};
+use srgraph::data::dataset::{ImageSet, PatchSampler};
+use srgraph::models::{Arch, ModelConfig};
+use srgraph::onnx::Model;
+use srgraph::ortapi::{artefacts, write_artefacts};
+use srgraph::runtime::ort::{session, Device, OrtTrainer};
+use srgraph::runtime::tract::run_once;
+use srgraph::runtime::Trainer;
+use srgraph::util::npy_bytes;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const COMPARE_STEPS: u64 = 5;
+const TRAIN_STEPS: u64 = 20;
+const LEARNING_RATE: f32 = 1e-3;
+
+fn training_python() -> PathBuf {
+    let p = std::env::var_os("SRGRAPH_TRAINING_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-training/bin/python"));
+    assert!(
+        p.exists(),
+        "{} is missing: run tools/setup-training-venv.sh (tools/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+/// The flags that rebuild `c` on the command line.
+fn flags(c: &ModelConfig) -> Vec<String> {
+    let mut f = vec![
+        c.arch.name().to_string(),
+        "--blocks".into(),
+        c.blocks.to_string(),
+        "--filters".into(),
+        c.filters.to_string(),
+    ];
+    if c.arch.is_wdsr() {
+        f.extend(["--expansion".into(), c.expansion.to_string()]);
+    }
+    f
+}
+
+/// `compare`: also run srgraph's own train step for the parameter comparison.
+fn write_case(dir: &Path, c: &ModelConfig, t: &TrainConfig, sampler: &PatchSampler, compare: bool) {
+    let a = artefacts(c, t, LEARNING_RATE, None).unwrap();
+    write_artefacts(dir, &a).unwrap();
+    std::fs::write(dir.join("forward_loss.onnx"), &a.forward_loss).unwrap();
+    let graphs = compile(c, t).unwrap();
+    let params: Vec<String> = graphs.gradients.params().map(|(n, _)| n.to_string()).collect();
+    std::fs::write(
+        dir.join("case.json"),
+        serde_json::json!({
+            "learning_rate": LEARNING_RATE,
+            "compare_steps": if compare { COMPARE_STEPS } else { 0 },
+            "train_steps": TRAIN_STEPS,
+            "params": params,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("batches")).unwrap();
+    let batches: Vec<(Array4<f32>, Array4<f32>)> = (0..TRAIN_STEPS)
+        .map(|i| sampler.batch(i + 1, t.batch).unwrap())
+        .collect();
+    for (i, (lr, hr)) in batches.iter().enumerate() {
+        std::fs::write(
+            dir.join(format!("batches/{i}.lr.npy")),
+            npy_bytes(&lr.clone().into_dyn()),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("batches/{i}.hr.npy")),
+            npy_bytes(&hr.clone().into_dyn()),
+        )
+        .unwrap();
+    }
+
+    // srgraph's own gradients at the initial weights on batch 0, in ONNX Runtime 1.32.
+    std::fs::create_dir_all(dir.join("gradients")).unwrap();
+    let bytes = Model::new(graphs.gradients.clone(), vec![])
+        .to_bytes("gradients")
+        .unwrap();
+    let (mut s, _) = session(&bytes, Device::Cpu, 2).unwrap();
+    let (lr0, hr0) = &batches[0];
+    let out = s
+        .run(ort::inputs![
+            "lr" => OrtTensor::from_array(lr0.clone()).unwrap(),
+            "hr" => OrtTensor::from_array(hr0.clone()).unwrap()
+        ])
+        .unwrap();
+    for (name, value) in out.iter() {
+        if let Some(p) = name.strip_suffix(".grad") {
+            let g: ArrayD<f32> = value.try_extract_array::<f32>().unwrap().to_owned();
+            std::fs::write(dir.join(format!("gradients/{p}.npy")), npy_bytes(&g)).unwrap();
+        }
+    }
+    drop(out);
+
+    if !compare {
+        return;
+    }
+    // srgraph's own train step (PyTorch's Adam) for COMPARE_STEPS steps on the same batches.
+    let mut trainer = OrtTrainer::new(&graphs.train_step, Device::Cpu, 2).unwrap();
+    for (i, (lr, hr)) in batches.iter().take(COMPARE_STEPS as usize).enumerate() {
+        trainer
+            .step(
+                lr.clone().into_dyn(),
+                hr.clone().into_dyn(),
+                LEARNING_RATE,
+                i as u64 + 1,
+            )
+            .unwrap();
+    }
+    std::fs::create_dir_all(dir.join("expected")).unwrap();
+    for (name, value) in trainer.values().unwrap() {
+        if params.contains(&name) {
+            std::fs::write(
+                dir.join(format!("expected/{name}.npy")),
+                npy_bytes(value.as_f32().unwrap()),
+            )
+            .unwrap();
+        }
+    }
+}
+
+#[test]
+fn onnxruntime_training_api_trains_on_srgraph_artefacts_and_agrees_with_srgraph() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let t = TrainConfig {
+        batch: 4,
+        patch: 32,
+        ..TrainConfig::default()
+    };
+    let (pairs, _) = ImageSet::open(&data_dir().join("T91"), 2).unwrap().load().unwrap();
+    let sampler = PatchSampler::new(pairs, t.patch, 2, 7).unwrap();
+    // A small network of each architecture, then every preset (the 16-block baselines included).
+    let mut cases: Vec<(String, ModelConfig, Vec<String>)> = Arch::ALL
+        .iter()
+        .map(|&arch| {
+            let c = ModelConfig {
+                blocks: 2,
+                filters: 16,
+                expansion: 4,
+                ..ModelConfig::new(arch)
+            };
+            (arch.name().to_string(), c.clone(), flags(&c))
+        })
+        .collect();
+    for p in srgraph::models::presets().unwrap() {
+        let c = p.config().unwrap();
+        cases.push((p.name.clone(), c, vec![p.name]));
+    }
+    // Parameters after 5 steps are compared for the small networks; at 8 and 16 blocks Adam's
+    // normalisation turns float summation noise in near-zero gradients into lr-sized steps, so
+    // the presets are compared through their gradients alone.
+    for (i, (name, c, _)) in cases.iter().enumerate() {
+        write_case(&d.join(name), c, &t, &sampler, i < Arch::ALL.len());
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/ort_training_check.py");
+    let out = Command::new(training_python()).arg(&script).arg(d).output().unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{log}");
+    assert!(out.status.success(), "the training-API check failed:\n{log}");
+
+    // The checkpoint ORT saved after training, imported by srgraph, gives the loss ORT reported.
+    for (name, c, _) in &cases {
+        let case = d.join(name);
+        let mut args = vec![
+            "import-checkpoint".to_string(),
+            case.join("saved_checkpoint").display().to_string(),
+        ];
+        args.extend(flags(c));
+        args.extend(["-o".into(), case.join("imported.onnx").display().to_string()]);
+        let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        let o = srgraph(&args, d);
+        assert!(o.status.success(), "{}", text(&o));
+        let after: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(case.join("after.json")).unwrap()).unwrap();
+        let (lr, hr) = sampler.batch(1, t.batch).unwrap();
+        let model = std::fs::read(case.join("imported.onnx")).unwrap();
+        let sr = run_once(&model, vec![lr.into_dyn()]).unwrap().remove(0);
+        let l1 = (&sr - &hr.into_dyn()).mapv(f32::abs).mean().unwrap() as f64;
+        let ort_loss = after["eval_loss_batch0"].as_f64().unwrap();
+        println!("{name}: imported model's L1 on batch 0 {l1:.5}, ORT's eval loss {ort_loss:.5}");
+        assert!(
+            (l1 - ort_loss).abs() <= 1e-4 * ort_loss.abs().max(1.0),
+            "{name}: {l1} against {ort_loss}"
+        );
+        let meta = srgraph(&["inspect", case.join("imported.onnx").to_str().unwrap()], d);
+        assert!(
+            text(&meta).contains(&format!("training_steps = {TRAIN_STEPS}")),
+            "{}",
+            text(&meta)
+        );
+    }
+
+    // A checkpoint of another architecture is a clear error, as is a file that is not one.
+    let o = srgraph(
+        &[
+            "import-checkpoint",
+            d.join("edsr/saved_checkpoint").to_str().unwrap(),
+            "wdsr-b",
+            "-o",
+            "x.onnx",
+        ],
+        d,
+    );
+    common::fails_with(&o, "has no parameter");
+    std::fs::write(d.join("junk"), b"not a checkpoint at all").unwrap();
+    common::fails_with(
+        &srgraph(&["import-checkpoint", "junk", "wdsr-b", "-o", "x.onnx"], d),
+        "junk is not a readable",
+    );
+}
