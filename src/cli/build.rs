@@ -64,15 +64,15 @@ pub struct BuildArgs {
     #[arg(long)]
     pub train: bool,
     /// With --train or --format ort-training: images per batch (the graphs are compiled for this fixed size).
-    #[arg(long, default_value_t = 16)]
-    pub batch: usize,
+    #[arg(long, value_name = "N (default 16)")]
+    pub batch: Option<usize>,
     /// With --train or --format ort-training: high-resolution patch side in pixels (the low-resolution one is
     /// patch / scale).
-    #[arg(long, default_value_t = 96)]
-    pub patch: usize,
+    #[arg(long, value_name = "PX (default 96)")]
+    pub patch: Option<usize>,
     /// With --train or --format ort-training: the loss, l1 (the papers') or mse.
-    #[arg(long, value_enum, default_value = "l1")]
-    pub loss: LossArg,
+    #[arg(long, value_enum, value_name = "LOSS (default l1)")]
+    pub loss: Option<LossArg>,
     /// onnx (srgraph's files), or ort-training: the artefacts ONNX Runtime's training API loads
     /// (training_model.onnx, eval_model.onnx, optimizer_model.onnx, checkpoint) into the output folder.
     #[arg(long, value_enum, default_value = "onnx")]
@@ -185,6 +185,14 @@ pub fn resolve(a: &ModelArgs) -> Result<(ModelConfig, Vec<String>)> {
 
 pub fn run(a: BuildArgs) -> Result<()> {
     let (c, notes) = resolve(&a.model)?;
+    if !a.train && a.format == FormatArg::Onnx && (a.batch.is_some() || a.patch.is_some() || a.loss.is_some()) {
+        // A usage error (exit code 2), as clap gives for a flag out of place.
+        clap::Error::raw(
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "--batch, --patch and --loss need --train or --format ort-training\n",
+        )
+        .exit();
+    }
     if a.format == FormatArg::OrtTraining {
         return run_ort_training(&a, &c, notes);
     }
@@ -252,15 +260,22 @@ pub fn run(a: BuildArgs) -> Result<()> {
 }
 
 /// `--train`: the inference graph and the three training graphs, in one folder.
+impl BuildArgs {
+    fn train_config(&self) -> TrainConfig {
+        let d = TrainConfig::default();
+        TrainConfig {
+            batch: self.batch.unwrap_or(d.batch),
+            patch: self.patch.unwrap_or(d.patch),
+            loss: self.loss.map_or(d.loss, Loss::from),
+            ..d
+        }
+    }
+}
+
 /// The artefact set of ONNX Runtime's training API, gradients from srgraph's compiler.
 fn run_ort_training(a: &BuildArgs, c: &ModelConfig, notes: Vec<String>) -> Result<()> {
     ensure!(!a.unfolded, "--unfolded does not apply to --format ort-training");
-    let t = TrainConfig {
-        batch: a.batch,
-        patch: a.patch,
-        loss: a.loss.into(),
-        ..TrainConfig::default()
-    };
+    let t = a.train_config();
     t.validate(c.scale).context("Invalid training configuration")?;
     let name = a.model.name(c);
     let dir = a
@@ -298,12 +313,7 @@ fn run_train(a: &BuildArgs, c: &ModelConfig, notes: Vec<String>) -> Result<()> {
     if a.unfolded {
         bail!("--unfolded and --train do not go together: the training graphs are written unfolded anyway");
     }
-    let t = TrainConfig {
-        batch: a.batch,
-        patch: a.patch,
-        loss: a.loss.into(),
-        ..TrainConfig::default()
-    };
+    let t = a.train_config();
     t.validate(c.scale).context("Invalid training configuration")?;
     let graphs = compile(c, &t)?;
     let training_form = models::build(c)?;
