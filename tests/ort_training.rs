@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{data_dir, srgraph, text};
+use common::{data_dir, srgraph, text, training_python};
 use ndarray::{Array4, ArrayD};
 use ort::value::Tensor as OrtTensor;
 use srgraph::compiler::{compile, TrainConfig};
@@ -20,24 +20,12 @@ use srgraph::runtime::ort::{session, Device, OrtTrainer};
 use srgraph::runtime::tract::run_once;
 use srgraph::runtime::Trainer;
 use srgraph::util::npy_bytes;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const COMPARE_STEPS: u64 = 5;
 const TRAIN_STEPS: u64 = 20;
 const LEARNING_RATE: f32 = 1e-3;
-
-fn training_python() -> PathBuf {
-    let p = std::env::var_os("SRGRAPH_TRAINING_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-training/bin/python"));
-    assert!(
-        p.exists(),
-        "{} is missing: run tools/setup-training-venv.sh (tools/test.sh does)",
-        p.display()
-    );
-    p
-}
 
 /// The flags that rebuild `c` on the command line.
 fn flags(c: &ModelConfig) -> Vec<String> {
@@ -56,7 +44,7 @@ fn flags(c: &ModelConfig) -> Vec<String> {
 
 /// `compare`: also run srgraph's own train step for the parameter comparison.
 fn write_case(dir: &Path, c: &ModelConfig, t: &TrainConfig, sampler: &PatchSampler, compare: bool) {
-    let a = artefacts(c, t, LEARNING_RATE, None).unwrap();
+    let a = artefacts(c, t).unwrap();
     write_artefacts(dir, &a).unwrap();
     std::fs::write(dir.join("forward_loss.onnx"), &a.forward_loss).unwrap();
     let graphs = compile(c, t).unwrap();

@@ -282,12 +282,7 @@ fn run_ort_training(a: &BuildArgs, c: &ModelConfig, notes: Vec<String>) -> Resul
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{name}-x{}-ort-training", c.scale)));
-    let lr = if c.arch == crate::models::Arch::Edsr {
-        1e-4
-    } else {
-        1e-3
-    };
-    crate::ortapi::write_artefacts(&dir, &crate::ortapi::artefacts(c, &t, lr, None)?)?;
+    crate::ortapi::write_artefacts(&dir, &crate::ortapi::artefacts(c, &t)?)?;
     let mut out = std::io::stdout().lock();
     for n in notes {
         writeln!(out, "{n}")?;

@@ -43,6 +43,15 @@ impl Arch {
     pub fn is_wdsr(self) -> bool {
         self != Arch::Edsr
     }
+
+    /// Adam's learning rate in the reference code: 1e-4 for EDSR, 1e-3 for WDSR.
+    pub fn default_learning_rate(self) -> f32 {
+        if self == Arch::Edsr {
+            1e-4
+        } else {
+            1e-3
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

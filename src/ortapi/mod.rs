@@ -12,7 +12,7 @@
 //! - `optimizer_model.onnx`: one `com.microsoft.AdamWOptimizer` over tensor
 //!   sequences, in its PyTorch mode (adam_mode 0, epsilon 1e-8, bias correction): the
 //!   same update as srgraph's own train step.
-//! - `checkpoint`: the parameters (and optionally Adam's state) in ORT's flatbuffer.
+//! - `checkpoint`: the parameters in ORT's flatbuffer.
 
 pub mod checkpoint;
 
@@ -22,7 +22,7 @@ use crate::ir::{Graph, Op, ShuffleMode, Tensor};
 use crate::models::{self, ModelConfig, Norm};
 use crate::onnx::{pb, Model, IR_VERSION, OPSET};
 use anyhow::{bail, ensure, Context, Result};
-use checkpoint::{Checkpoint, NamedTensor, OptimizerState};
+use checkpoint::{Checkpoint, NamedTensor};
 use pb::tensor_shape_proto::{dimension::Value as DimValue, Dimension};
 use pb::type_proto::Value as TypeValue;
 use prost::Message;
@@ -44,26 +44,16 @@ pub struct Artefacts {
     pub forward_loss: Vec<u8>,
 }
 
-/// The training-API artefacts of `c` trained with `t` (`learning_rate` is recorded in the
-/// checkpoint; ORT's `Optimizer` takes its rate from the caller). `state`: parameters (and
-/// optionally Adam moments `<p>.adam_m` / `<p>.adam_v`, with the step) to start
-/// from instead of the initial ones.
-pub fn artefacts(
-    c: &ModelConfig,
-    t: &TrainConfig,
-    learning_rate: f32,
-    state: Option<(&[(String, Tensor)], u64)>,
-) -> Result<Artefacts> {
+/// The training-API artefacts of `c` trained with `t`, from its initial parameters. The
+/// checkpoint holds the parameters only: ORT's `Optimizer` starts Adam's moments at zero
+/// and takes its learning rate from the caller.
+pub fn artefacts(c: &ModelConfig, t: &TrainConfig) -> Result<Artefacts> {
     ensure!(
         c.norm != Norm::Batch,
         "the training API's format cannot carry batch norm's running statistics (a training model returns only \
          its loss and gradients): use --norm weight or --norm none, or train with srgraph's own engine"
     );
-    let mut grads = compile(c, t)?.gradients;
-    if let Some((values, _)) = state {
-        let params: Vec<(String, Tensor)> = values.iter().filter(|(n, _)| !n.contains(".adam_")).cloned().collect();
-        grads.set_values(&params)?;
-    }
+    let grads = compile(c, t)?.gradients;
     let params: Vec<(String, Tensor)> = grads.params().map(|(n, t)| (n.to_string(), t.clone())).collect();
     let mut meta = c.metadata();
     meta.extend(t.metadata());
@@ -118,46 +108,21 @@ pub fn artefacts(
     }
 
     let optimizer = optimizer_model(t)?;
-    let named = |values: &[(String, Tensor)]| -> Result<Vec<NamedTensor>> {
-        values
-            .iter()
-            .map(|(n, t)| {
-                let data = t.as_f32().with_context(|| format!("{n} is not float32"))?;
-                Ok(NamedTensor::new(
-                    n.clone(),
-                    t.shape().iter().map(|&d| d as i64).collect(),
-                    data.iter().copied().collect(),
-                ))
-            })
-            .collect()
-    };
-    let trainable = named(&params)?;
-    let optimizer_state = match state {
-        Some((values, step)) if values.iter().any(|(n, _)| n.ends_with(".adam_m")) => {
-            let moment = |suffix: &str| -> Result<Vec<NamedTensor>> {
-                params
-                    .iter()
-                    .map(|(p, _)| {
-                        let (_, t) = values
-                            .iter()
-                            .find(|(n, _)| *n == format!("{p}{suffix}"))
-                            .with_context(|| format!("the state has no {p}{suffix}"))?;
-                        Ok(named(&[(p.clone(), t.clone())])?.remove(0))
-                    })
-                    .collect()
-            };
-            let mut o = OptimizerState::zeros_for(&trainable, learning_rate);
-            o.step = step as i64;
-            o.first_moments = moment(".adam_m")?;
-            o.second_moments = moment(".adam_v")?;
-            Some(o)
-        }
-        _ => None,
-    };
+    let trainable = params
+        .iter()
+        .map(|(n, t)| {
+            let data = t.as_f32().with_context(|| format!("{n} is not float32"))?;
+            Ok(NamedTensor::new(
+                n.clone(),
+                t.shape().iter().map(|&d| d as i64).collect(),
+                data.iter().copied().collect(),
+            ))
+        })
+        .collect::<Result<_>>()?;
     let ckpt = Checkpoint {
         trainable,
         frozen: vec![],
-        optimizer: optimizer_state,
+        optimizer: None,
         properties: vec![],
     };
     Ok(Artefacts {
