@@ -138,15 +138,7 @@ fn a_study_stopped_by_ctrl_c_resumes_its_unfinished_run() {
         .unwrap();
     // Stop it inside its second run.
     let second = d.join("n/runs/wdsr-b-b1-none");
-    let started = std::time::Instant::now();
-    while std::fs::read_to_string(second.join("log.jsonl"))
-        .map(|s| s.lines().count())
-        .unwrap_or(0)
-        < 5
-    {
-        assert!(started.elapsed().as_secs() < 300, "the second run did not start");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    common::wait_for_log_lines(&second.join("log.jsonl"), 5, 300);
     assert!(Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -290,15 +290,7 @@ fn ctrl_c_stops_after_the_step_and_saves() {
         .current_dir(d)
         .spawn()
         .unwrap();
-    let started = std::time::Instant::now();
-    while std::fs::read_to_string(d.join("run/log.jsonl"))
-        .map(|s| s.lines().count())
-        .unwrap_or(0)
-        < 5
-    {
-        assert!(started.elapsed().as_secs() < 120, "the run did not start");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    common::wait_for_log_lines(&d.join("run/log.jsonl"), 5, 120);
     let kill = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

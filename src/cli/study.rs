@@ -1,6 +1,7 @@
 //! `srgraph study`: the seed's experiment from one command.
 
 use super::build::NormArg;
+use super::train::ScheduleArgs;
 use super::{EngineArg, EngineArgs};
 use crate::compiler::TrainConfig;
 use crate::models::{Arch, Norm};
@@ -74,24 +75,11 @@ pub struct CommonArgs {
     pub val: PathBuf,
     #[arg(long, default_value_t = 2)]
     pub scale: usize,
-    /// Training steps of every run.
-    #[arg(long, default_value_t = 1000)]
-    pub steps: u64,
-    #[arg(long, default_value_t = 16)]
-    pub batch: usize,
-    /// High-resolution patch side in pixels.
-    #[arg(long, default_value_t = 96)]
-    pub patch: usize,
-    /// Learning rate (default: 1e-3 for WDSR, 1e-4 for EDSR, as the reference code).
-    #[arg(long)]
-    pub lr: Option<f32>,
-    #[arg(long, default_value_t = 200_000)]
-    pub halve_every: u64,
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
     /// Validate (and checkpoint) every this many steps (default: a tenth of --steps).
     #[arg(long)]
     pub validate_every: Option<u64>,
-    #[arg(long, default_value_t = 0)]
-    pub data_seed: u64,
     /// The study's folder (default: runs/study-blocks or runs/study-norm).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -127,18 +115,18 @@ pub fn run(a: StudyArgs) -> Result<bool> {
         data: c.data,
         val: c.val,
         scale: c.scale,
-        steps: c.steps,
+        steps: c.schedule.steps,
         train: TrainConfig {
-            batch: c.batch,
-            patch: c.patch,
+            batch: c.schedule.batch,
+            patch: c.schedule.patch,
             ..TrainConfig::default()
         },
-        learning_rate: c.lr,
-        halve_every: c.halve_every,
-        validate_every: c.validate_every.unwrap_or((c.steps / 10).max(1)),
+        learning_rate: c.schedule.lr,
+        halve_every: c.schedule.halve_every,
+        validate_every: c.validate_every.unwrap_or((c.schedule.steps / 10).max(1)),
         engine: c.engine.engine(EngineArg::Ort)?,
         threads: c.engine.threads,
-        data_seed: c.data_seed,
+        data_seed: c.schedule.data_seed,
         out: c.out.unwrap_or_else(|| {
             PathBuf::from(match kind {
                 Kind::Blocks => "runs/study-blocks",

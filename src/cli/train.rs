@@ -3,7 +3,6 @@
 use super::build::{describe, resolve, LossArg, ModelArgs};
 use super::{EngineArg, EngineArgs};
 use crate::compiler::TrainConfig;
-use crate::models::Arch;
 use crate::train::{train, TrainOptions};
 use anyhow::Result;
 use clap::Args;
@@ -26,33 +25,17 @@ pub struct TrainArgs {
     /// Validation images (same layouts); PSNR on Y with bicubic beside it, every --validate-every steps.
     #[arg(long)]
     pub val: Option<PathBuf>,
-    /// Training steps in all.
-    #[arg(long, default_value_t = 1000)]
-    pub steps: u64,
-    /// Images per batch.
-    #[arg(long, default_value_t = 16)]
-    pub batch: usize,
-    /// High-resolution patch side in pixels.
-    #[arg(long, default_value_t = 96)]
-    pub patch: usize,
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
     /// The loss.
     #[arg(long, value_enum, default_value = "l1")]
     pub loss: LossArg,
-    /// Learning rate (default: 1e-3 for WDSR, 1e-4 for EDSR, as the reference code).
-    #[arg(long)]
-    pub lr: Option<f32>,
-    /// Halve the learning rate every this many steps.
-    #[arg(long, default_value_t = 200_000)]
-    pub halve_every: u64,
     #[arg(long, default_value_t = 500)]
     pub checkpoint_every: u64,
     #[arg(long, default_value_t = 500)]
     pub validate_every: u64,
     #[command(flatten)]
     pub engine: EngineArgs,
-    /// Seed of the data: which crops, flips and rotations each step sees.
-    #[arg(long, default_value_t = 0)]
-    pub data_seed: u64,
     /// The run's folder (default: runs/<name>-x<scale>).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -64,16 +47,39 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
+/// How long, on what and how fast a network trains: shared by `train` and `study`.
+#[derive(Args, Debug)]
+pub struct ScheduleArgs {
+    /// Training steps (of each run, in a study).
+    #[arg(long, default_value_t = 1000)]
+    pub steps: u64,
+    /// Images per batch.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// High-resolution patch side in pixels.
+    #[arg(long, default_value_t = 96)]
+    pub patch: usize,
+    /// Learning rate (default: 1e-3 for WDSR, 1e-4 for EDSR, as the reference code).
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Halve the learning rate every this many steps.
+    #[arg(long, default_value_t = 200_000)]
+    pub halve_every: u64,
+    /// Seed of the data: which crops, flips and rotations each step sees.
+    #[arg(long, default_value_t = 0)]
+    pub data_seed: u64,
+}
+
 /// Ok(true) when the run was interrupted by Ctrl-C.
 pub fn run(a: TrainArgs) -> Result<bool> {
     let (c, notes) = resolve(&a.model)?;
     let engine = a.engine.engine(EngineArg::Ort)?;
-    let lr = a.lr.unwrap_or(if c.arch == Arch::Edsr { 1e-4 } else { 1e-3 });
+    let lr = a.schedule.lr.unwrap_or(c.arch.default_learning_rate());
     let name = a.model.name(&c);
     let o = TrainOptions {
         train: TrainConfig {
-            batch: a.batch,
-            patch: a.patch,
+            batch: a.schedule.batch,
+            patch: a.schedule.patch,
             loss: a.loss.into(),
             ..TrainConfig::default()
         },
@@ -82,14 +88,14 @@ pub fn run(a: TrainArgs) -> Result<bool> {
         out: a
             .out
             .unwrap_or_else(|| PathBuf::from(format!("runs/{name}-x{}", c.scale))),
-        steps: a.steps,
+        steps: a.schedule.steps,
         learning_rate: lr,
-        halve_every: a.halve_every,
+        halve_every: a.schedule.halve_every,
         checkpoint_every: a.checkpoint_every.max(1),
         validate_every: a.validate_every.max(1),
         engine,
         threads: a.engine.threads,
-        data_seed: a.data_seed,
+        data_seed: a.schedule.data_seed,
         resume: a.resume,
         progress: !a.quiet,
         model: c,

@@ -160,10 +160,10 @@ fn output_paths(inputs: &[PathBuf], out: Option<&Path>, s: usize) -> Result<Vec<
         );
         outputs.push(o);
     }
-    for (i, o) in outputs.iter().enumerate() {
-        let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y);
+    let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y);
+    for o in &outputs {
         if let Some(input) = inputs.iter().find(|i| same(i, o)) {
-            bail!("{} would overwrite the input {}", outputs[i].display(), input.display());
+            bail!("{} would overwrite the input {}", o.display(), input.display());
         }
     }
     Ok(outputs)

@@ -263,9 +263,7 @@ fn one_run(
         val: Some(o.val.clone()),
         out: dir.clone(),
         steps: o.steps,
-        learning_rate: o
-            .learning_rate
-            .unwrap_or(if c.arch == Arch::Edsr { 1e-4 } else { 1e-3 }),
+        learning_rate: o.learning_rate.unwrap_or(c.arch.default_learning_rate()),
         halve_every: o.halve_every,
         checkpoint_every: o.validate_every,
         validate_every: o.validate_every,

@@ -34,17 +34,45 @@ pub fn rel_err(a: &ArrayD<f32>, b: &ArrayD<f32>) -> f32 {
     a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
-/// The Python of the venv made by tools/setup-python.sh (`$SRGRAPH_PYTHON`, or `.venv/bin/python`).
-pub fn python() -> PathBuf {
-    let p = std::env::var_os("SRGRAPH_PYTHON")
+/// The Python of a venv the test command sets up: `$VAR`, else `<repo>/<venv>/bin/python`.
+fn venv_python(var: &str, venv: &str, setup: &str) -> PathBuf {
+    let p = std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(venv).join("bin/python"));
     assert!(
         p.exists(),
-        "{} is missing: run tools/setup-python.sh (or tools/test.sh, which does)",
+        "{} is missing: run {setup} (or tools/test.sh, which does)",
         p.display()
     );
     p
+}
+
+/// The Python of the venv made by tools/setup-python.sh (`$SRGRAPH_PYTHON`, or `.venv/bin/python`).
+pub fn python() -> PathBuf {
+    venv_python("SRGRAPH_PYTHON", ".venv", "tools/setup-python.sh")
+}
+
+/// The Python with ONNX Runtime's training API, made by tools/setup-training-venv.sh
+/// (`$SRGRAPH_TRAINING_PYTHON`, or `.venv-training/bin/python`).
+pub fn training_python() -> PathBuf {
+    venv_python(
+        "SRGRAPH_TRAINING_PYTHON",
+        ".venv-training",
+        "tools/setup-training-venv.sh",
+    )
+}
+
+/// Waits until the training log `log` has `lines` lines (a run in another process is under way).
+pub fn wait_for_log_lines(log: &Path, lines: usize, timeout_s: u64) {
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(log).map(|s| s.lines().count()).unwrap_or(0) < lines {
+        assert!(
+            started.elapsed().as_secs() < timeout_s,
+            "{} did not reach {lines} lines in {timeout_s} s",
+            log.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// A path under the data folder, as an argument.
