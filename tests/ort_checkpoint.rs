@@ -266,3 +266,66 @@ fn optimizer_state_output_is_byte_identical_to_ort() {
     assert_eq!(c.optimizer.as_ref().map(|o| o.step), Some(2));
     assert_eq!(oc::write(&c), ort.to_vec());
 }
+
+// srgraph's train-step state (`<p>`, `<p>.adam_m`, `<p>.adam_v`) in and out of the API's format.
+
+use srgraph::ir::Tensor;
+use srgraph::ortapi::{checkpoint_of_state, state_of_checkpoint};
+
+fn state() -> Vec<(String, Tensor)> {
+    let mut v = vec![];
+    for (i, (name, shape)) in [("head.weight", vec![4usize, 3, 3, 3]), ("head.bias", vec![4])]
+        .into_iter()
+        .enumerate()
+    {
+        let n: usize = shape.iter().product();
+        for (k, suffix) in ["", ".adam_m", ".adam_v"].iter().enumerate() {
+            let data = (0..n)
+                .map(|j| ((i * 7 + k * 3 + j) as f32 * 0.37).sin().abs())
+                .collect();
+            v.push((format!("{name}{suffix}"), Tensor::f32(&shape, data)));
+        }
+    }
+    v
+}
+
+#[test]
+fn train_state_goes_through_the_checkpoint_format_unchanged() {
+    let values = state();
+    let ckpt = checkpoint_of_state(&values, 1234, 5e-4).unwrap();
+    let opt = ckpt.optimizer.as_ref().unwrap();
+    assert_eq!(
+        (opt.step, opt.learning_rate, opt.group_name.as_str()),
+        (1234, 5e-4, "group0")
+    );
+    assert_eq!(ckpt.trainable.len(), 2);
+    // Through the bytes ORT reads, and back.
+    let (back, step) = state_of_checkpoint(&oc::read(&oc::write(&ckpt)).unwrap()).unwrap();
+    assert_eq!(step, 1234);
+    assert_eq!(back.len(), values.len());
+    for (name, t) in &values {
+        let b = &back.iter().find(|(n, _)| n == name).unwrap().1;
+        assert_eq!(b.shape(), t.shape(), "{name}");
+        assert_eq!(b.as_f32().unwrap(), t.as_f32().unwrap(), "{name}");
+    }
+}
+
+#[test]
+fn parameters_alone_start_adam_at_zero_and_half_a_moment_pair_is_refused() {
+    let params: Vec<_> = state().into_iter().filter(|(n, _)| !n.contains(".adam_")).collect();
+    let ckpt = checkpoint_of_state(&params, 0, 1e-3).unwrap();
+    assert!(ckpt.optimizer.is_none());
+    let (back, step) = state_of_checkpoint(&ckpt).unwrap();
+    assert_eq!((back.len(), step), (6, 0));
+    let m = &back.iter().find(|(n, _)| n == "head.bias.adam_m").unwrap().1;
+    assert!(m.as_f32().unwrap().iter().all(|&x| x == 0.0));
+
+    let mut half = state();
+    half.retain(|(n, _)| n != "head.bias.adam_v");
+    let e = checkpoint_of_state(&half, 3, 1e-3).unwrap_err().to_string();
+    assert!(e.contains("head.bias has only one of its two Adam moments"), "{e}");
+    let mut uneven = state();
+    uneven.retain(|(n, _)| !n.starts_with("head.bias.adam_"));
+    let e = checkpoint_of_state(&uneven, 3, 1e-3).unwrap_err().to_string();
+    assert!(e.contains("some values have Adam moments and some do not"), "{e}");
+}

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{data_dir, srgraph, text, training_python};
+use common::{data, data_dir, srgraph, text, training_python};
 use ndarray::{Array4, ArrayD};
 use ort::value::Tensor as OrtTensor;
 use srgraph::compiler::{compile, TrainConfig};
@@ -42,13 +42,26 @@ fn flags(c: &ModelConfig) -> Vec<String> {
     f
 }
 
-/// `compare`: also run srgraph's own train step for the parameter comparison.
-fn write_case(dir: &Path, c: &ModelConfig, t: &TrainConfig, sampler: &PatchSampler, compare: bool) {
-    let a = artefacts(c, t).unwrap();
+/// `compare`: also run srgraph's own train step for the parameter comparison. `from`: the
+/// case continues that srgraph run (its parameters, moments and step), on batches after its own.
+fn write_case(
+    dir: &Path,
+    c: &ModelConfig,
+    t: &TrainConfig,
+    sampler: &PatchSampler,
+    compare: bool,
+    from: Option<&srgraph::train::Checkpoint>,
+) {
+    let a = artefacts(c, t, from).unwrap();
     write_artefacts(dir, &a).unwrap();
     std::fs::write(dir.join("forward_loss.onnx"), &a.forward_loss).unwrap();
-    let graphs = compile(c, t).unwrap();
+    let mut graphs = compile(c, t).unwrap();
     let params: Vec<String> = graphs.gradients.params().map(|(n, _)| n.to_string()).collect();
+    let done = from.map_or(0, |run| run.step);
+    if let Some(run) = from {
+        let trained: Vec<_> = run.values.iter().filter(|(n, _)| params.contains(n)).cloned().collect();
+        graphs.gradients.set_values(&trained).unwrap();
+    }
     std::fs::write(
         dir.join("case.json"),
         serde_json::json!({
@@ -62,7 +75,7 @@ fn write_case(dir: &Path, c: &ModelConfig, t: &TrainConfig, sampler: &PatchSampl
     .unwrap();
     std::fs::create_dir_all(dir.join("batches")).unwrap();
     let batches: Vec<(Array4<f32>, Array4<f32>)> = (0..TRAIN_STEPS)
-        .map(|i| sampler.batch(i + 1, t.batch).unwrap())
+        .map(|i| sampler.batch(done + i + 1, t.batch).unwrap())
         .collect();
     for (i, (lr, hr)) in batches.iter().enumerate() {
         std::fs::write(
@@ -103,13 +116,20 @@ fn write_case(dir: &Path, c: &ModelConfig, t: &TrainConfig, sampler: &PatchSampl
     }
     // srgraph's own train step (PyTorch's Adam) for COMPARE_STEPS steps on the same batches.
     let mut trainer = OrtTrainer::new(&graphs.train_step, Device::Cpu, 2).unwrap();
+    if let Some(run) = from {
+        // As `srgraph train --resume`: the step's state, out of everything the checkpoint holds.
+        let state: Vec<String> = trainer.values().unwrap().into_iter().map(|(n, _)| n).collect();
+        let values: Vec<_> = run.values.iter().filter(|(n, _)| state.contains(n)).cloned().collect();
+        assert_eq!(values.len(), state.len());
+        trainer.set_values(&values).unwrap();
+    }
     for (i, (lr, hr)) in batches.iter().take(COMPARE_STEPS as usize).enumerate() {
         trainer
             .step(
                 lr.clone().into_dyn(),
                 hr.clone().into_dyn(),
                 LEARNING_RATE,
-                i as u64 + 1,
+                done + i as u64 + 1,
             )
             .unwrap();
     }
@@ -123,6 +143,39 @@ fn write_case(dir: &Path, c: &ModelConfig, t: &TrainConfig, sampler: &PatchSampl
             .unwrap();
         }
     }
+}
+
+/// Five steps of `srgraph train` (ONNX Runtime, the case's batch and patch), whose checkpoint
+/// the training API is to continue.
+fn continued_run(d: &Path, flags: &[String], t: &TrainConfig) -> srgraph::train::Checkpoint {
+    let mut args = vec!["train".to_string()];
+    args.extend(flags.iter().cloned());
+    let (batch, patch, lr) = (t.batch.to_string(), t.patch.to_string(), LEARNING_RATE.to_string());
+    args.extend(
+        [
+            "--data",
+            &data("T91"),
+            "--steps",
+            "5",
+            "--batch",
+            &batch,
+            "--patch",
+            &patch,
+            "--lr",
+            &lr,
+            "--data-seed",
+            "3",
+            "--out",
+            "run",
+            "--quiet",
+        ]
+        .map(String::from),
+    );
+    let o = srgraph(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>(), d);
+    assert!(o.status.success(), "{}", text(&o));
+    let run = srgraph::train::load_checkpoint(&d.join("run/checkpoint.onnx")).unwrap();
+    assert_eq!(run.step, 5);
+    run
 }
 
 #[test]
@@ -157,8 +210,46 @@ fn onnxruntime_training_api_trains_on_srgraph_artefacts_and_agrees_with_srgraph(
     // normalisation turns float summation noise in near-zero gradients into lr-sized steps, so
     // the presets are compared through their gradients alone.
     for (i, (name, c, _)) in cases.iter().enumerate() {
-        write_case(&d.join(name), c, &t, &sampler, i < Arch::ALL.len());
+        write_case(&d.join(name), c, &t, &sampler, i < Arch::ALL.len(), None);
     }
+    // A srgraph run of the small WDSR-A, continued by the training API from artefacts built
+    // `--from` its checkpoint: ORT must pick up its Adam moments and step count.
+    let (resumed, c, flags_a) = cases[1].clone();
+    assert_eq!(resumed, "wdsr-a");
+    let run = continued_run(d, &flags_a, &t);
+    let case = d.join("wdsr-a-continued");
+    write_case(&case, &c, &t, &sampler, true, Some(&run));
+    let mut args = vec!["build".to_string()];
+    args.extend(flags_a.iter().cloned());
+    args.extend(
+        [
+            "--format",
+            "ort-training",
+            "--batch",
+            "4",
+            "--patch",
+            "32",
+            "--from",
+            "run/checkpoint.onnx",
+            "-o",
+            "built",
+        ]
+        .map(String::from),
+    );
+    let o = srgraph(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>(), d);
+    assert!(o.status.success(), "{}", text(&o));
+    for file in [
+        "training_model.onnx",
+        "eval_model.onnx",
+        "optimizer_model.onnx",
+        "checkpoint",
+    ] {
+        assert!(
+            std::fs::read(d.join("built").join(file)).unwrap() == std::fs::read(case.join(file)).unwrap(),
+            "srgraph build --from wrote another {file}"
+        );
+    }
+    cases.push(("wdsr-a-continued".into(), c, flags_a));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/ort_training_check.py");
     let out = Command::new(training_python()).arg(&script).arg(d).output().unwrap();
     let log = format!(
@@ -172,6 +263,8 @@ fn onnxruntime_training_api_trains_on_srgraph_artefacts_and_agrees_with_srgraph(
     // The checkpoint ORT saved after training, imported by srgraph, gives the loss ORT reported.
     for (name, c, _) in &cases {
         let case = d.join(name);
+        // The continued case's batches and ORT's step count start after the run's 5 steps.
+        let done = if name.ends_with("-continued") { 5 } else { 0 };
         let mut args = vec![
             "import-checkpoint".to_string(),
             case.join("saved_checkpoint").display().to_string(),
@@ -183,7 +276,7 @@ fn onnxruntime_training_api_trains_on_srgraph_artefacts_and_agrees_with_srgraph(
         assert!(o.status.success(), "{}", text(&o));
         let after: serde_json::Value =
             serde_json::from_slice(&std::fs::read(case.join("after.json")).unwrap()).unwrap();
-        let (lr, hr) = sampler.batch(1, t.batch).unwrap();
+        let (lr, hr) = sampler.batch(done + 1, t.batch).unwrap();
         let model = std::fs::read(case.join("imported.onnx")).unwrap();
         let sr = run_once(&model, vec![lr.into_dyn()]).unwrap().remove(0);
         let l1 = (&sr - &hr.into_dyn()).mapv(f32::abs).mean().unwrap() as f64;
@@ -195,7 +288,7 @@ fn onnxruntime_training_api_trains_on_srgraph_artefacts_and_agrees_with_srgraph(
         );
         let meta = srgraph(&["inspect", case.join("imported.onnx").to_str().unwrap()], d);
         assert!(
-            text(&meta).contains(&format!("training_steps = {TRAIN_STEPS}")),
+            text(&meta).contains(&format!("training_steps = {}", done + TRAIN_STEPS)),
             "{}",
             text(&meta)
         );

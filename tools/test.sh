@@ -14,3 +14,8 @@ export SRGRAPH_TRAINING_PYTHON="$root/.venv-training/bin/python"
 # srgraph's `ort` engine loads the library of the pinned onnxruntime wheel the venv holds.
 export ORT_DYLIB_PATH="$("$SRGRAPH_PYTHON" -c 'import onnxruntime, pathlib; print(next((pathlib.Path(onnxruntime.__file__).parent / "capi").glob("libonnxruntime.so.*")))')"
 cargo test --locked "$@"
+# The `ort-training` feature (off by default) changes what `--engine ort-training` says:
+# its tests run again in that build. Skipped when arguments pick tests.
+if [ $# -eq 0 ]; then
+    cargo test --locked --features ort-training --test ort_training_engine
+fi

@@ -77,6 +77,10 @@ pub struct BuildArgs {
     /// (training_model.onnx, eval_model.onnx, optimizer_model.onnx, checkpoint) into the output folder.
     #[arg(long, value_enum, default_value = "onnx")]
     pub format: FormatArg,
+    /// With --format ort-training: start from a srgraph training run's checkpoint.onnx, with its parameters, Adam
+    /// moments and step, so that the training API continues the run (same network, batch, patch and loss).
+    #[arg(long, value_name = "CHECKPOINT")]
+    pub from: Option<PathBuf>,
     /// Output file (default: <name>-x<scale>.onnx), or with --train the output folder (default: <name>-x<scale>/).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
@@ -193,6 +197,13 @@ pub fn run(a: BuildArgs) -> Result<()> {
         )
         .exit();
     }
+    if a.format == FormatArg::Onnx && a.from.is_some() {
+        clap::Error::raw(
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "--from needs --format ort-training\n",
+        )
+        .exit();
+    }
     if a.format == FormatArg::OrtTraining {
         return run_ort_training(&a, &c, notes);
     }
@@ -282,7 +293,22 @@ fn run_ort_training(a: &BuildArgs, c: &ModelConfig, notes: Vec<String>) -> Resul
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{name}-x{}-ort-training", c.scale)));
-    crate::ortapi::write_artefacts(&dir, &crate::ortapi::artefacts(c, &t)?)?;
+    let run = match &a.from {
+        Some(path) => {
+            let run = crate::train::load_checkpoint(path)?;
+            let mut wanted = c.metadata();
+            wanted.extend(t.metadata());
+            crate::train::ensure_same_config(&run, &wanted, path, "the flags").map_err(|e| {
+                anyhow::anyhow!(
+                    "--from: {e}; give the run's network and its --batch, --patch and --loss (`srgraph inspect` \
+                     shows them)"
+                )
+            })?;
+            Some(run)
+        }
+        None => None,
+    };
+    crate::ortapi::write_artefacts(&dir, &crate::ortapi::artefacts(c, &t, run.as_ref())?)?;
     let mut out = std::io::stdout().lock();
     for n in notes {
         writeln!(out, "{n}")?;
@@ -295,6 +321,14 @@ fn run_ort_training(a: &BuildArgs, c: &ModelConfig, notes: Vec<String>) -> Resul
         t.patch,
         t.loss.name()
     )?;
+    if let (Some(run), Some(path)) = (&run, &a.from) {
+        writeln!(
+            out,
+            "from        {} after {} steps: its parameters, Adam moments and step are in the checkpoint",
+            path.display(),
+            run.step
+        )?;
+    }
     writeln!(
         out,
         "wrote       {}/: training_model.onnx, eval_model.onnx, optimizer_model.onnx, checkpoint (ONNX Runtime \

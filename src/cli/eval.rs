@@ -42,7 +42,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(a: EvalArgs) -> Result<()> {
-    let engine = a.engine.engine(EngineArg::Tract)?;
+    let engine = a.engine.inference_engine(EngineArg::Tract)?;
     let mut model = SrModel::load(&a.model, engine, a.engine.threads)?;
     let scale = model.ensure_scale(a.scale)?;
     let o = EvalOptions {

@@ -92,9 +92,12 @@ pub fn grouped(n: usize) -> String {
 #[derive(Args, Debug, Clone)]
 pub struct EngineArgs {
     /// ort (ONNX Runtime) or tract (pure Rust, needs no library). Default: ort for train, tract for eval and upscale.
+    /// train and study also take ort-training: ONNX Runtime's own (deprecated) training API on srgraph's training-API
+    /// artefacts, which needs srgraph's `ort-training` cargo feature and a library built with that API.
     #[arg(long, value_enum)]
     pub engine: Option<EngineArg>,
-    /// With --engine ort: cpu, cuda (an error if CUDA cannot start), or auto (CUDA if it works, else the CPU, saying so).
+    /// With --engine ort or ort-training: cpu, cuda (an error if CUDA cannot start), or auto (CUDA if it works, else
+    /// the CPU, saying so).
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
     /// Threads for ONNX Runtime (0: all cores).
@@ -106,6 +109,7 @@ pub struct EngineArgs {
 pub enum EngineArg {
     Ort,
     Tract,
+    OrtTraining,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -124,7 +128,23 @@ impl EngineArgs {
             (EngineArg::Ort, DeviceArg::Cpu) => Engine::Ort(Device::Cpu),
             (EngineArg::Ort, DeviceArg::Cuda) => Engine::Ort(Device::Cuda),
             (EngineArg::Ort, DeviceArg::Auto) => Engine::Ort(Device::Auto),
+            (EngineArg::OrtTraining, DeviceArg::Cpu) => Engine::OrtTraining(Device::Cpu),
+            (EngineArg::OrtTraining, DeviceArg::Cuda) => Engine::OrtTraining(Device::Cuda),
+            (EngineArg::OrtTraining, DeviceArg::Auto) => Engine::OrtTraining(Device::Auto),
         })
+    }
+
+    /// The engine that runs a model (eval, upscale): ort-training is for training.
+    pub fn inference_engine(&self, default: EngineArg) -> Result<Engine> {
+        if self.engine == Some(EngineArg::OrtTraining) {
+            // A usage error (exit code 2), as clap gives for a value out of place.
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                "--engine ort-training is for train and study; models run with --engine ort or --engine tract\n",
+            )
+            .exit();
+        }
+        self.engine(default)
     }
 }
 

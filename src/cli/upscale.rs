@@ -71,7 +71,7 @@ pub fn run(mut a: UpscaleArgs) -> Result<()> {
             bail!("{} does not exist", p.display());
         }
     }
-    let engine = a.engine.engine(EngineArg::Tract)?;
+    let engine = a.engine.inference_engine(EngineArg::Tract)?;
     let mut model = SrModel::load(&a.model, engine, a.engine.threads)?;
     let s = model.ensure_scale(a.scale)?;
     let outputs = output_paths(&inputs, a.out.as_deref(), s)?;

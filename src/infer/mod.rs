@@ -65,7 +65,7 @@ impl SrModel {
     pub fn from_bytes(bytes: Vec<u8>, name: &str, engine: Engine, threads: usize) -> Result<SrModel> {
         let sig = Signature::read(&bytes, name)?;
         let ort = match engine {
-            Engine::Ort(device) => Some(
+            Engine::Ort(device) | Engine::OrtTraining(device) => Some(
                 OrtModel::new(&bytes, device, threads).with_context(|| format!("ONNX Runtime cannot load {name}"))?,
             ),
             Engine::Tract => None,
@@ -177,7 +177,7 @@ impl SrModel {
                     })
                     .collect::<Result<_>>()?
             }
-            Engine::Ort(_) => tiles
+            Engine::Ort(_) | Engine::OrtTraining(_) => tiles
                 .iter()
                 .map(|t| {
                     let y = self.run(window(t))?;

@@ -44,16 +44,27 @@ pub struct Artefacts {
     pub forward_loss: Vec<u8>,
 }
 
-/// The training-API artefacts of `c` trained with `t`, from its initial parameters. The
-/// checkpoint holds the parameters only: ORT's `Optimizer` starts Adam's moments at zero
-/// and takes its learning rate from the caller.
-pub fn artefacts(c: &ModelConfig, t: &TrainConfig) -> Result<Artefacts> {
+/// The training-API artefacts of `c` trained with `t`. From its initial parameters, the
+/// checkpoint holds the parameters only (ORT's `Optimizer` starts Adam's moments at zero);
+/// `from` a srgraph training run, it holds that run's parameters, Adam moments and step, so
+/// the training API continues the run where srgraph left it. ORT's `Optimizer` takes its
+/// learning rate from the caller either way.
+pub fn artefacts(c: &ModelConfig, t: &TrainConfig, from: Option<&crate::train::Checkpoint>) -> Result<Artefacts> {
     ensure!(
         c.norm != Norm::Batch,
         "the training API's format cannot carry batch norm's running statistics (a training model returns only \
          its loss and gradients): use --norm weight or --norm none, or train with srgraph's own engine"
     );
-    let grads = compile(c, t)?.gradients;
+    let mut grads = compile(c, t)?.gradients;
+    if let Some(run) = from {
+        let names: Vec<String> = grads.params().map(|(n, _)| n.to_string()).collect();
+        let trained: Vec<(String, Tensor)> = run.values.iter().filter(|(n, _)| names.contains(n)).cloned().collect();
+        ensure!(
+            trained.len() == names.len(),
+            "the run's checkpoint lacks some of the network's parameters"
+        );
+        grads.set_values(&trained)?;
+    }
     let params: Vec<(String, Tensor)> = grads.params().map(|(n, t)| (n.to_string(), t.clone())).collect();
     let mut meta = c.metadata();
     meta.extend(t.metadata());
@@ -108,22 +119,22 @@ pub fn artefacts(c: &ModelConfig, t: &TrainConfig) -> Result<Artefacts> {
     }
 
     let optimizer = optimizer_model(t)?;
-    let trainable = params
-        .iter()
-        .map(|(n, t)| {
-            let data = t.as_f32().with_context(|| format!("{n} is not float32"))?;
-            Ok(NamedTensor::new(
-                n.clone(),
-                t.shape().iter().map(|&d| d as i64).collect(),
-                data.iter().copied().collect(),
-            ))
-        })
-        .collect::<Result<_>>()?;
-    let ckpt = Checkpoint {
-        trainable,
-        frozen: vec![],
-        optimizer: None,
-        properties: vec![],
+    let ckpt = match from {
+        Some(run) => {
+            // The parameters and their moments; a checkpoint.onnx also holds the graph's constants.
+            let state: Vec<(String, Tensor)> = run
+                .values
+                .iter()
+                .filter(|(n, _)| {
+                    params
+                        .iter()
+                        .any(|(p, _)| n.strip_prefix(p.as_str()).is_some_and(is_state_suffix))
+                })
+                .cloned()
+                .collect();
+            checkpoint_of_state(&state, run.step, next_learning_rate(run))?
+        }
+        None => checkpoint_of_state(&params, 0, c.arch.default_learning_rate())?,
     };
     Ok(Artefacts {
         training_model: training.encode_to_vec(),
@@ -132,6 +143,105 @@ pub fn artefacts(c: &ModelConfig, t: &TrainConfig) -> Result<Artefacts> {
         checkpoint: checkpoint::write(&ckpt),
         forward_loss: forward_loss.encode_to_vec(),
     })
+}
+
+/// srgraph's train-step state after `step` steps as a training-API checkpoint: every
+/// parameter `<p>` trainable, and, when the state has Adam's moments `<p>.adam_m` and
+/// `<p>.adam_v`, the optimiser group ORT keeps them in (`momentum0`, `momentum1`, and the
+/// step count, which ORT's `Optimizer` resumes from, and `learning_rate` as its initial rate).
+pub fn checkpoint_of_state(values: &[(String, Tensor)], step: u64, learning_rate: f32) -> Result<Checkpoint> {
+    let named = |name: &str, t: &Tensor| -> Result<NamedTensor> {
+        let data = t.as_f32().with_context(|| format!("{name} is not float32"))?;
+        Ok(NamedTensor::new(
+            name,
+            t.shape().iter().map(|&d| d as i64).collect(),
+            data.iter().copied().collect(),
+        ))
+    };
+    let find = |name: &str| values.iter().find(|(n, _)| n == name).map(|(_, t)| t);
+    let mut trainable = vec![];
+    let (mut first, mut second) = (vec![], vec![]);
+    for (name, t) in values.iter().filter(|(n, _)| !n.contains(".adam_")) {
+        trainable.push(named(name, t)?);
+        match (find(&format!("{name}.adam_m")), find(&format!("{name}.adam_v"))) {
+            (Some(m), Some(v)) => {
+                first.push(named(name, m)?);
+                second.push(named(name, v)?);
+            }
+            (None, None) => {}
+            _ => bail!("{name} has only one of its two Adam moments"),
+        }
+    }
+    let optimizer = match first.len() {
+        0 => None,
+        n if n == trainable.len() => Some(checkpoint::OptimizerState {
+            step: step as i64,
+            first_moments: first,
+            second_moments: second,
+            ..checkpoint::OptimizerState::zeros_for(&[], learning_rate)
+        }),
+        _ => bail!(
+            "some values have Adam moments and some do not: a training-API checkpoint holds the moments of every \
+             trainable parameter (batch norm's running statistics cannot be carried)"
+        ),
+    };
+    Ok(Checkpoint {
+        trainable,
+        frozen: vec![],
+        optimizer,
+        properties: vec![],
+    })
+}
+
+/// `""`, `".adam_m"` or `".adam_v"`: what follows a parameter's name in its state's names.
+fn is_state_suffix(rest: &str) -> bool {
+    matches!(rest, "" | ".adam_m" | ".adam_v")
+}
+
+/// The rate of the step a srgraph run would take next, from its recorded schedule.
+fn next_learning_rate(run: &crate::train::Checkpoint) -> f32 {
+    let get = |k: &str| {
+        run.metadata
+            .iter()
+            .find(|(key, _)| key == k)
+            .and_then(|(_, v)| v.parse::<f64>().ok())
+    };
+    match (get("base_learning_rate"), get("halve_every")) {
+        (Some(base), Some(halve)) => crate::train::learning_rate(base as f32, halve as u64, run.step + 1),
+        _ => 1e-3,
+    }
+}
+
+/// A training-API checkpoint as srgraph's train-step state (`<p>`, `<p>.adam_m`,
+/// `<p>.adam_v`) and the number of steps taken; moments are zero and the step 0 when the
+/// checkpoint has no optimiser state.
+pub fn state_of_checkpoint(ckpt: &Checkpoint) -> Result<(Vec<(String, Tensor)>, u64)> {
+    let tensor = |t: &NamedTensor| -> Result<Tensor> {
+        let shape: Vec<usize> = t.dims.iter().map(|&d| usize::try_from(d)).collect::<Result<_, _>>()?;
+        Ok(Tensor::f32(&shape, t.data.clone()))
+    };
+    let moment = |moments: Option<&Vec<NamedTensor>>, p: &NamedTensor| -> Result<Tensor> {
+        match moments {
+            None => tensor(&p.zeros_like(p.name.clone())),
+            Some(m) => tensor(
+                m.iter()
+                    .find(|m| m.name == p.name)
+                    .with_context(|| format!("the checkpoint's optimiser state has no moments for {}", p.name))?,
+            ),
+        }
+    };
+    let opt = ckpt.optimizer.as_ref();
+    let mut values = vec![];
+    for p in &ckpt.trainable {
+        values.push((p.name.clone(), tensor(p)?));
+        values.push((format!("{}.adam_m", p.name), moment(opt.map(|o| &o.first_moments), p)?));
+        values.push((format!("{}.adam_v", p.name), moment(opt.map(|o| &o.second_moments), p)?));
+    }
+    let step = opt.map_or(0, |o| o.step);
+    Ok((
+        values,
+        u64::try_from(step).context("the checkpoint's step count is negative")?,
+    ))
 }
 
 /// Writes the artefacts into `dir` under the names ORT's examples use.

@@ -2,6 +2,8 @@
 //! for checks, needs no native library) and ONNX Runtime (`ort`, CPU or CUDA).
 
 pub mod ort;
+#[cfg(feature = "ort-training")]
+pub mod ort_training;
 pub mod tract;
 
 use crate::ir::Tensor;
@@ -12,6 +14,9 @@ use ndarray::ArrayD;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
     Ort(ort::Device),
+    /// ONNX Runtime's own training API on srgraph's training-API artefacts (training
+    /// only; such a library runs inference as `Ort`).
+    OrtTraining(ort::Device),
     Tract,
 }
 
@@ -21,6 +26,7 @@ impl Engine {
             Engine::Ort(ort::Device::Cpu) => "onnxruntime-cpu",
             Engine::Ort(ort::Device::Cuda) => "onnxruntime-cuda",
             Engine::Ort(ort::Device::Auto) => "onnxruntime",
+            Engine::OrtTraining(_) => "onnxruntime-training-api",
             Engine::Tract => "tract",
         }
     }
@@ -36,6 +42,44 @@ pub trait Trainer {
     /// Replace some of them (resuming from a checkpoint).
     fn set_values(&mut self, values: &[(String, Tensor)]) -> Result<()>;
 }
+
+/// A trainer of `c` under ONNX Runtime's own training API (`--engine ort-training`).
+#[cfg(feature = "ort-training")]
+pub fn training_api_trainer(
+    c: &crate::models::ModelConfig,
+    t: &crate::compiler::TrainConfig,
+    device: ort::Device,
+    threads: usize,
+) -> Result<Box<dyn Trainer>> {
+    Ok(Box::new(ort_training::OrtApiTrainer::new(c, t, device, threads)?))
+}
+
+/// Ok when `--engine ort-training` can run: the library loads and has the training API.
+#[cfg(feature = "ort-training")]
+pub fn ensure_training_api() -> Result<()> {
+    ort_training::ensure_available()
+}
+
+#[cfg(not(feature = "ort-training"))]
+pub fn training_api_trainer(
+    _: &crate::models::ModelConfig,
+    _: &crate::compiler::TrainConfig,
+    _: ort::Device,
+    _: usize,
+) -> Result<Box<dyn Trainer>> {
+    Err(anyhow::anyhow!(NO_TRAINING_FEATURE))
+}
+
+#[cfg(not(feature = "ort-training"))]
+pub fn ensure_training_api() -> Result<()> {
+    Err(anyhow::anyhow!(NO_TRAINING_FEATURE))
+}
+
+#[cfg(not(feature = "ort-training"))]
+const NO_TRAINING_FEATURE: &str = "--engine ort-training needs an srgraph built with the `ort-training` cargo feature \
+     (cargo install --path . --features ort-training) and an ONNX Runtime library built with its training API \
+     (1.19.2 was the last release of such packages). Train with the default engine instead (leave out --engine): it \
+     runs srgraph's own train-step graphs in ONNX Runtime and needs neither";
 
 /// Where `name` sits among a trainer's state, and its value as float32: the
 /// check both trainers make before replacing a state tensor.

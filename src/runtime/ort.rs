@@ -10,9 +10,10 @@ use crate::ir::{Graph, Tensor};
 use anyhow::{ensure, Result};
 use ndarray::ArrayD;
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
-use ort::session::{builder::GraphOptimizationLevel, Session};
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ort::session::Session;
 use ort::value::Tensor as OrtTensor;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// The ONNX Runtime release srgraph is built and tested against.
@@ -46,11 +47,29 @@ pub fn library_candidates() -> Vec<PathBuf> {
     c
 }
 
-static ENVIRONMENT: OnceLock<std::result::Result<ort::environment::Environment, String>> = OnceLock::new();
+type Loaded = (ort::environment::Environment, PathBuf);
+static ENVIRONMENT: OnceLock<std::result::Result<Loaded, String>> = OnceLock::new();
 
 /// Load the library once per process.
-fn environment() -> Result<&'static ort::environment::Environment> {
+pub fn environment() -> Result<&'static ort::environment::Environment> {
+    loaded().map(|(env, _)| env)
+}
+
+/// The file the library was loaded from.
+pub fn library_path() -> Result<&'static std::path::Path> {
+    loaded().map(|(_, path)| path.as_path())
+}
+
+fn loaded() -> Result<&'static Loaded> {
     let env = ENVIRONMENT.get_or_init(|| {
+        // A library asked for by name is that library or an error, never another one found instead.
+        if let Some(asked) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !Path::new(p).exists()) {
+            return Err(format!(
+                "ORT_DYLIB_PATH is {}, which does not exist: point it at a libonnxruntime.so, or unset it to use \
+                 the one tools/fetch-onnxruntime.sh installs",
+                Path::new(&asked).display()
+            ));
+        }
         let candidates = library_candidates();
         let Some(path) = candidates.iter().find(|p| p.exists()) else {
             let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
@@ -63,33 +82,41 @@ fn environment() -> Result<&'static ort::environment::Environment> {
         };
         let builder =
             ort::init_from(path).map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", path.display()))?;
-        builder
+        let env = builder
             .with_name("srgraph")
             .build()
-            .map_err(|e| format!("cannot start ONNX Runtime: {e}"))
+            .map_err(|e| format!("cannot start ONNX Runtime: {e}"))?;
+        Ok((env, path.clone()))
     });
     env.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// A session for `onnx` on `device`; returns it and the device it really runs on.
 pub fn session(onnx: &[u8], device: Device, threads: usize) -> Result<(Session, Device)> {
-    let env = environment()?;
+    on_device(device, |cuda| Ok(builder(cuda, threads)?.commit_from_memory(onnx)?))
+}
+
+/// Session options: all optimisations, `threads` (0: all cores), CUDA or not.
+pub fn builder(cuda: bool, threads: usize) -> Result<SessionBuilder> {
     // The builder's errors carry the builder, which is not Send: keep their message.
-    let msg = |e: ort::Error<ort::session::builder::SessionBuilder>| anyhow::anyhow!("{e}");
-    let build = |cuda: bool| -> Result<Session> {
-        let mut b = Session::builder(env)?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
+    let msg = |e: ort::Error<SessionBuilder>| anyhow::anyhow!("{e}");
+    let mut b = Session::builder(environment()?)?
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(msg)?;
+    if threads > 0 {
+        b = b.with_intra_threads(threads).map_err(msg)?;
+    }
+    if cuda {
+        b = b
+            .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
             .map_err(msg)?;
-        if threads > 0 {
-            b = b.with_intra_threads(threads).map_err(msg)?;
-        }
-        if cuda {
-            b = b
-                .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
-                .map_err(msg)?;
-        }
-        Ok(b.commit_from_memory(onnx)?)
-    };
+    }
+    Ok(b)
+}
+
+/// `build(cuda)` for `device`, and the device it really runs on: CUDA or an error for
+/// `Cuda`, CUDA or (saying so) the CPU for `Auto`.
+pub fn on_device<T>(device: Device, build: impl Fn(bool) -> Result<T>) -> Result<(T, Device)> {
     match device {
         Device::Cpu => Ok((build(false)?, Device::Cpu)),
         Device::Cuda => build(true).map(|s| (s, Device::Cuda)).map_err(|e| {

@@ -69,7 +69,14 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
 
 /// Refuse to resume a run from a checkpoint of another configuration.
 pub fn ensure_same(ckpt: &Checkpoint, identity: &[(String, String)], path: &Path) -> Result<()> {
-    let differences: Vec<String> = identity
+    ensure_same_config(ckpt, identity, path, "this run")
+        .map_err(|e| anyhow::anyhow!("{e}: it cannot be resumed by this run; start a new run with another --out"))
+}
+
+/// Every entry of `wanted` must be in the checkpoint's metadata with the same value
+/// (`ours` names where `wanted` comes from, for the message).
+pub fn ensure_same_config(ckpt: &Checkpoint, wanted: &[(String, String)], path: &Path, ours: &str) -> Result<()> {
+    let differences: Vec<String> = wanted
         .iter()
         .filter_map(|(k, v)| {
             let theirs = ckpt
@@ -78,12 +85,12 @@ pub fn ensure_same(ckpt: &Checkpoint, identity: &[(String, String)], path: &Path
                 .find(|(key, _)| key == k)
                 .map(|(_, v)| v.as_str())
                 .unwrap_or("(none)");
-            (theirs != v).then(|| format!("{k}: checkpoint {theirs}, this run {v}"))
+            (theirs != v).then(|| format!("{k}: checkpoint {theirs}, {ours} {v}"))
         })
         .collect();
     if !differences.is_empty() {
         bail!(
-            "{} is from another configuration and cannot be resumed by this run ({}); start a new run with another --out",
+            "{} is from another configuration ({})",
             path.display(),
             differences.join("; ")
         );

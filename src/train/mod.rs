@@ -6,7 +6,7 @@ mod checkpoint;
 mod plot;
 mod validate;
 
-pub use checkpoint::{load as load_checkpoint, Checkpoint};
+pub use checkpoint::{ensure_same_config, load as load_checkpoint, Checkpoint};
 pub use plot::register_font;
 pub use validate::{bicubic_psnr, model_psnr};
 
@@ -72,6 +72,10 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
         o.learning_rate > 0.0 && o.learning_rate.is_finite(),
         "--lr must be a positive number"
     );
+    if let Engine::OrtTraining(_) = o.engine {
+        // Before the data is loaded, which can take minutes.
+        crate::runtime::ensure_training_api()?;
+    }
     std::fs::create_dir_all(&o.out).with_context(|| format!("cannot create the run folder {}", o.out.display()))?;
     let ckpt_path = o.out.join("checkpoint.onnx");
     if ckpt_path.exists() && !o.resume {
@@ -101,6 +105,7 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
     let graphs = compile(c, t)?;
     let mut trainer: Box<dyn Trainer> = match o.engine {
         Engine::Ort(device) => Box::new(OrtTrainer::new(&graphs.train_step, device, o.threads)?),
+        Engine::OrtTraining(device) => crate::runtime::training_api_trainer(c, t, device, o.threads)?,
         Engine::Tract => Box::new(TractTrainer::new(&graphs.train_step)?),
     };
     let identity = identity(o);
