@@ -15,7 +15,11 @@ export SRGRAPH_TRAINING_PYTHON="$root/.venv-training/bin/python"
 export ORT_DYLIB_PATH="$("$SRGRAPH_PYTHON" -c 'import onnxruntime, pathlib; print(next((pathlib.Path(onnxruntime.__file__).parent / "capi").glob("libonnxruntime.so.*")))')"
 cargo test --locked "$@"
 # The `ort-training` feature (off by default) changes what `--engine ort-training` says:
-# its tests run again in that build. Skipped when arguments pick tests.
-if [ $# -eq 0 ]; then
+# its tests run again in that build, unless the arguments pick tests.
+picks=0
+for arg in "$@"; do
+    [ "$arg" = "--no-fail-fast" ] || picks=1
+done
+if [ "$picks" -eq 0 ]; then
     cargo test --locked --features ort-training --test ort_training_engine
 fi

@@ -56,15 +56,34 @@ pub fn artefacts(c: &ModelConfig, t: &TrainConfig, from: Option<&crate::train::C
          its loss and gradients): use --norm weight or --norm none, or train with srgraph's own engine"
     );
     let mut grads = compile(c, t)?.gradients;
-    if let Some(run) = from {
-        let names: Vec<String> = grads.params().map(|(n, _)| n.to_string()).collect();
-        let trained: Vec<(String, Tensor)> = run.values.iter().filter(|(n, _)| names.contains(n)).cloned().collect();
-        ensure!(
-            trained.len() == names.len(),
-            "the run's checkpoint lacks some of the network's parameters"
-        );
-        grads.set_values(&trained)?;
-    }
+    let ckpt = match from {
+        Some(run) => {
+            let names: Vec<String> = grads.params().map(|(n, _)| n.to_string()).collect();
+            // The parameters and their moments: a checkpoint.onnx also holds the graph's constants.
+            let state: Vec<(String, Tensor)> = run
+                .values
+                .iter()
+                .filter(|(n, _)| {
+                    names
+                        .iter()
+                        .any(|p| n.strip_prefix(p.as_str()).is_some_and(is_state_suffix))
+                })
+                .cloned()
+                .collect();
+            let ckpt = checkpoint_of_state(&state, run.step, next_learning_rate(run))?;
+            ensure!(
+                ckpt.trainable.len() == names.len(),
+                "the run's checkpoint lacks some of the network's parameters"
+            );
+            let trained: Vec<(String, Tensor)> = state.into_iter().filter(|(n, _)| names.contains(n)).collect();
+            grads.set_values(&trained)?;
+            ckpt
+        }
+        None => {
+            let params: Vec<(String, Tensor)> = grads.params().map(|(n, t)| (n.to_string(), t.clone())).collect();
+            checkpoint_of_state(&params, 0, c.arch.default_learning_rate())?
+        }
+    };
     let params: Vec<(String, Tensor)> = grads.params().map(|(n, t)| (n.to_string(), t.clone())).collect();
     let mut meta = c.metadata();
     meta.extend(t.metadata());
@@ -119,23 +138,6 @@ pub fn artefacts(c: &ModelConfig, t: &TrainConfig, from: Option<&crate::train::C
     }
 
     let optimizer = optimizer_model(t)?;
-    let ckpt = match from {
-        Some(run) => {
-            // The parameters and their moments; a checkpoint.onnx also holds the graph's constants.
-            let state: Vec<(String, Tensor)> = run
-                .values
-                .iter()
-                .filter(|(n, _)| {
-                    params
-                        .iter()
-                        .any(|(p, _)| n.strip_prefix(p.as_str()).is_some_and(is_state_suffix))
-                })
-                .cloned()
-                .collect();
-            checkpoint_of_state(&state, run.step, next_learning_rate(run))?
-        }
-        None => checkpoint_of_state(&params, 0, c.arch.default_learning_rate())?,
-    };
     Ok(Artefacts {
         training_model: training.encode_to_vec(),
         eval_model: eval.encode_to_vec(),
