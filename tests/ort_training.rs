@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{data, data_dir, srgraph, text, training_python};
+use common::{data, data_dir, srgraph, srgraph_owned, text, training_python};
 use ndarray::{Array4, ArrayD};
 use ort::value::Tensor as OrtTensor;
 use srgraph::compiler::{compile, TrainConfig};
@@ -171,7 +171,7 @@ fn continued_run(d: &Path, flags: &[String], t: &TrainConfig) -> srgraph::train:
         ]
         .map(String::from),
     );
-    let o = srgraph(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>(), d);
+    let o = srgraph_owned(&args, d);
     assert!(o.status.success(), "{}", text(&o));
     let run = srgraph::train::load_checkpoint(&d.join("run/checkpoint.onnx")).unwrap();
     assert_eq!(run.step, 5);
@@ -236,7 +236,7 @@ fn onnxruntime_training_api_trains_on_srgraph_artefacts_and_agrees_with_srgraph(
         ]
         .map(String::from),
     );
-    let o = srgraph(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>(), d);
+    let o = srgraph_owned(&args, d);
     assert!(o.status.success(), "{}", text(&o));
     for file in [
         "training_model.onnx",
@@ -271,8 +271,7 @@ fn onnxruntime_training_api_trains_on_srgraph_artefacts_and_agrees_with_srgraph(
         ];
         args.extend(flags(c));
         args.extend(["-o".into(), case.join("imported.onnx").display().to_string()]);
-        let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-        let o = srgraph(&args, d);
+        let o = srgraph_owned(&args, d);
         assert!(o.status.success(), "{}", text(&o));
         let after: serde_json::Value =
             serde_json::from_slice(&std::fs::read(case.join("after.json")).unwrap()).unwrap();

@@ -89,6 +89,11 @@ pub fn srgraph(args: &[&str], cwd: &Path) -> Output {
         .unwrap()
 }
 
+/// `srgraph` with arguments built as owned strings.
+pub fn srgraph_owned(args: &[String], cwd: &Path) -> Output {
+    srgraph(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>(), cwd)
+}
+
 /// stdout then stderr.
 pub fn text(o: &Output) -> String {
     format!(
