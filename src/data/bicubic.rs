@@ -169,14 +169,9 @@ pub fn upscale(img: &Array3<u8>, s: usize) -> Result<Array3<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::test_data_dir as data_dir;
     use anyhow::Context;
     use std::path::Path;
-
-    fn data_dir() -> std::path::PathBuf {
-        std::env::var_os("SRGRAPH_DATA")
-            .map(Into::into)
-            .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
-    }
 
     /// A PNG as HWC u8 with its own channel count (Set14's bridge.png is grey: 1 channel).
     fn load(path: &Path) -> Result<Array3<u8>> {

@@ -456,13 +456,8 @@ impl Drop for Prefetcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::test_data_dir as data_dir;
     use std::fs;
-
-    fn data_dir() -> std::path::PathBuf {
-        std::env::var_os("SRGRAPH_DATA")
-            .map(Into::into)
-            .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
-    }
 
     fn set5(scale: usize) -> Result<PatchSampler> {
         let (pairs, warnings) = ImageSet::open(&data_dir().join("Set5"), scale)?.load()?;

@@ -21,6 +21,14 @@ pub fn decode(path: &Path) -> Result<image::DynamicImage> {
         .with_context(what)
 }
 
+/// `../shared/data` beside the repository, or `$SRGRAPH_DATA`: the benchmark sets the unit tests read.
+#[cfg(test)]
+pub(crate) fn test_data_dir() -> std::path::PathBuf {
+    std::env::var_os("SRGRAPH_DATA")
+        .map(Into::into)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
+}
+
 /// Load an image as RGB (greyscale is repeated over three channels, alpha dropped).
 pub fn load_rgb(path: &Path) -> Result<Array4<f32>> {
     let img = decode(path)?.to_rgb8();

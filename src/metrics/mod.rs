@@ -128,21 +128,10 @@ pub fn ssim_y(sr: &Array3<u8>, hr: &Array3<u8>, shave: usize) -> Result<f64> {
 mod tests {
     use super::*;
     use crate::data::bicubic::{self, Border};
-    use anyhow::Context;
-
-    fn data_dir() -> std::path::PathBuf {
-        std::env::var_os("SRGRAPH_DATA")
-            .map(Into::into)
-            .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
-    }
+    use crate::data::test_data_dir as data_dir;
 
     fn load_rgb(name: &str) -> Result<Array3<u8>> {
-        let path = data_dir().join(name);
-        let img = image::open(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?
-            .to_rgb8();
-        let (w, h) = img.dimensions();
-        Ok(Array3::from_shape_vec((h as usize, w as usize, 3), img.into_raw())?)
+        crate::data::load_hwc(&data_dir().join(name))
     }
 
     /// Mean (PSNR-Y, SSIM-Y) of the bicubic baseline on Set5 at scale s, shave = s.
