@@ -3,7 +3,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     match srgraph::cli::run() {
         Ok(srgraph::cli::Outcome::Done) => ExitCode::SUCCESS,
-        Ok(srgraph::cli::Outcome::Interrupted) => ExitCode::from(130),
+        Ok(srgraph::cli::Outcome::Interrupted) => ExitCode::from(srgraph::cli::interrupted_exit_code()),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e:#}");

@@ -1,16 +1,15 @@
 //! Small helpers shared by every stage.
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Write a file atomically: into a temporary file in the same folder, synced,
 /// then renamed over the target. A failure leaves no partial file behind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = folder_of(path);
     let file_name = path
         .file_name()
         .with_context(|| format!("{} is not a file path", path.display()))?;
@@ -26,6 +25,165 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The folder a file path is in (`.` for a bare file name).
+pub fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// The temporary files `write_atomic` makes are `.NAME.tmp-PID`. A process killed
+/// between creating one and renaming it leaves it behind: remove those in `dir`
+/// whose process is gone (or is not srgraph), so no run folder collects them.
+pub fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix('.')
+            .and_then(|n| n.rsplit_once(".tmp-"))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !process_alive(pid) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether process `pid` exists (Linux: /proc; elsewhere assume it does, keeping its files).
+fn process_alive(pid: u32) -> bool {
+    if Path::new("/proc/self").exists() {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
+/// srgraph's policy for the files a command writes: an existing file is replaced only
+/// when the user says so (`--force`), and an input is never replaced, whatever the
+/// flags. Every command checks each output with this before it starts work.
+pub fn check_output(path: &Path, force: bool, inputs: &[&Path]) -> Result<()> {
+    if let Some(input) = inputs.iter().find(|i| same_file(i, path)) {
+        bail!(
+            "{} is an input ({}): srgraph never writes over its inputs; give another output path",
+            path.display(),
+            input.display()
+        );
+    }
+    if path.is_dir() {
+        bail!("cannot write {}: it is a folder; give a file path", path.display());
+    }
+    if path.exists() && !force {
+        bail!(
+            "{} already exists: give another output path, or --force to replace it",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Whether two paths name one existing file (through links and `..`).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+}
+
+/// An advisory lock on a folder, held while the value lives: `.srgraph.lock` inside
+/// it, locked with the OS's file lock (released by the kernel when the process
+/// ends, however it ends) and holding the owner's pid for the message.
+pub struct FolderLock {
+    _file: std::fs::File,
+}
+
+impl FolderLock {
+    pub fn acquire(dir: &Path, what: &str) -> Result<FolderLock> {
+        let path: PathBuf = dir.join(".srgraph.lock");
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot create the lock file {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let owner = std::fs::read_to_string(&path).unwrap_or_default();
+                let owner = owner.trim();
+                bail!(
+                    "{} is in use by another srgraph {what}{}: wait for it to finish, or choose another --out",
+                    dir.display(),
+                    if owner.is_empty() { String::new() } else { format!(" (pid {owner})") }
+                );
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
+        file.set_len(0)?;
+        write!(file, "{}", std::process::id())?;
+        Ok(FolderLock { _file: file })
+    }
+}
+
+/// Bytes of memory available to a new allocation (Linux: `MemAvailable` in
+/// /proc/meminfo); None where that cannot be read.
+pub fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Thousands separators for counts people read.
+pub fn grouped(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// plotters draws text with ab_glyph from a font it is given: DejaVu Sans,
+/// embedded, so no system fonts are needed.
+pub fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
+    });
+}
+
+/// The drawing area of a plot.
+pub type PlotArea<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+
+/// A plot drawn in memory on white, then written as PNG atomically: a full disk
+/// leaves the previous file (or none), never a truncated one.
+pub fn save_plot(path: &Path, (w, h): (u32, u32), draw: impl FnOnce(&PlotArea) -> Result<()>) -> Result<()> {
+    register_font();
+    let mut rgb = vec![255u8; w as usize * h as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+        draw(&root)?;
+        root.present()
+            .map_err(|e| anyhow!("cannot draw {}: {e}", path.display()))?;
+    }
+    let mut png = Vec::new();
+    image::ImageEncoder::write_image(
+        image::codecs::png::PngEncoder::new(&mut png),
+        &rgb,
+        w,
+        h,
+        image::ExtendedColorType::Rgb8,
+    )?;
+    write_atomic(path, &png)
 }
 
 /// A float32 array as a `.npy` file (format 1.0, little-endian, C order), for

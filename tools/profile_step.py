@@ -4,12 +4,15 @@
 Usage: .venv/bin/python tools/profile_step.py DIR/train_step.onnx   (DIR from `srgraph build ARCH --train -o DIR`)
 Prints the step times and, per op type, ms per step, node count and share of kernel time.
 """
-import onnxruntime as ort, onnx, numpy as np, json, sys, collections
+import onnxruntime as ort, onnx, numpy as np, json, os, sys, collections, tempfile
 from onnx import numpy_helper
 path = sys.argv[1]
 m = onnx.load(path)
 state = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
 o = ort.SessionOptions(); o.enable_profiling = True; o.log_severity_level = 3
+# ONNX Runtime writes its profile into the working folder unless given a prefix: keep it out of the repository.
+profile_dir = tempfile.mkdtemp(prefix="srgraph-profile-")
+o.profile_file_prefix = os.path.join(profile_dir, "onnxruntime_profile")
 s = ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
 names = [i.name for i in s.get_inputs() + s.get_overridable_initializers()]
 lrs = [i for i in m.graph.input if i.name == "lr"][0].type.tensor_type.shape.dim
@@ -23,6 +26,7 @@ for k in range(6):
     t = time.time(); s.run(None, feeds); print("step", round(time.time() - t, 3))
 prof = s.end_profiling()
 ev = json.load(open(prof))
+print("profile", prof)
 by = collections.Counter(); cnt = collections.Counter()
 for e in ev:
     if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):

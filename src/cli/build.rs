@@ -1,6 +1,7 @@
 //! `srgraph build`: a preset or an architecture, flags over it, one `.onnx` out.
 
-use super::grouped;
+use crate::models::describe;
+use crate::util::{check_output, grouped};
 use crate::compiler::{compile, Loss, TrainConfig};
 use crate::export::inference_graph;
 use crate::ir::{show, ShuffleMode};
@@ -82,8 +83,11 @@ pub struct BuildArgs {
     #[arg(long, value_name = "CHECKPOINT")]
     pub from: Option<PathBuf>,
     /// Output file (default: <name>-x<scale>.onnx), or with --train the output folder (default: <name>-x<scale>/).
-    #[arg(long, short)]
+    #[arg(long, short, visible_alias = "out")]
     pub output: Option<PathBuf>,
+    /// Replace output files that already exist.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -210,6 +214,12 @@ pub fn run(a: BuildArgs) -> Result<()> {
     if a.train {
         return run_train(&a, &c, notes);
     }
+    let name = a.model.name(&c);
+    let path = a
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{name}-x{}.onnx", c.scale)));
+    check_output(&path, a.force, &[])?;
     let training_form = models::build(&c)?;
     let params = training_form.param_count();
     let graph = if a.unfolded {
@@ -226,11 +236,6 @@ pub fn run(a: BuildArgs) -> Result<()> {
         ("srgraph_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
         ("command".to_string(), std::env::args().collect::<Vec<_>>().join(" ")),
     ]);
-    let name = a.model.name(&c);
-    let path = a
-        .output
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{name}-x{}.onnx", c.scale)));
     let model = Model::new(graph, meta);
     model.save(&path, &name)?;
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -293,6 +298,10 @@ fn run_ort_training(a: &BuildArgs, c: &ModelConfig, notes: Vec<String>) -> Resul
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{name}-x{}-ort-training", c.scale)));
+    let from: Vec<&std::path::Path> = a.from.iter().map(PathBuf::as_path).collect();
+    for file in crate::ortapi::ARTEFACT_FILES {
+        check_output(&dir.join(file), a.force, &from)?;
+    }
     let run = match &a.from {
         Some(path) => {
             let run = crate::train::load_checkpoint(path)?;
@@ -338,20 +347,26 @@ fn run_ort_training(a: &BuildArgs, c: &ModelConfig, notes: Vec<String>) -> Resul
     Ok(())
 }
 
+/// What `build --train` writes into its folder.
+const TRAIN_FILES: [&str; 4] = ["model.onnx", "train_step.onnx", "gradients.onnx", "eval.onnx"];
+
 fn run_train(a: &BuildArgs, c: &ModelConfig, notes: Vec<String>) -> Result<()> {
     if a.unfolded {
         bail!("--unfolded and --train do not go together: the training graphs are written unfolded anyway");
     }
     let t = a.train_config();
     t.validate(c.scale).context("Invalid training configuration")?;
-    let graphs = compile(c, &t)?;
-    let training_form = models::build(c)?;
-    let params = training_form.param_count();
     let name = a.model.name(c);
     let dir = a
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{name}-x{}", c.scale)));
+    for file in TRAIN_FILES {
+        check_output(&dir.join(file), a.force, &[])?;
+    }
+    let graphs = compile(c, &t)?;
+    let training_form = models::build(c)?;
+    let params = training_form.param_count();
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the folder {}", dir.display()))?;
     let meta = |kind: &str, fixed: bool| {
         let mut m = c.metadata();
@@ -368,10 +383,10 @@ fn run_train(a: &BuildArgs, c: &ModelConfig, notes: Vec<String>) -> Result<()> {
         m
     };
     let files = [
-        ("model.onnx", "inference", inference_graph(&training_form)?, false),
-        ("train_step.onnx", "train-step", graphs.train_step, true),
-        ("gradients.onnx", "gradients", graphs.gradients, true),
-        ("eval.onnx", "eval", graphs.eval, true),
+        ("inference", inference_graph(&training_form)?, false),
+        ("train-step", graphs.train_step, true),
+        ("gradients", graphs.gradients, true),
+        ("eval", graphs.eval, true),
     ];
     let mut out = std::io::stdout().lock();
     for n in notes {
@@ -389,7 +404,7 @@ fn run_train(a: &BuildArgs, c: &ModelConfig, notes: Vec<String>) -> Result<()> {
         t.patch / c.scale,
         t.loss.name()
     )?;
-    for (file, kind, graph, fixed) in files {
+    for (file, (kind, graph, fixed)) in TRAIN_FILES.into_iter().zip(files) {
         let ops: usize = graph.op_histogram().iter().map(|(_, n)| n).sum();
         let inputs = graph.inputs.len() + graph.params().count() + graph.buffers().count();
         let path = dir.join(file);
@@ -407,32 +422,6 @@ fn run_train(a: &BuildArgs, c: &ModelConfig, notes: Vec<String>) -> Result<()> {
         "initial parameters, Adam moments and batch-norm statistics are the defaults of the training graphs' inputs"
     )?;
     Ok(())
-}
-
-pub fn describe(c: &ModelConfig) -> String {
-    let mut s = format!(
-        "{} x{}, {} blocks, {} filters",
-        c.arch.name(),
-        c.scale,
-        c.blocks,
-        c.filters
-    );
-    if c.arch.is_wdsr() {
-        s += &format!(", expansion {}", c.expansion);
-    }
-    if c.arch == Arch::WdsrB {
-        s += &format!(", linear {} ({} low-rank)", c.linear, c.low_rank());
-    }
-    if c.res_scale != 1.0 {
-        s += &format!(", res-scale {}", c.res_scale);
-    }
-    s += &format!(
-        ", {} norm, {} shuffle, seed {}",
-        c.norm.name(),
-        c.shuffle.onnx_name(),
-        c.seed
-    );
-    s
 }
 
 pub fn list_presets() -> Result<()> {

@@ -1,6 +1,7 @@
 //! `srgraph import-checkpoint`: an ONNX Runtime training-API checkpoint to srgraph's inference graph.
 
-use super::build::{describe, resolve, ModelArgs};
+use super::build::{resolve, ModelArgs};
+use crate::models::describe;
 use crate::ortapi::import_checkpoint;
 use crate::util::write_atomic;
 use anyhow::{Context, Result};
@@ -19,12 +20,16 @@ pub struct ImportArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// The inference .onnx to write.
-    #[arg(long, short)]
+    #[arg(long, short, visible_alias = "out")]
     pub output: PathBuf,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run(a: ImportArgs) -> Result<()> {
     let (c, _) = resolve(&a.model)?;
+    crate::util::check_output(&a.output, a.force, &[&a.checkpoint])?;
     let bytes = std::fs::read(&a.checkpoint).with_context(|| format!("cannot read {}", a.checkpoint.display()))?;
     let onnx = import_checkpoint(&bytes, &c, &a.checkpoint.display().to_string())?;
     write_atomic(&a.output, &onnx)?;

@@ -1,6 +1,7 @@
 //! `srgraph inspect`: what an `.onnx` file is, how it was made, what it computes.
 
-use super::grouped;
+use crate::util::grouped;
+use crate::infer::Signature;
 use crate::ir::{show, Op};
 use crate::onnx::{pb, Model};
 use anyhow::{Context, Result};
@@ -17,38 +18,59 @@ pub struct InspectArgs {
 
 pub fn run(a: InspectArgs) -> Result<()> {
     let bytes = std::fs::read(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
+    let bytes = crate::onnx::external::inline_external_data(bytes, &a.file)?;
+    let name = a.file.display().to_string();
     let proto = pb::ModelProto::decode(&bytes[..]).with_context(|| {
-        format!(
-            "{} is not an ONNX file: it does not parse as an ONNX model (truncated, or another format)",
-            a.file.display()
-        )
+        format!("{name} is not an ONNX file: it does not parse as an ONNX model (truncated, or another format)")
     })?;
+    let Some(g) = &proto.graph else {
+        anyhow::bail!("{name} is not an ONNX model: it has no graph")
+    };
     let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "file        {} ({:.2} MB)",
-        a.file.display(),
-        bytes.len() as f64 / 1e6
-    )?;
+    writeln!(out, "file        {name} ({:.2} MB)", bytes.len() as f64 / 1e6)?;
     writeln!(out, "producer    {} {}", proto.producer_name, proto.producer_version)?;
-    if proto.producer_name != crate::onnx::PRODUCER {
-        let Some(g) = &proto.graph else {
-            anyhow::bail!("{} is not an ONNX model: it has no graph", a.file.display())
-        };
-        writeln!(out, "note        not made by srgraph: showing its ONNX structure only")?;
-        let mut ops: Vec<(String, usize)> = Vec::new();
-        for n in &g.node {
-            match ops.iter_mut().find(|(o, _)| *o == n.op_type) {
-                Some((_, c)) => *c += 1,
-                None => ops.push((n.op_type.clone(), 1)),
-            }
+    // srgraph's IR reads the ops srgraph writes; any other graph is shown as ONNX nodes.
+    let ir = if proto.producer_name == crate::onnx::PRODUCER {
+        Some(Model::from_bytes(&bytes))
+    } else {
+        None
+    };
+    match ir {
+        Some(Ok(model)) => describe_ir(&mut out, &model)?,
+        Some(Err(e)) => {
+            writeln!(out, "note        srgraph's IR does not read it ({e:#}): showing its ONNX structure")?;
+            describe_proto(&mut out, g)?;
         }
-        let ops: Vec<String> = ops.iter().map(|(o, n)| format!("{o} {n}")).collect();
-        writeln!(out, "nodes       {} ({})", g.node.len(), ops.join(", "))?;
-        return Ok(());
+        None => {
+            writeln!(out, "note        not made by srgraph: showing its ONNX structure")?;
+            describe_proto(&mut out, g)?;
+        }
     }
-    let model = Model::from_bytes(&bytes)
-        .with_context(|| format!("{} says srgraph made it, but srgraph cannot read it", a.file.display()))?;
+    for p in &proto.metadata_props {
+        writeln!(out, "meta        {} = {}", p.key, p.value)?;
+    }
+    // The same check eval and upscale make before they load a model.
+    match Signature::read(&bytes, &name) {
+        Ok(_) => writeln!(out, "runs        eval and upscale accept its signature and attributes")?,
+        Err(e) => writeln!(out, "runs        eval and upscale refuse it: {e:#}")?,
+    }
+    Ok(())
+}
+
+fn describe_proto(out: &mut impl Write, g: &pb::GraphProto) -> Result<()> {
+    let mut ops: Vec<(String, usize)> = Vec::new();
+    for n in &g.node {
+        match ops.iter_mut().find(|(o, _)| *o == n.op_type) {
+            Some((_, c)) => *c += 1,
+            None => ops.push((n.op_type.clone(), 1)),
+        }
+    }
+    let ops: Vec<String> = ops.iter().map(|(o, n)| format!("{o} {n}")).collect();
+    writeln!(out, "nodes       {} ({})", g.node.len(), ops.join(", "))?;
+    Ok(())
+}
+
+fn describe_ir(out: &mut impl Write, model: &Model) -> Result<()> {
     let g = &model.graph;
     for &i in &g.inputs {
         writeln!(
@@ -76,8 +98,5 @@ pub fn run(a: InspectArgs) -> Result<()> {
     )?;
     let ops: Vec<String> = g.op_histogram().iter().map(|(op, n)| format!("{op} {n}")).collect();
     writeln!(out, "ops         {}", ops.join(", "))?;
-    for (k, v) in &model.metadata {
-        writeln!(out, "meta        {k} = {v}")?;
-    }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The `srgraph` command: parsed flags become validated options, which call the
 //! library. Exit codes: 0 success, 1 a failure (bad input, unreadable file), 2 a
-//! usage error (unknown flag or value).
+//! usage error (unknown flag or value), 128 + the signal's number when a training
+//! run was stopped by SIGINT (130), SIGTERM (143) or SIGHUP (129) after saving.
 
 mod build;
 mod eval;
@@ -10,7 +11,6 @@ mod study;
 mod train;
 mod upscale;
 
-pub use build::describe;
 
 use crate::runtime::{ort::Device, Engine};
 use anyhow::Result;
@@ -23,8 +23,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Build, train, evaluate and run EDSR / WDSR-A / WDSR-B super-resolution networks as ONNX graphs",
     long_about = "srgraph compiles single-image super-resolution networks (EDSR, WDSR-A, WDSR-B) \
                   into standard ONNX files with dynamic height and width, which any ONNX runtime loads.\n\n\
+                  Outputs: an existing file is replaced only with --force, and an input never is.\n\n\
                   Exit codes: 0 success, 1 failure (bad input, unreadable or unwritable file), 2 usage error, \
-                  130 training stopped by Ctrl-C (after writing its checkpoint and model)."
+                  130 / 143 / 129 training stopped by Ctrl-C / SIGTERM / SIGHUP (after writing its checkpoint and \
+                  model)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -54,7 +56,7 @@ pub enum Command {
 /// How a command ended, for the exit code.
 pub enum Outcome {
     Done,
-    /// Stopped by Ctrl-C after saving its work (exit code 130, as shells do).
+    /// Stopped by a signal after saving its work (exit code 128 + the signal, as shells do).
     Interrupted,
 }
 
@@ -75,19 +77,6 @@ pub fn run_with(cli: Cli) -> Result<Outcome> {
     }
 }
 
-/// Thousands separators for counts people read.
-pub fn grouped(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
-}
-
 /// Which runtime a command runs its graph in: shared by train, eval and upscale.
 #[derive(Args, Debug, Clone)]
 pub struct EngineArgs {
@@ -100,8 +89,8 @@ pub struct EngineArgs {
     /// the CPU, saying so).
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
-    /// Threads for ONNX Runtime (0: all cores).
-    #[arg(long, default_value_t = 0)]
+    /// Threads for ONNX Runtime (0: all cores; at most the machine's cores).
+    #[arg(long, default_value_t = 0, value_parser = parse_threads)]
     pub threads: usize,
 }
 
@@ -148,15 +137,58 @@ impl EngineArgs {
     }
 }
 
-/// A flag Ctrl-C sets (saying `message`), for commands that stop cleanly after the current step.
-pub fn stop_on_ctrl_c(message: &'static str) -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+/// More threads than cores only make ONNX Runtime spin: 100,000 of them never finish
+/// starting. A usage error names the bound.
+fn parse_threads(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|_| format!("'{s}' is not a number of threads"))?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if n > cores {
+        return Err(format!("this machine has {cores} cores: give at most {cores} (0 uses them all)"));
+    }
+    Ok(n)
+}
+
+/// A count that must be at least 1 (`--checkpoint-every 0` would mean nothing sensible).
+pub fn positive(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{s}' is not a whole number")),
+    }
+}
+
+/// The signal that stopped a command, for its exit code; 0 while none has.
+static STOPPED_BY: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// A flag that SIGINT (Ctrl-C), SIGTERM and SIGHUP (what schedulers and closing
+/// terminals send) set, saying `message`, for commands that stop cleanly after the
+/// current step. The signals are read on a thread of their own, where printing is safe.
+pub fn stop_on_signals(message: &'static str) -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     use std::sync::atomic::{AtomicBool, Ordering};
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    ctrlc::set_handler(move || {
-        eprintln!("{message}");
-        flag.store(true, Ordering::Relaxed);
-    })
-    .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))?;
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .map_err(|e| anyhow::anyhow!("cannot install the signal handlers: {e}"))?;
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            let name = match signal {
+                SIGTERM => "SIGTERM",
+                SIGHUP => "SIGHUP",
+                _ => "Ctrl-C",
+            };
+            eprintln!("\n{name}: {message}");
+            STOPPED_BY.store(signal, Ordering::SeqCst);
+            flag.store(true, Ordering::SeqCst);
+        }
+    });
     Ok(stop)
+}
+
+/// The exit code of a command stopped by a signal: 128 + its number (130 for Ctrl-C).
+pub fn interrupted_exit_code() -> u8 {
+    match STOPPED_BY.load(std::sync::atomic::Ordering::SeqCst) {
+        s @ 1..=127 => 128 + s as u8,
+        _ => 130,
+    }
 }

@@ -78,16 +78,16 @@ pub struct CommonArgs {
     #[command(flatten)]
     pub schedule: ScheduleArgs,
     /// Validate (and checkpoint) every this many steps (default: a tenth of --steps).
-    #[arg(long)]
+    #[arg(long, value_parser = super::positive)]
     pub validate_every: Option<u64>,
     /// The study's folder (default: runs/study-blocks or runs/study-norm).
-    #[arg(long)]
+    #[arg(long, short)]
     pub out: Option<PathBuf>,
     /// Continue a stopped study: finished runs are kept, the unfinished one resumes from its checkpoint.
     #[arg(long)]
     pub resume: bool,
     /// Runs trained at once (they share the cores).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
     pub jobs: usize,
     /// No progress bars.
     #[arg(long)]
@@ -138,7 +138,7 @@ pub fn run(a: StudyArgs) -> Result<bool> {
         progress: !c.quiet,
         equal_params,
     };
-    let stop = super::stop_on_ctrl_c("\nstopping after this step: the run's checkpoint is kept; --resume continues")?;
+    let stop = super::stop_on_signals("stopping after this step: the run's checkpoint is kept; --resume continues")?;
     let report = run_study(&o, &stop, &|line| println!("{line}"))?;
     let mut out = std::io::stdout().lock();
     if !report.results.is_empty() {

@@ -1,6 +1,7 @@
 //! `srgraph train`: train a network on a folder of images and leave a trained `.onnx`.
 
-use super::build::{describe, resolve, LossArg, ModelArgs};
+use super::build::{resolve, LossArg, ModelArgs};
+use crate::models::describe;
 use super::{EngineArg, EngineArgs};
 use crate::compiler::TrainConfig;
 use crate::train::{train, TrainOptions};
@@ -30,18 +31,23 @@ pub struct TrainArgs {
     /// The loss.
     #[arg(long, value_enum, default_value = "l1")]
     pub loss: LossArg,
-    #[arg(long, default_value_t = 500)]
+    /// Write checkpoint.onnx every this many steps (and at the end, and when stopped).
+    #[arg(long, default_value_t = 500, value_parser = super::positive)]
     pub checkpoint_every: u64,
-    #[arg(long, default_value_t = 500)]
+    /// Validate on --val every this many steps (and at the end).
+    #[arg(long, default_value_t = 500, value_parser = super::positive)]
     pub validate_every: u64,
     #[command(flatten)]
     pub engine: EngineArgs,
     /// The run's folder (default: runs/<name>-x<scale>).
-    #[arg(long)]
+    #[arg(long, short)]
     pub out: Option<PathBuf>,
     /// Continue the run in --out from its checkpoint.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "force")]
     pub resume: bool,
+    /// Start afresh in an --out that holds another run's files (checkpoint, model, log, curves), deleting them.
+    #[arg(long, alias = "overwrite")]
+    pub force: bool,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -51,10 +57,10 @@ pub struct TrainArgs {
 #[derive(Args, Debug)]
 pub struct ScheduleArgs {
     /// Training steps (of each run, in a study).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = super::positive)]
     pub steps: u64,
     /// Images per batch.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
     pub batch: usize,
     /// High-resolution patch side in pixels.
     #[arg(long, default_value_t = 96)]
@@ -63,7 +69,7 @@ pub struct ScheduleArgs {
     #[arg(long)]
     pub lr: Option<f32>,
     /// Halve the learning rate every this many steps.
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, default_value_t = 200_000, value_parser = super::positive)]
     pub halve_every: u64,
     /// Seed of the data: which crops, flips and rotations each step sees.
     #[arg(long, default_value_t = 0)]
@@ -91,16 +97,17 @@ pub fn run(a: TrainArgs) -> Result<bool> {
         steps: a.schedule.steps,
         learning_rate: lr,
         halve_every: a.schedule.halve_every,
-        checkpoint_every: a.checkpoint_every.max(1),
-        validate_every: a.validate_every.max(1),
+        checkpoint_every: a.checkpoint_every,
+        validate_every: a.validate_every,
         engine,
         threads: a.engine.threads,
         data_seed: a.schedule.data_seed,
         resume: a.resume,
+        overwrite: a.force,
         progress: !a.quiet,
         model: c,
     };
-    let stop = super::stop_on_ctrl_c("\nstopping after this step: the checkpoint and model will be written")?;
+    let stop = super::stop_on_signals("stopping after this step: the checkpoint and model will be written")?;
     {
         let mut out = std::io::stdout().lock();
         for n in notes {
@@ -109,13 +116,13 @@ pub fn run(a: TrainArgs) -> Result<bool> {
         writeln!(out, "network     {}", describe(&o.model))?;
         writeln!(
             out,
-            "training    {} steps, batch {} of {} px patches, {} loss, lr {lr} halved every {}, engine {:?}",
+            "training    {} steps, batch {} of {} px patches, {} loss, lr {lr} halved every {}, engine {}",
             o.steps,
             o.train.batch,
             o.train.patch,
             o.train.loss.name(),
             o.halve_every,
-            o.engine
+            o.engine.name()
         )?;
         writeln!(out, "run folder  {}", o.out.display())?;
     }
@@ -125,7 +132,7 @@ pub fn run(a: TrainArgs) -> Result<bool> {
         out,
         "steps       {}{}",
         report.steps,
-        if report.interrupted { " (stopped by Ctrl-C)" } else { "" }
+        if report.interrupted { " (stopped by a signal)" } else { "" }
     )?;
     writeln!(out, "last loss   {:.4}", report.last_loss)?;
     if let Some((m, b)) = report.psnr {

@@ -3,9 +3,9 @@
 use super::{EngineArg, EngineArgs};
 use crate::data::bicubic;
 use crate::data::dataset::images_in;
-use crate::data::picture::{rgb_png, Picture};
+use crate::data::picture::{rgb_png, OutputFormat, Picture};
 use crate::infer::{compare, SrModel, DEFAULT_TILE};
-use crate::util::write_atomic;
+use crate::util::{check_output, write_atomic};
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -27,10 +27,13 @@ pub struct UpscaleArgs {
     /// names the output.
     #[arg(required = true, num_args = 1..)]
     pub paths: Vec<PathBuf>,
-    /// Where to write: a .png file (one picture) or a folder (default: the current folder); files are named
-    /// <name>_x<s>.png.
+    /// Where to write: a picture file (one input; .png, .jpg or .bmp, by its extension) or a folder (default:
+    /// the current folder), where files are named <name>_x<s>.png.
     #[arg(short, long)]
     pub out: Option<PathBuf>,
+    /// Replace output files that already exist (inputs are never replaced).
+    #[arg(long)]
+    pub force: bool,
     /// The scale expected; an error if the model's is different.
     #[arg(long)]
     pub scale: Option<usize>,
@@ -75,6 +78,13 @@ pub fn run(mut a: UpscaleArgs) -> Result<()> {
     let mut model = SrModel::load(&a.model, engine, a.engine.threads)?;
     let s = model.ensure_scale(a.scale)?;
     let outputs = output_paths(&inputs, a.out.as_deref(), s)?;
+    let input_refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).chain([a.model.as_path()]).collect();
+    for o in &outputs {
+        check_output(o, a.force, &input_refs)?;
+        if a.compare {
+            check_output(&compare_path(o), a.force, &input_refs)?;
+        }
+    }
     let tile = (a.tile > 0).then_some(a.tile);
 
     let bar = if a.quiet {
@@ -97,7 +107,7 @@ pub fn run(mut a: UpscaleArgs) -> Result<()> {
             bar.set_message(input.display().to_string());
             let sr = model.upscale(&pic.rgb, tile, &|| bar.inc(1))?;
             let big = pic.upscaled(&sr, s)?;
-            write_atomic(output, &big.to_png()?)?;
+            write_atomic(output, &big.encode_for(output)?)?;
             if a.compare {
                 write_compare(&pic, &big, a.hr.as_deref(), input, &inputs, output, s)?;
             }
@@ -135,17 +145,21 @@ pub fn run(mut a: UpscaleArgs) -> Result<()> {
     Ok(())
 }
 
-/// `<name>_x<s>.png` in the output folder, or the output file itself for one picture.
+/// `<name>_x<s>.png` in the output folder, or the output file itself for one picture:
+/// a path ending in a picture extension (`.png`, `.jpg`, ...) names a file, never a folder.
 fn output_paths(inputs: &[PathBuf], out: Option<&Path>, s: usize) -> Result<Vec<PathBuf>> {
-    let is_png = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
-    if let Some(out) = out.filter(|o| is_png(o) && !o.is_dir()) {
+    if let Some(out) = out.filter(|o| OutputFormat::is_picture_path(o) && !o.is_dir()) {
         ensure!(
             inputs.len() == 1,
             "{} is one file, but there are {} pictures: give a folder with -o",
             out.display(),
             inputs.len()
         );
+        OutputFormat::of(out)?;
         return Ok(vec![out.to_path_buf()]);
+    }
+    if let Some(out) = out.filter(|o| o.exists() && !o.is_dir()) {
+        bail!("{} is a file, not a folder: give a picture path (.png, .jpg, .bmp) or a folder", out.display());
     }
     let dir = out.unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -160,13 +174,13 @@ fn output_paths(inputs: &[PathBuf], out: Option<&Path>, s: usize) -> Result<Vec<
         );
         outputs.push(o);
     }
-    let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y);
-    for o in &outputs {
-        if let Some(input) = inputs.iter().find(|i| same(i, o)) {
-            bail!("{} would overwrite the input {}", o.display(), input.display());
-        }
-    }
     Ok(outputs)
+}
+
+/// Where `--compare` writes beside an output: `<stem>_compare.png`.
+fn compare_path(output: &Path) -> PathBuf {
+    let stem = output.file_stem().unwrap_or_default().to_string_lossy();
+    output.with_file_name(format!("{stem}_compare.png"))
 }
 
 fn write_compare(
@@ -212,6 +226,5 @@ fn write_compare(
         panels.push(("HR", &hr_img));
     }
     let image = compare::side_by_side(&panels)?;
-    let stem = output.file_stem().unwrap_or_default().to_string_lossy();
-    write_atomic(&output.with_file_name(format!("{stem}_compare.png")), &rgb_png(&image)?)
+    write_atomic(&compare_path(output), &rgb_png(&image)?)
 }

@@ -57,6 +57,15 @@ impl TrainConfig {
             "patch {} must be a positive multiple of the scale {scale}",
             self.patch
         );
+        // The HR batch alone, before any activation: 16 x 96 px is 1.8 MB.
+        let hr_bytes = self.batch as f64 * (self.patch as f64).powi(2) * 3.0 * 4.0;
+        ensure!(
+            hr_bytes <= 1024.0 * 1024.0 * 1024.0,
+            "a batch of {} patches of {} px would take {:.1} GB before the network runs: lower --batch or --patch",
+            self.batch,
+            self.patch,
+            hr_bytes / 1e9
+        );
         Ok(())
     }
 

@@ -127,9 +127,12 @@ fn resize(img: &Array3<u8>, out_h: usize, out_w: usize, scale: f64, border: Bord
     Array3::from_shape_vec((out_h, out_w, ch), cols).expect("sizes match by construction")
 }
 
+/// The largest scale srgraph resizes by, and so runs models of (x1 to x16).
+pub const MAX_SCALE: usize = 16;
+
 fn check(img: &Array3<u8>, s: usize, min_side: usize) -> Result<()> {
-    if !(2..=4).contains(&s) {
-        bail!("scale {s} is not supported: use 2, 3 or 4");
+    if !(1..=MAX_SCALE).contains(&s) {
+        bail!("scale {s} is not supported: use 1 to {MAX_SCALE}");
     }
     let (h, w, c) = img.dim();
     if h < min_side || w < min_side {
@@ -256,11 +259,23 @@ mod tests {
     #[test]
     fn bad_inputs_are_errors() -> Result<()> {
         let img = Array3::<u8>::zeros((8, 8, 3));
-        let err = downscale(&img, 5, Border::Mirror).unwrap_err().to_string();
-        assert!(err.contains("scale 5 is not supported: use 2, 3 or 4"), "{err}");
+        let err = downscale(&img, 17, Border::Mirror).unwrap_err().to_string();
+        assert!(err.contains("scale 17 is not supported: use 1 to 16"), "{err}");
+        assert!(downscale(&img, 0, Border::Mirror).is_err());
         assert!(downscale(&Array3::zeros((1, 1, 3)), 2, Border::Mirror).is_err());
         assert!(downscale(&Array3::zeros((8, 8, 0)), 2, Border::Mirror).is_err());
-        assert!(upscale(&img, 1).is_err());
+        Ok(())
+    }
+
+    /// x1 leaves a picture as it is (MATLAB's imresize at scale 1 does), and x8 keeps a flat one flat.
+    #[test]
+    fn scale_one_is_the_identity_and_eight_works() -> Result<()> {
+        let img = Array3::from_shape_fn((9, 11, 3), |(y, x, c)| (y * 20 + x * 7 + c * 50) as u8);
+        assert_eq!(downscale(&img, 1, Border::Mirror)?, img);
+        assert_eq!(upscale(&img, 1)?, img);
+        let flat = Array3::from_elem((16, 24, 3), 91u8);
+        assert!(downscale(&flat, 8, Border::Mirror)?.iter().all(|&v| v == 91));
+        assert!(upscale(&flat, 8)?.iter().all(|&v| v == 91));
         Ok(())
     }
 

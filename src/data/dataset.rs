@@ -88,8 +88,9 @@ impl ImageSet {
         ensure!(dir.exists(), "data folder {} does not exist", dir.display());
         ensure!(dir.is_dir(), "data path {} is not a folder", dir.display());
         ensure!(
-            (2..=4).contains(&scale),
-            "scale {scale} is not supported: use 2, 3 or 4"
+            (1..=bicubic::MAX_SCALE).contains(&scale),
+            "scale {scale} is not supported: use 1 to {}",
+            bicubic::MAX_SCALE
         );
         let x = format!("X{scale}");
         let mut candidates = vec![];
@@ -189,6 +190,13 @@ impl ImageSet {
             .par_iter()
             .map(|f| {
                 let hr = match read_rgb(&f.hr) {
+                    Ok(hr) if hr.dim().0 < s || hr.dim().1 < s => {
+                        let (h, w, _) = hr.dim();
+                        return Ok(Err(format!(
+                            "skipped {}: {w}x{h} pixels, smaller than the scale {s}",
+                            f.hr.display()
+                        )));
+                    }
                     Ok(hr) => bicubic::modcrop(&hr, s),
                     Err(e) => return Ok(Err(format!("skipped {}: {e:#}", f.hr.display()))),
                 };
@@ -569,7 +577,8 @@ mod tests {
         let file = data_dir().join("Set5/HR/bird.png");
         let err = ImageSet::open(&file, 2).err().context("a file must fail")?.to_string();
         assert!(err.contains("bird.png") && err.contains("not a folder"), "{err}");
-        assert!(ImageSet::open(&data_dir().join("Set5"), 5).is_err());
+        assert!(ImageSet::open(&data_dir().join("Set5"), 17).is_err());
+        assert!(ImageSet::open(&data_dir().join("Set5"), 0).is_err());
         Ok(())
     }
 

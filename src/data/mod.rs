@@ -12,9 +12,15 @@ use std::path::Path;
 
 /// Decode an image file, its format guessed from the content rather than the name.
 pub fn decode(path: &Path) -> Result<image::DynamicImage> {
-    let what = || format!("cannot read image {}", path.display());
-    image::ImageReader::open(path)
-        .with_context(what)?
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read image {}", path.display()))?;
+    decode_bytes(&bytes, &path.display().to_string())
+}
+
+/// Decode the bytes of an image file (`name` names it in messages), with the image
+/// crate's limits on dimensions and allocation, so a decompression bomb is refused.
+pub fn decode_bytes(bytes: &[u8], name: &str) -> Result<image::DynamicImage> {
+    let what = || format!("cannot read image {name}");
+    image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .with_context(what)?
         .decode()

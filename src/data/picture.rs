@@ -20,7 +20,15 @@ pub struct Picture {
 
 impl Picture {
     pub fn open(path: &Path) -> Result<Picture> {
-        let img = super::decode(path)?;
+        Picture::of(super::decode(path)?)
+    }
+
+    /// The picture in the bytes of an image file; `name` names it in messages.
+    pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Picture> {
+        Picture::of(super::decode_bytes(bytes, name)?)
+    }
+
+    fn of(img: image::DynamicImage) -> Result<Picture> {
         let color = img.color();
         let grey = matches!(color, ColorType::L8 | ColorType::La8 | ColorType::L16 | ColorType::La16);
         let reduced_from_16 = color.bytes_per_pixel() / color.channel_count() as u8 > 1;
@@ -69,6 +77,35 @@ impl Picture {
         })
     }
 
+    /// The bytes of the picture in the format `path`'s extension names: PNG, JPEG
+    /// (quality 95; it has no alpha, so alpha is dropped) or BMP.
+    pub fn encode_for(&self, path: &Path) -> Result<Vec<u8>> {
+        match OutputFormat::of(path)? {
+            OutputFormat::Png => self.to_png(),
+            OutputFormat::Jpeg => {
+                let (w, h) = self.size();
+                let mut jpeg = Vec::new();
+                let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95);
+                if self.grey {
+                    let grey: Vec<u8> = self.rgb.iter().step_by(3).copied().collect();
+                    encoder.write_image(&grey, w as u32, h as u32, image::ExtendedColorType::L8)?;
+                } else {
+                    let rgb = self.rgb.as_standard_layout();
+                    let raw = rgb.as_slice().context("contiguous pixels")?;
+                    encoder.write_image(raw, w as u32, h as u32, image::ExtendedColorType::Rgb8)?;
+                }
+                Ok(jpeg)
+            }
+            OutputFormat::Bmp => {
+                let png = self.to_png()?;
+                let img = image::load_from_memory_with_format(&png, image::ImageFormat::Png)?;
+                let mut bmp = std::io::Cursor::new(Vec::new());
+                img.write_to(&mut bmp, image::ImageFormat::Bmp)?;
+                Ok(bmp.into_inner())
+            }
+        }
+    }
+
     /// PNG bytes in the picture's own colour type (grey stays grey, alpha stays).
     pub fn to_png(&self) -> Result<Vec<u8>> {
         let (w, h) = self.size();
@@ -100,6 +137,40 @@ impl Picture {
         let mut png = Vec::new();
         image::codecs::png::PngEncoder::new(&mut png).write_image(&raw, w as u32, h as u32, color)?;
         Ok(png)
+    }
+}
+
+/// The picture formats srgraph writes, chosen by a path's extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Png,
+    Jpeg,
+    Bmp,
+}
+
+/// Extensions of picture formats: a path ending in one names a file, not a folder.
+const PICTURE_EXTENSIONS: [&str; 10] = ["png", "jpg", "jpeg", "bmp", "webp", "tif", "tiff", "gif", "avif", "ppm"];
+
+impl OutputFormat {
+    /// Whether `path` ends in a picture extension (whether or not srgraph writes that format).
+    pub fn is_picture_path(path: &Path) -> bool {
+        path.extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| PICTURE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+    }
+
+    pub fn of(path: &Path) -> Result<OutputFormat> {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        Ok(match ext.as_str() {
+            "png" => OutputFormat::Png,
+            "jpg" | "jpeg" => OutputFormat::Jpeg,
+            "bmp" => OutputFormat::Bmp,
+            _ => anyhow::bail!(
+                "{}: srgraph writes PNG, JPEG and BMP pictures (.png, .jpg, .jpeg, .bmp), not {}",
+                path.display(),
+                if ext.is_empty() { "files without an extension".to_string() } else { format!(".{ext}") }
+            ),
+        })
     }
 }
 

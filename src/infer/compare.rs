@@ -32,7 +32,7 @@ pub fn side_by_side(panels: &[(&str, &Array3<u8>)]) -> Result<Array3<u8>> {
             }
         }
     }
-    crate::train::register_font();
+    crate::util::register_font();
     {
         let root = BitMapBackend::with_buffer(&mut buf, (width as u32, height as u32)).into_drawing_area();
         for (i, (label, _)) in panels.iter().enumerate() {

@@ -8,6 +8,7 @@
 //! an image have one size (the edge tiles slide inwards), so tract optimises a
 //! single plan per image size, and tract's tiles run on all cores at once.
 
+mod attributes;
 pub mod compare;
 mod signature;
 
@@ -56,7 +57,15 @@ pub struct Tile {
 
 impl SrModel {
     pub fn load(path: &Path, engine: Engine, threads: usize) -> Result<SrModel> {
+        // A pipe or device would block the read (or never end): only files are models.
+        anyhow::ensure!(
+            path.is_file(),
+            "model {} {}",
+            path.display(),
+            if path.exists() { "is not a file" } else { "does not exist" }
+        );
         let bytes = std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
+        let bytes = crate::onnx::external::inline_external_data(bytes, path)?;
         SrModel::from_bytes(bytes, &path.display().to_string(), engine, threads)
     }
 
@@ -92,6 +101,12 @@ impl SrModel {
             y.shape()
         );
         m.scale = oh / h;
+        ensure!(
+            m.scale <= crate::data::bicubic::MAX_SCALE,
+            "{name} upscales x{}: srgraph runs models of x1 to x{}",
+            m.scale,
+            crate::data::bicubic::MAX_SCALE
+        );
         if let Some(declared) = sig.scale {
             ensure!(
                 declared == m.scale,
@@ -160,8 +175,18 @@ impl SrModel {
         let (h, w, c) = lr.dim();
         ensure!(c == 3, "expected an RGB image, got {c} channels");
         ensure!(h > 0 && w > 0, "the image is empty");
-        let tiles = self.tiles(h, w, tile);
         let s = self.scale;
+        // The float output and its 8-bit copy, before any tile runs: refuse what cannot fit.
+        let bytes = (h * s) as f64 * (w * s) as f64 * 3.0 * 5.0;
+        if let Some(available) = crate::util::available_memory() {
+            ensure!(
+                bytes < available as f64,
+                "the x{s} picture of a {w}x{h} input would take {:.1} GB of memory, more than the {:.1} GB available",
+                bytes / 1e9,
+                available as f64 / 1e9
+            );
+        }
+        let tiles = self.tiles(h, w, tile);
         let window = |t: &Tile| to_nchw(&lr.slice(s![t.y..t.y + t.h, t.x..t.x + t.w, ..]).to_owned());
         let outputs: Vec<Array4<f32>> = match self.engine {
             // Tiles have one size: one plan, shared by the threads.
@@ -211,6 +236,13 @@ impl SrModel {
 
 fn as_image(y: ArrayD<f32>, name: &str) -> Result<Array4<f32>> {
     let shape = y.shape().to_vec();
+    let bad = y.iter().filter(|v| !v.is_finite()).count();
+    ensure!(
+        bad == 0,
+        "{name} gave {bad} NaN or infinite values of {}: its weights are damaged (NaN or infinity in them) or \
+         overflow; retrain it, or export it again from a good checkpoint",
+        y.len()
+    );
     y.into_dimensionality::<Ix4>().with_context(|| {
         format!(
             "{name} gave an output of rank {}, not an [N, C, H, W] image",
@@ -222,14 +254,14 @@ fn as_image(y: ArrayD<f32>, name: &str) -> Result<Array4<f32>> {
 /// Cores of `tile` pixels along one axis of length `len`, each with its window of
 /// `tile + 2 margin` pixels slid inside the axis: (window start, window length, core start, core end).
 fn axis_tiles(len: usize, tile: usize, margin: usize) -> Vec<(usize, usize, usize, usize)> {
-    let window = (tile + 2 * margin).min(len);
+    let window = tile.saturating_add(margin.saturating_mul(2)).min(len);
     if tile == 0 || window == len {
         return vec![(0, len, 0, len)];
     }
     (0..len)
         .step_by(tile)
         .map(|a| {
-            let b = (a + tile).min(len);
+            let b = a.saturating_add(tile).min(len);
             let start = a.saturating_sub(margin).min(len - window);
             (start, window, a, b)
         })

@@ -52,6 +52,7 @@ impl Signature {
         );
         check_image(inputs[0], name, "input")?;
         check_image(&g.output[0], name, "output")?;
+        super::attributes::check_graph(g).with_context(|| format!("{name} is not a model srgraph can run"))?;
         let metadata: Vec<(String, String)> = model
             .metadata_props
             .iter()
@@ -127,8 +128,8 @@ pub fn receptive_radius(g: &pb::GraphProto) -> usize {
                 let pads = ints(n, "pads").unwrap_or_default();
                 (0..kernel.len())
                     .map(|i| {
-                        let extent = (kernel[i] - 1) * dilations.get(i).copied().unwrap_or(1);
-                        let half = (extent + 1) / 2;
+                        let extent = (kernel[i].saturating_sub(1)).saturating_mul(dilations.get(i).copied().unwrap_or(1));
+                        let half = extent.saturating_add(1) / 2;
                         let pad = pads.get(i).max(pads.get(i + kernel.len())).copied().unwrap_or(0);
                         half.max(pad).max(0) as usize
                     })
@@ -139,7 +140,7 @@ pub fn receptive_radius(g: &pb::GraphProto) -> usize {
             "Resize" | "Upsample" => 2,
             _ => 0,
         };
-        radius += reach;
+        radius = usize::saturating_add(radius, reach);
     }
     radius
 }

@@ -74,6 +74,14 @@ impl Tensor {
         }
     }
 
+    /// No NaN or infinity in it (integers always are finite).
+    pub fn is_finite(&self) -> bool {
+        match self {
+            Tensor::F32(a) => a.iter().all(|v| v.is_finite()),
+            Tensor::I64(_) => true,
+        }
+    }
+
     /// The single value of a one-element f32 tensor (a scalar, or shape [1], [1,1,1,1]...).
     pub fn as_f32_scalar(&self) -> Option<f32> {
         match self {

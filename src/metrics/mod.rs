@@ -38,7 +38,10 @@ fn shaved<'a>(
     }
     ensure!(c > 0, "images have no channels");
     ensure!(
-        h >= 2 * shave + min_side && w >= 2 * shave + min_side,
+        shave
+            .checked_mul(2)
+            .and_then(|s| s.checked_add(min_side))
+            .is_some_and(|need| h >= need && w >= need),
         "shaving {shave} pixels from each border of a {w}x{h} image leaves less than {min_side}x{min_side}"
     );
     let crop = s![shave..h - shave, shave..w - shave, ..];

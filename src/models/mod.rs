@@ -122,7 +122,68 @@ impl ModelConfig {
                 self.filters
             );
         }
+        self.ensure_buildable()
+    }
+
+    /// Refuses a network too large to build: its weights must fit in one ONNX file
+    /// (protobuf caps a message at 2 GB) and its graph in memory. Counted from the
+    /// configuration, before anything is allocated.
+    fn ensure_buildable(&self) -> Result<()> {
+        let (weights, nodes) = self.size_estimate();
+        let weight_bytes = weights * 4.0;
+        // Building, folding and encoding hold about three copies of the weights; a node
+        // with its name, shape facts and edges takes about a kilobyte.
+        let memory = 3.0 * weight_bytes + 1024.0 * nodes;
+        const ONNX_LIMIT: f64 = 2.0 * 1024.0 * 1024.0 * 1024.0;
+        ensure!(
+            weight_bytes < ONNX_LIMIT,
+            "{} with {} blocks of {} filters would have about {:.3e} weights ({:.1} GB): an ONNX file holds at most \
+             2 GB; use fewer --blocks or --filters",
+            self.arch.name(),
+            self.blocks,
+            self.filters,
+            weights,
+            weight_bytes / 1e9
+        );
+        if let Some(available) = crate::util::available_memory() {
+            ensure!(
+                memory < available as f64,
+                "{} with {} blocks of {} filters would need about {:.1} GB to build ({:.3e} weights, {:.3e} graph \
+                 nodes), more than the {:.1} GB of memory available; use fewer --blocks or --filters",
+                self.arch.name(),
+                self.blocks,
+                self.filters,
+                memory / 1e9,
+                weights,
+                nodes,
+                available as f64 / 1e9
+            );
+        }
         Ok(())
+    }
+
+    /// (weights, graph nodes) of the training-form network, counted in floating point
+    /// so that no configuration overflows: each conv's k*k*cin*cout + cout.
+    pub fn size_estimate(&self) -> (f64, f64) {
+        let conv = |cin: usize, cout: usize, k: usize| (k * k) as f64 * cin as f64 * cout as f64 + cout as f64;
+        let (f, s, b) = (self.filters, self.scale, self.blocks as f64);
+        let wide = f.saturating_mul(self.expansion);
+        let (fixed, per_block) = match self.arch {
+            Arch::Edsr => {
+                let upsampler = if s == 4 { 2.0 * conv(f, f * 4, 3) } else { conv(f, f.saturating_mul(s * s), 3) };
+                (conv(3, f, 3) + conv(f, f, 3) + upsampler + conv(f, 3, 3), 2.0 * conv(f, f, 3))
+            }
+            Arch::WdsrA => (
+                conv(3, 3 * s * s, 5) + conv(3, f, 3) + conv(f, 3 * s * s, 3),
+                conv(f, wide, 3) + conv(wide, f, 3),
+            ),
+            Arch::WdsrB => (
+                conv(3, 3 * s * s, 5) + conv(3, f, 3) + conv(f, 3 * s * s, 3),
+                conv(f, wide, 1) + conv(wide, self.low_rank(), 1) + conv(self.low_rank(), f, 3),
+            ),
+        };
+        // Weight norm or batch norm add a handful of ops per conv; 16 per block bounds both.
+        (fixed + b * per_block, 32.0 + 16.0 * b)
     }
 
     /// The record of this configuration kept in every file srgraph writes.
@@ -188,6 +249,33 @@ pub fn build_network(c: &ModelConfig, [n, h, w]: [Dim; 3], training: bool, dry: 
         graph: net.g,
         updates: net.updates,
     })
+}
+
+/// One line that says what network a configuration is, for people.
+pub fn describe(c: &ModelConfig) -> String {
+    let mut s = format!(
+        "{} x{}, {} blocks, {} filters",
+        c.arch.name(),
+        c.scale,
+        c.blocks,
+        c.filters
+    );
+    if c.arch.is_wdsr() {
+        s += &format!(", expansion {}", c.expansion);
+    }
+    if c.arch == Arch::WdsrB {
+        s += &format!(", linear {} ({} low-rank)", c.linear, c.low_rank());
+    }
+    if c.res_scale != 1.0 {
+        s += &format!(", res-scale {}", c.res_scale);
+    }
+    s += &format!(
+        ", {} norm, {} shuffle, seed {}",
+        c.norm.name(),
+        c.shuffle.onnx_name(),
+        c.seed
+    );
+    s
 }
 
 /// Trainable parameters of a configuration, weight norm's g included.

@@ -1,5 +1,6 @@
 //! The ONNX codec: srgraph's IR to and from `.onnx` files (opset 17, IR version 8).
 
+pub mod external;
 mod graph;
 mod ops;
 pub mod pb;

@@ -247,14 +247,13 @@ pub fn state_of_checkpoint(ckpt: &Checkpoint) -> Result<(Vec<(String, Tensor)>, 
 }
 
 /// Writes the artefacts into `dir` under the names ORT's examples use.
+/// The files `write_artefacts` writes into its folder.
+pub const ARTEFACT_FILES: [&str; 4] = ["training_model.onnx", "eval_model.onnx", "optimizer_model.onnx", "checkpoint"];
+
 pub fn write_artefacts(dir: &Path, a: &Artefacts) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    for (name, bytes) in [
-        ("training_model.onnx", &a.training_model),
-        ("eval_model.onnx", &a.eval_model),
-        ("optimizer_model.onnx", &a.optimizer_model),
-        ("checkpoint", &a.checkpoint),
-    ] {
+    let contents = [&a.training_model, &a.eval_model, &a.optimizer_model, &a.checkpoint];
+    for (name, bytes) in ARTEFACT_FILES.into_iter().zip(contents) {
         crate::util::write_atomic(&dir.join(name), bytes)?;
     }
     Ok(())
@@ -481,7 +480,7 @@ pub fn import_checkpoint(bytes: &[u8], c: &ModelConfig, source: &str) -> Result<
                     format!(
                     "{source} has no parameter {name}: it was not trained on this architecture ({}; its parameters \
                      are {}{})",
-                    crate::cli::describe(c),
+                    crate::models::describe(c),
                     ckpt.trainable.iter().take(4).map(|t| t.name.as_str()).collect::<Vec<_>>().join(", "),
                     if ckpt.trainable.len() > 4 { ", ..." } else { "" }
                 )
@@ -490,7 +489,7 @@ pub fn import_checkpoint(bytes: &[u8], c: &ModelConfig, source: &str) -> Result<
         ensure!(
             dims == *shape,
             "{source}: {name} is {dims:?} in the checkpoint but {shape:?} in {}",
-            crate::cli::describe(c)
+            crate::models::describe(c)
         );
         values.push((name.clone(), Tensor::f32(shape, t.data.clone())));
     }

@@ -260,18 +260,22 @@ pub struct OrtModel {
 
 impl OrtModel {
     pub fn new(onnx: &[u8], device: Device, threads: usize) -> Result<OrtModel> {
-        Ok(OrtModel {
-            session: session(onnx, device, threads)?.0,
+        super::guarded("ONNX Runtime", "load the model", || {
+            Ok(OrtModel {
+                session: session(onnx, device, threads)?.0,
+            })
         })
     }
 
     pub fn run(&mut self, x: ArrayD<f32>) -> Result<ArrayD<f32>> {
-        let outputs = self.session.run(ort::inputs![OrtTensor::from_array(x)?])?;
-        ensure!(
-            outputs.len() == 1,
-            "expected one output, the graph has {}",
-            outputs.len()
-        );
-        Ok(outputs[0].try_extract_array::<f32>()?.to_owned())
+        super::guarded("ONNX Runtime", "run the graph", || {
+            let outputs = self.session.run(ort::inputs![OrtTensor::from_array(x)?])?;
+            ensure!(
+                outputs.len() == 1,
+                "expected one output, the graph has {}",
+                outputs.len()
+            );
+            Ok(outputs[0].try_extract_array::<f32>()?.to_owned())
+        })
     }
 }

@@ -1,6 +1,7 @@
 //! tract: loads an ONNX file and runs it, optimised for the concrete input
 //! shapes it will see (about 4x faster than keeping H and W symbolic).
 
+use super::guarded;
 use anyhow::{Context, Result};
 use ndarray::ArrayD;
 use tract_onnx::prelude::*;
@@ -12,38 +13,34 @@ pub struct TractModel {
 impl TractModel {
     /// Prepare `onnx` (the bytes of a `.onnx` file) for f32 inputs of these shapes.
     pub fn new(onnx: &[u8], input_shapes: &[&[usize]]) -> Result<TractModel> {
-        let mut model = tract_onnx::onnx()
-            .model_for_read(&mut &onnx[..])
-            .context("tract could not load the ONNX file")?;
-        for (i, shape) in input_shapes.iter().enumerate() {
-            model = model.with_input_fact(i, f32::fact(shape.to_vec()).into())?;
-        }
-        let plan = model
-            .into_optimized()
-            .context("tract could not optimise the graph")?
-            .into_runnable()
-            .context("tract could not plan the graph")?;
-        Ok(TractModel { plan })
+        Self::planned(onnx, input_shapes.iter().map(|s| f32::fact(s.to_vec()).into()).collect())
     }
 
     /// As `new`, for a double-precision model (`Model::to_bytes_f64`).
     pub fn new_f64(onnx: &[u8], input_shapes: &[&[usize]]) -> Result<TractModel> {
-        let mut model = tract_onnx::onnx()
-            .model_for_read(&mut &onnx[..])
-            .context("tract could not load the ONNX file")?;
-        for (i, shape) in input_shapes.iter().enumerate() {
-            model = model.with_input_fact(i, f64::fact(shape.to_vec()).into())?;
-        }
-        let plan = model
-            .into_optimized()
-            .context("tract could not optimise the graph")?
-            .into_runnable()?;
-        Ok(TractModel { plan })
+        Self::planned(onnx, input_shapes.iter().map(|s| f64::fact(s.to_vec()).into()).collect())
+    }
+
+    fn planned(onnx: &[u8], inputs: Vec<InferenceFact>) -> Result<TractModel> {
+        guarded("tract", "load the model", || {
+            let mut model = tract_onnx::onnx()
+                .model_for_read(&mut &onnx[..])
+                .context("tract could not load the ONNX file")?;
+            for (i, fact) in inputs.into_iter().enumerate() {
+                model = model.with_input_fact(i, fact)?;
+            }
+            let plan = model
+                .into_optimized()
+                .context("tract could not optimise the graph")?
+                .into_runnable()
+                .context("tract could not plan the graph")?;
+            Ok(TractModel { plan })
+        })
     }
 
     pub fn run_f64(&self, inputs: Vec<ArrayD<f64>>) -> Result<Vec<ArrayD<f64>>> {
         let inputs: TVec<TValue> = inputs.into_iter().map(|a| Tensor::from(a).into()).collect();
-        let outputs = self.plan.run(inputs).context("tract failed to run the graph")?;
+        let outputs = guarded("tract", "run the graph", || self.plan.run(inputs).context("tract failed to run the graph"))?;
         outputs
             .iter()
             .map(|v| Ok(v.to_plain_array_view::<f64>()?.to_owned()))
@@ -52,7 +49,7 @@ impl TractModel {
 
     pub fn run(&self, inputs: Vec<ArrayD<f32>>) -> Result<Vec<ArrayD<f32>>> {
         let inputs: TVec<TValue> = inputs.into_iter().map(|a| Tensor::from(a).into()).collect();
-        let outputs = self.plan.run(inputs).context("tract failed to run the graph")?;
+        let outputs = guarded("tract", "run the graph", || self.plan.run(inputs).context("tract failed to run the graph"))?;
         outputs
             .iter()
             .map(|v| Ok(v.to_plain_array_view::<f32>()?.to_owned()))

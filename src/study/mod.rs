@@ -165,7 +165,14 @@ pub struct StudyReport {
 /// `announce` gets one line per run as it starts or is found done.
 pub fn run_study(o: &StudyOptions, stop: &AtomicBool, announce: &(dyn Fn(String) + Sync)) -> Result<StudyReport> {
     ensure!(o.jobs >= 1, "--jobs must be at least 1");
+    ensure!(
+        !o.out.exists() || o.out.is_dir(),
+        "--out {} is a file, not a folder: give a folder for the study",
+        o.out.display()
+    );
     std::fs::create_dir_all(o.out.join("runs")).with_context(|| format!("cannot create {}", o.out.display()))?;
+    let _lock = crate::util::FolderLock::acquire(&o.out, "study")?;
+    crate::util::remove_stale_temporaries(&o.out);
     let started: Vec<&RunSpec> = o
         .runs
         .iter()
@@ -177,6 +184,12 @@ pub fn run_study(o: &StudyOptions, stop: &AtomicBool, announce: &(dyn Fn(String)
             o.out.display(),
             started[0].name
         );
+    }
+    // Every run's options are checked before the first one trains.
+    for spec in &o.runs {
+        train_options(o, spec)
+            .validate()
+            .with_context(|| format!("run {}", spec.name))?;
     }
     let total = o.runs.len();
     let results: Mutex<Vec<Option<RunResult>>> = Mutex::new(vec![None; total]);
@@ -245,7 +258,7 @@ fn one_run(
             String::new()
         },
         c.norm.name(),
-        crate::cli::grouped(params)
+        crate::util::grouped(params)
     );
     if result_path.exists() {
         let r: RunResult = serde_json::from_slice(&std::fs::read(&result_path)?)
@@ -253,27 +266,8 @@ fn one_run(
         announce(format!("{what}: done earlier, {:.2} dB", r.psnr_y));
         return Ok(Some(r));
     }
-    let resume = dir.join("checkpoint.onnx").exists();
-    announce(format!("{what}{}", if resume { " (resuming)" } else { "" }));
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let opts = TrainOptions {
-        model: c.clone(),
-        train: o.train.clone(),
-        data: o.data.clone(),
-        val: Some(o.val.clone()),
-        out: dir.clone(),
-        steps: o.steps,
-        learning_rate: o.learning_rate.unwrap_or(c.arch.default_learning_rate()),
-        halve_every: o.halve_every,
-        checkpoint_every: o.validate_every,
-        validate_every: o.validate_every,
-        engine: o.engine,
-        // Runs side by side share the cores.
-        threads: if o.jobs > 1 { (cores / o.jobs).max(1) } else { o.threads },
-        data_seed: o.data_seed,
-        resume,
-        progress: o.progress && o.jobs == 1,
-    };
+    let opts = train_options(o, spec);
+    announce(format!("{what}{}", if opts.resume { " (resuming)" } else { "" }));
     let began = std::time::Instant::now();
     let report = train(&opts, stop)?;
     if report.interrupted {
@@ -311,6 +305,35 @@ fn one_run(
         r.psnr_y, r.bicubic_psnr_y, r.seconds
     ));
     Ok(Some(r))
+}
+
+/// The training options of one run: the study's, with the run's network and folder;
+/// it resumes when its folder holds a checkpoint.
+fn train_options(o: &StudyOptions, spec: &RunSpec) -> TrainOptions {
+    let dir = o.out.join("runs").join(&spec.name);
+    let c = &spec.config;
+    let resume = dir.join("checkpoint.onnx").exists();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    TrainOptions {
+        model: c.clone(),
+        train: o.train.clone(),
+        data: o.data.clone(),
+        val: Some(o.val.clone()),
+        out: dir,
+        steps: o.steps,
+        learning_rate: o.learning_rate.unwrap_or(c.arch.default_learning_rate()),
+        halve_every: o.halve_every,
+        checkpoint_every: o.validate_every,
+        validate_every: o.validate_every,
+        engine: o.engine,
+        // Runs side by side share the cores.
+        threads: if o.jobs > 1 { (cores / o.jobs).max(1) } else { o.threads },
+        data_seed: o.data_seed,
+        resume,
+        // The run's folder belongs to the study, whose own --resume check guards it.
+        overwrite: !resume,
+        progress: o.progress && o.jobs == 1,
+    }
 }
 
 fn write_outputs(o: &StudyOptions, results: &[RunResult]) -> Result<()> {

@@ -4,11 +4,9 @@
 use super::table::display_name;
 use super::RunResult;
 use anyhow::{anyhow, Result};
-use plotters::coord::Shift;
+use crate::util::{save_plot, PlotArea as Area};
 use plotters::prelude::*;
 use std::path::Path;
-
-type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 
 /// One colour per series name, the same in every plot.
 fn colour(name: &str) -> RGBColor {
@@ -86,13 +84,7 @@ fn curve(r: &RunResult) -> Vec<(f64, f64)> {
 }
 
 fn save(path: &Path, size: (u32, u32), draw: impl FnOnce(&Area) -> Result<()>) -> Result<()> {
-    crate::train::register_font();
-    let root = BitMapBackend::new(path, size).into_drawing_area();
-    root.fill(&WHITE)
-        .map_err(|e| anyhow!("cannot draw {}: {e}", path.display()))?;
-    draw(&root)?;
-    root.present()
-        .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))
+    save_plot(path, size, draw)
 }
 
 /// Validation PSNR against steps, one panel per depth, one line per architecture.

@@ -54,7 +54,7 @@ pub fn blocks(o: &StudyOptions, results: &[RunResult]) -> (String, String) {
             md.push_str(&format!(
                 "| {b} | {} | {} | {dp} | {:.3} | {:.3} | {dq} | {} |\n",
                 display_name(&r.arch),
-                crate::cli::grouped(r.params),
+                crate::util::grouped(r.params),
                 r.psnr_y,
                 r.bicubic_psnr_y,
                 paper.map_or("-".into(), |p| format!("{p:.3}"))
@@ -100,7 +100,7 @@ pub fn norm(o: &StudyOptions, results: &[RunResult]) -> (String, String) {
             display_name(&r.arch),
             r.blocks,
             r.norm,
-            crate::cli::grouped(r.params),
+            crate::util::grouped(r.params),
             r.psnr_y,
             r.bicubic_psnr_y,
             r.psnr_y - r.bicubic_psnr_y,

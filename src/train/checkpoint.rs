@@ -44,7 +44,12 @@ pub fn save(
 
 pub fn load(path: &Path) -> Result<Checkpoint> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read the checkpoint {}", path.display()))?;
-    let proto = pb::ModelProto::decode(&bytes[..])
+    from_bytes(&bytes, path)
+}
+
+/// A checkpoint from the bytes of its file; `path` names it in messages.
+pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
+    let proto = pb::ModelProto::decode(bytes)
         .with_context(|| format!("{} is not a checkpoint srgraph can read", path.display()))?;
     let metadata: Vec<(String, String)> = proto
         .metadata_props

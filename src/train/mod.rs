@@ -6,8 +6,7 @@ mod checkpoint;
 mod plot;
 mod validate;
 
-pub use checkpoint::{ensure_same_config, load as load_checkpoint, Checkpoint};
-pub use plot::register_font;
+pub use checkpoint::{ensure_same_config, from_bytes as checkpoint_from_bytes, load as load_checkpoint, Checkpoint};
 pub use validate::{bicubic_psnr, model_psnr};
 
 use crate::compiler::{compile, TrainConfig};
@@ -46,7 +45,36 @@ pub struct TrainOptions {
     /// Seed of the data: which crops, flips and rotations each step sees.
     pub data_seed: u64,
     pub resume: bool,
+    /// Start afresh in a folder that holds another run's files, deleting them.
+    pub overwrite: bool,
     pub progress: bool,
+}
+
+/// The files a run leaves in its folder; a folder holding any of them holds a run.
+pub const RUN_FILES: [&str; 4] = ["checkpoint.onnx", "model.onnx", "log.jsonl", "curves.png"];
+
+impl TrainOptions {
+    /// The checks both `train` and `study` rely on, in one place.
+    pub fn validate(&self) -> Result<()> {
+        self.train.validate(self.model.scale)?;
+        ensure!(self.steps >= 1, "--steps must be at least 1");
+        ensure!(
+            self.learning_rate > 0.0 && self.learning_rate.is_finite(),
+            "--lr must be a positive number"
+        );
+        for (flag, every) in [
+            ("--checkpoint-every", self.checkpoint_every),
+            ("--validate-every", self.validate_every),
+            ("--halve-every", self.halve_every),
+        ] {
+            ensure!(every >= 1, "{flag} must be at least 1 (got {every})");
+        }
+        ensure!(
+            !(self.resume && self.overwrite),
+            "--resume continues the run in --out and --force deletes it: give one"
+        );
+        Ok(())
+    }
 }
 
 pub struct TrainReport {
@@ -66,24 +94,13 @@ pub fn learning_rate(base: f32, halve_every: u64, step: u64) -> f32 {
 /// Train until `o.steps` or until `stop` is set (checked after each step).
 pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
     let (c, t) = (&o.model, &o.train);
-    t.validate(c.scale)?;
-    ensure!(o.steps >= 1, "--steps must be at least 1");
-    ensure!(
-        o.learning_rate > 0.0 && o.learning_rate.is_finite(),
-        "--lr must be a positive number"
-    );
+    o.validate()?;
     if let Engine::OrtTraining(_) = o.engine {
         // Before the data is loaded, which can take minutes.
         crate::runtime::ensure_training_api()?;
     }
-    std::fs::create_dir_all(&o.out).with_context(|| format!("cannot create the run folder {}", o.out.display()))?;
+    let _lock = open_run_folder(o)?;
     let ckpt_path = o.out.join("checkpoint.onnx");
-    if ckpt_path.exists() && !o.resume {
-        bail!(
-            "{} already holds a run (checkpoint.onnx): continue it with --resume, or choose another --out",
-            o.out.display()
-        );
-    }
 
     let set = ImageSet::open(&o.data, c.scale).context("Training data")?;
     let (pairs, warnings) = set.load().context("Training data")?;
@@ -111,11 +128,6 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
     let identity = identity(o);
     let mut start = 0;
     if o.resume {
-        ensure!(
-            ckpt_path.exists(),
-            "--resume: {} has no checkpoint.onnx to continue from",
-            o.out.display()
-        );
         let ckpt = checkpoint::load(&ckpt_path)?;
         checkpoint::ensure_same(&ckpt, &identity, &ckpt_path)?;
         let state: Vec<String> = trainer.values()?.into_iter().map(|(n, _)| n).collect();
@@ -125,6 +137,14 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
             "{} lacks some of the run's state",
             ckpt_path.display()
         );
+        // A run stops before checkpointing a non-finite loss, so these were damaged on disk.
+        if let Some((name, _)) = values.iter().find(|(_, t)| !t.is_finite()) {
+            bail!(
+                "{} holds non-finite values (NaN or infinity) in {name}: the checkpoint is damaged; start afresh \
+                 with --force",
+                ckpt_path.display()
+            );
+        }
         trainer.set_values(&values)?;
         start = ckpt.step;
         ensure!(
@@ -186,14 +206,6 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
         }
     }
     bar.finish_and_clear();
-    let title = format!(
-        "{} x{}, {} blocks, {} filters",
-        c.arch.name(),
-        c.scale,
-        c.blocks,
-        c.filters
-    );
-    plot::curves(&o.out.join("curves.png"), &title, &history.losses, &history.psnr)?;
 
     let psnr = history.psnr.last().map(|p| (p.1, p.2));
     let mut meta = vec![
@@ -207,8 +219,17 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
         meta.push(("bicubic_psnr_y".to_string(), format!("{bicubic:.4}")));
     }
     meta.extend(t.metadata());
+    // The model before the curves: it is what the run is for.
     let model_path = o.out.join("model.onnx");
     crate::util::write_atomic(&model_path, &export(c, &*trainer, &meta)?)?;
+    let title = format!(
+        "{} x{}, {} blocks, {} filters",
+        c.arch.name(),
+        c.scale,
+        c.blocks,
+        c.filters
+    );
+    plot::curves(&o.out.join("curves.png"), &title, &history.losses, &history.psnr)?;
     Ok(TrainReport {
         steps: step,
         last_loss,
@@ -216,6 +237,56 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
         model: model_path,
         interrupted,
     })
+}
+
+/// Makes (or reopens) the run folder and locks it for this process. A folder holding
+/// another run's files is refused unless the run resumes (`--resume`) or starts
+/// afresh (`--force`, which deletes them); stale temporaries of killed runs go.
+fn open_run_folder(o: &TrainOptions) -> Result<crate::util::FolderLock> {
+    ensure!(
+        !o.out.exists() || o.out.is_dir(),
+        "--out {} is a file, not a folder: give a folder for the run",
+        o.out.display()
+    );
+    // Checked before the lock is taken, so a refused run leaves the folder as it was,
+    // and again under the lock, against a run that started in between.
+    refuse_existing_run(o)?;
+    std::fs::create_dir_all(&o.out).with_context(|| format!("cannot create the run folder {}", o.out.display()))?;
+    let lock = crate::util::FolderLock::acquire(&o.out, "training run")?;
+    refuse_existing_run(o)?;
+    crate::util::remove_stale_temporaries(&o.out);
+    if o.overwrite {
+        for f in RUN_FILES.into_iter().map(|f| o.out.join(f)).filter(|f| f.exists()) {
+            std::fs::remove_file(&f).with_context(|| format!("cannot delete {}", f.display()))?;
+        }
+    }
+    Ok(lock)
+}
+
+/// A run that resumes needs a checkpoint; one that does not needs a folder without
+/// another run's files, unless it may delete them (`overwrite`).
+fn refuse_existing_run(o: &TrainOptions) -> Result<()> {
+    let present: Vec<&str> = RUN_FILES.into_iter().filter(|f| o.out.join(f).exists()).collect();
+    if o.resume {
+        ensure!(
+            o.out.join("checkpoint.onnx").exists(),
+            "--resume: {} has no checkpoint.onnx to continue from{}",
+            o.out.display(),
+            if present.is_empty() {
+                String::new()
+            } else {
+                format!(" (it holds {}); --force starts afresh there", present.join(", "))
+            }
+        );
+    } else if !present.is_empty() && !o.overwrite {
+        bail!(
+            "{} already holds a run ({}): continue it with --resume, start afresh with --force (deleting them), \
+             or choose another --out",
+            o.out.display(),
+            present.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// The inference `.onnx` of the trainer's current parameters.

@@ -1,26 +1,18 @@
 //! The training curves as a PNG: loss against steps, and validation PSNR
 //! against steps with bicubic beside it.
 
+use crate::util::{save_plot, PlotArea};
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 use std::path::Path;
-use std::sync::Once;
-
-/// plotters draws text with ab_glyph from a font it is given: DejaVu Sans,
-/// embedded, so no system fonts are needed.
-pub fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
-    });
-}
 
 /// `losses`: (step, loss); `psnr`: (step, model PSNR, bicubic PSNR).
 pub fn curves(path: &Path, title: &str, losses: &[(u64, f32)], psnr: &[(u64, f64, f64)]) -> Result<()> {
-    register_font();
+    save_plot(path, (1200, 500), |root| draw_curves(root, path, title, losses, psnr))
+}
+
+fn draw_curves(root: &PlotArea, path: &Path, title: &str, losses: &[(u64, f32)], psnr: &[(u64, f64, f64)]) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| anyhow!("cannot draw {}: {e}", path.display());
-    let root = BitMapBackend::new(path, (1200, 500)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(&e))?;
     let root = root.titled(title, ("sans-serif", 22)).map_err(|e| err(&e))?;
     let (left, right) = root.split_horizontally(600);
     let last = losses
@@ -93,6 +85,5 @@ pub fn curves(path: &Path, title: &str, losses: &[(u64, f32)], psnr: &[(u64, f64
         .border_style(BLACK)
         .draw()
         .map_err(|e| err(&e))?;
-    root.present().map_err(|e| err(&e))?;
     Ok(())
 }

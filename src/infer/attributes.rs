@@ -1,0 +1,294 @@
+//! The attributes of every op srgraph hands to a runtime, checked against the ONNX
+//! spec (arity, ranges, agreement with the weights' shapes) before the runtime sees
+//! them: runtimes index attribute lists without checking them (tract panics on a
+//! Conv with three pads), and a file can say anything.
+
+use crate::onnx::pb;
+use anyhow::{bail, ensure, Context, Result};
+use std::collections::HashMap;
+
+/// The largest kernel, stride, dilation, pad or block size accepted: far beyond any
+/// real network, small enough that no arithmetic on it overflows.
+const LIMIT: i64 = 1 << 16;
+
+/// Checks every node of `g`; errors name the node and the attribute.
+pub fn check_graph(g: &pb::GraphProto) -> Result<()> {
+    let weights: HashMap<&str, &pb::TensorProto> = g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    for (i, n) in g.node.iter().enumerate() {
+        check_node(n, &weights).with_context(|| format!("node {i} ({}, {:?})", n.op_type, n.name))?;
+    }
+    Ok(())
+}
+
+fn check_node(n: &pb::NodeProto, weights: &HashMap<&str, &pb::TensorProto>) -> Result<()> {
+    let mut seen: Vec<&str> = vec![];
+    for a in &n.attribute {
+        ensure!(!seen.contains(&a.name.as_str()), "attribute '{}' is given twice", a.name);
+        seen.push(&a.name);
+    }
+    match n.op_type.as_str() {
+        "Conv" | "ConvTranspose" => check_conv(n, weights),
+        "MaxPool" | "AveragePool" | "LpPool" => check_pool(n),
+        "DepthToSpace" | "SpaceToDepth" => {
+            let b = int(n, "blocksize")?.context("attribute 'blocksize' is required")?;
+            in_range(b, 1, LIMIT, "blocksize")?;
+            if let Some(mode) = string(n, "mode")? {
+                ensure!(
+                    matches!(mode.as_str(), "DCR" | "CRD") && (n.op_type == "DepthToSpace" || mode == "DCR"),
+                    "attribute 'mode' is {mode:?}, not DCR or CRD"
+                );
+            }
+            Ok(())
+        }
+        "Transpose" => {
+            if let Some(perm) = ints(n, "perm")? {
+                let mut sorted = perm.clone();
+                sorted.sort_unstable();
+                ensure!(
+                    sorted.iter().enumerate().all(|(i, &p)| p == i as i64),
+                    "attribute 'perm' {perm:?} is not a permutation of 0..{}",
+                    perm.len()
+                );
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Conv and ConvTranspose: one value per spatial axis in kernel_shape, strides,
+/// dilations and output_padding, two in pads; all in range; the weight's rank,
+/// kernel and channels agreeing with them, and the bias with the weight.
+fn check_conv(n: &pb::NodeProto, weights: &HashMap<&str, &pb::TensorProto>) -> Result<()> {
+    ensure!(
+        (2..=3).contains(&n.input.len()),
+        "{} takes 2 or 3 inputs (x, weight, optional bias), not {}",
+        n.op_type,
+        n.input.len()
+    );
+    let weight = weights.get(n.input[1].as_str()).copied();
+    let kernel = ints(n, "kernel_shape")?;
+    let spatial = match (&kernel, weight) {
+        (Some(k), _) => k.len(),
+        (None, Some(w)) => w.dims.len().checked_sub(2).context("the weight has rank below 2")?,
+        // Weights computed in the graph: the lists must agree among themselves.
+        (None, None) => ["strides", "dilations"]
+            .iter()
+            .find_map(|a| ints(n, a).ok().flatten().map(|v| v.len()))
+            .unwrap_or(2),
+    };
+    ensure!(
+        (1..=3).contains(&spatial),
+        "{spatial} spatial axes: srgraph runs 1-, 2- and 3-d convolutions"
+    );
+    check_lists(n, spatial)?;
+    if let Some(v) = ints(n, "output_padding")? {
+        ensure!(v.len() == spatial, "attribute 'output_padding' has {} values, not {spatial}", v.len());
+        for &x in &v {
+            in_range(x, 0, LIMIT, "output_padding")?;
+        }
+    }
+    if let Some(shape) = ints(n, "output_shape")? {
+        ensure!(
+            shape.len() == spatial,
+            "attribute 'output_shape' has {} values, not {spatial}",
+            shape.len()
+        );
+    }
+    check_auto_pad(n)?;
+    let group = int(n, "group")?.unwrap_or(1);
+    in_range(group, 1, LIMIT, "group")?;
+    let Some(w) = weight else { return Ok(()) };
+    ensure!(
+        w.dims.len() == spatial + 2,
+        "the weight {:?} has dims {:?}: a {spatial}-d convolution needs {} dims",
+        w.name,
+        w.dims,
+        spatial + 2
+    );
+    ensure!(
+        w.dims.iter().all(|&d| d >= 1),
+        "the weight {:?} has dims {:?}: every dim must be at least 1",
+        w.name,
+        w.dims
+    );
+    if let Some(k) = &kernel {
+        ensure!(
+            w.dims[2..] == k[..],
+            "attribute 'kernel_shape' {k:?} disagrees with the weight {:?} of dims {:?}",
+            w.name,
+            w.dims
+        );
+    }
+    let outputs = if n.op_type == "Conv" {
+        ensure!(
+            w.dims[0] % group == 0,
+            "the weight {:?} has {} output channels, not a multiple of group {group}",
+            w.name,
+            w.dims[0]
+        );
+        w.dims[0]
+    } else {
+        ensure!(
+            w.dims[0] % group == 0,
+            "the weight {:?} has {} input channels, not a multiple of group {group}",
+            w.name,
+            w.dims[0]
+        );
+        w.dims[1].checked_mul(group).context("too many channels")?
+    };
+    if let Some(b) = n.input.get(2).filter(|b| !b.is_empty()).and_then(|b| weights.get(b.as_str())) {
+        ensure!(
+            b.dims == [outputs],
+            "the bias {:?} has dims {:?}, but the convolution has {outputs} output channels",
+            b.name,
+            b.dims
+        );
+    }
+    Ok(())
+}
+
+fn check_pool(n: &pb::NodeProto) -> Result<()> {
+    let kernel = ints(n, "kernel_shape")?.context("attribute 'kernel_shape' is required")?;
+    let spatial = kernel.len();
+    ensure!(
+        (1..=3).contains(&spatial),
+        "attribute 'kernel_shape' has {spatial} values: srgraph runs 1-, 2- and 3-d pooling"
+    );
+    check_lists(n, spatial)?;
+    check_auto_pad(n)
+}
+
+/// kernel_shape, strides and dilations (at least 1) hold one value per spatial axis,
+/// pads (at least 0) two: runtimes index these lists by axis without looking.
+fn check_lists(n: &pb::NodeProto, spatial: usize) -> Result<()> {
+    for (attr, len, min) in [
+        ("kernel_shape", spatial, 1),
+        ("strides", spatial, 1),
+        ("dilations", spatial, 1),
+        ("pads", 2 * spatial, 0),
+    ] {
+        if let Some(v) = ints(n, attr)? {
+            ensure!(
+                v.len() == len,
+                "attribute '{attr}' has {} values, but the {} has {spatial} spatial axes: it needs {len}",
+                v.len(),
+                n.op_type
+            );
+            for &x in &v {
+                in_range(x, min, LIMIT, attr)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_auto_pad(n: &pb::NodeProto) -> Result<()> {
+    if let Some(p) = string(n, "auto_pad")? {
+        ensure!(
+            matches!(p.as_str(), "NOTSET" | "SAME_UPPER" | "SAME_LOWER" | "VALID"),
+            "attribute 'auto_pad' is {p:?}, not NOTSET, SAME_UPPER, SAME_LOWER or VALID"
+        );
+        ensure!(
+            p == "NOTSET" || ints(n, "pads")?.is_none(),
+            "attributes 'auto_pad' {p:?} and 'pads' exclude each other"
+        );
+    }
+    Ok(())
+}
+
+fn in_range(x: i64, lo: i64, hi: i64, attr: &str) -> Result<()> {
+    ensure!(
+        (lo..=hi).contains(&x),
+        "attribute '{attr}' holds {x}, outside {lo}..={hi}"
+    );
+    Ok(())
+}
+
+fn attr<'a>(n: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
+    n.attribute.iter().find(|a| a.name == name)
+}
+
+// AttributeProto.type: INT 2, STRING 3, INTS 7 (0 in files that leave it out).
+fn ints(n: &pb::NodeProto, name: &str) -> Result<Option<Vec<i64>>> {
+    let Some(a) = attr(n, name) else { return Ok(None) };
+    ensure!(
+        matches!(a.r#type, 0 | 7),
+        "attribute '{name}' must be a list of integers (type INTS), not type {}",
+        a.r#type
+    );
+    Ok(Some(a.ints.clone()))
+}
+
+fn int(n: &pb::NodeProto, name: &str) -> Result<Option<i64>> {
+    let Some(a) = attr(n, name) else { return Ok(None) };
+    ensure!(
+        matches!(a.r#type, 0 | 2) && a.ints.is_empty(),
+        "attribute '{name}' must be one integer (type INT), not type {}",
+        a.r#type
+    );
+    Ok(Some(a.i))
+}
+
+fn string(n: &pb::NodeProto, name: &str) -> Result<Option<String>> {
+    let Some(a) = attr(n, name) else { return Ok(None) };
+    if !matches!(a.r#type, 0 | 3) {
+        bail!("attribute '{name}' must be a string (type STRING), not type {}", a.r#type);
+    }
+    Ok(Some(String::from_utf8_lossy(&a.s).into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conv(attrs: Vec<pb::AttributeProto>) -> pb::GraphProto {
+        pb::GraphProto {
+            node: vec![pb::NodeProto {
+                op_type: "Conv".into(),
+                name: "c".into(),
+                input: vec!["x".into(), "w".into(), "b".into()],
+                attribute: attrs,
+                ..Default::default()
+            }],
+            initializer: vec![
+                pb::TensorProto {
+                    name: "w".into(),
+                    dims: vec![8, 3, 3, 3],
+                    ..Default::default()
+                },
+                pb::TensorProto {
+                    name: "b".into(),
+                    dims: vec![8],
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        }
+    }
+
+    fn ints_attr(name: &str, v: &[i64]) -> pb::AttributeProto {
+        pb::AttributeProto {
+            name: name.into(),
+            r#type: 7,
+            ints: v.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_well_formed_conv_passes_and_each_malformed_attribute_is_named() {
+        assert!(check_graph(&conv(vec![ints_attr("pads", &[1, 1, 1, 1])])).is_ok());
+        for (bad, says) in [
+            (ints_attr("pads", &[1, 1, 1]), "'pads' has 3 values"),
+            (ints_attr("strides", &[1]), "'strides' has 1 values"),
+            (ints_attr("dilations", &[0, 1]), "'dilations' holds 0"),
+            (ints_attr("kernel_shape", &[5, 5]), "disagrees with the weight"),
+            (ints_attr("pads", &[-1, 0, 0, 0]), "'pads' holds -1"),
+        ] {
+            let e = check_graph(&conv(vec![bad])).unwrap_err();
+            let msg = format!("{e:#}");
+            assert!(msg.contains(says) && msg.contains("node 0 (Conv"), "{msg}");
+        }
+    }
+}
