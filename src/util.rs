@@ -117,7 +117,11 @@ impl FolderLock {
                 bail!(
                     "{} is in use by another srgraph {what}{}: wait for it to finish, or choose another --out",
                     dir.display(),
-                    if owner.is_empty() { String::new() } else { format!(" (pid {owner})") }
+                    if owner.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (pid {owner})")
+                    }
                 );
             }
             Err(std::fs::TryLockError::Error(e)) => {

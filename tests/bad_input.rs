@@ -129,7 +129,10 @@ fn mutated_models_are_errors_not_panics() {
         let r = srgraph::infer::SrModel::from_bytes(bytes, "mutant.onnx", srgraph::runtime::Engine::Tract, 1);
         if let Err(e) = r {
             errors += 1;
-            assert!(format!("{e:#}").contains("mutant.onnx") || format!("{e:#}").contains("tract"), "{e:#}");
+            assert!(
+                format!("{e:#}").contains("mutant.onnx") || format!("{e:#}").contains("tract"),
+                "{e:#}"
+            );
         }
     }
     assert!(errors > 0, "no mutation was caught: the test mutates nothing");
@@ -157,15 +160,34 @@ fn options_out_of_range_are_usage_errors_naming_the_flag() {
             2,
             "--validate-every",
         );
-        refused(&srgraph(&["study", "blocks", "--jobs", "0", "--out", "s"], d), 2, "--jobs");
-        refused(&srgraph(&["upscale", "m.onnx", "x.png", "--threads", "1000"], d), 2, "--threads");
+        refused(
+            &srgraph(&["study", "blocks", "--jobs", "0", "--out", "s"], d),
+            2,
+            "--jobs",
+        );
+        refused(
+            &srgraph(&["upscale", "m.onnx", "x.png", "--threads", "1000"], d),
+            2,
+            "--threads",
+        );
         // Too large to build: said up front, with the size, not an abort on allocation.
         refused(&srgraph(&["build", "edsr", "--blocks", "100000"], d), 1, "GB");
         refused(&srgraph(&["build", "edsr", "--filters", "10000000"], d), 1, "GB");
-        refused(&srgraph(&["build", "wdsr-b", "--blocks", "100000000", "--filters", "2"], d), 1, "GB");
-        refused(&srgraph(&["build", "edsr", "--blocks", "10000000", "--filters", "1"], d), 1, "memory");
+        refused(
+            &srgraph(&["build", "wdsr-b", "--blocks", "100000000", "--filters", "2"], d),
+            1,
+            "GB",
+        );
+        refused(
+            &srgraph(&["build", "edsr", "--blocks", "10000000", "--filters", "1"], d),
+            1,
+            "memory",
+        );
     });
-    assert!(!d.join("r").exists() && !d.join("s").exists(), "a refused run made its folder");
+    assert!(
+        !d.join("r").exists() && !d.join("s").exists(),
+        "a refused run made its folder"
+    );
 }
 
 #[test]
@@ -176,13 +198,41 @@ fn outputs_never_replace_inputs_and_existing_files_need_force() {
     small_picture(d, "in.png", 20, 16);
     small_picture(d, "other.png", 20, 16);
     unchanged(d, || {
-        refused(&srgraph(&["upscale", "m.onnx", "in.png", "-o", "in.png"], d), 1, "in.png");
-        refused(&srgraph(&["upscale", "m.onnx", "in.png", "-o", "in.png", "--force"], d), 1, "never");
-        refused(&srgraph(&["upscale", "m.onnx", "in.png", "-o", "m.onnx"], d), 1, "m.onnx");
-        refused(&srgraph(&["upscale", "m.onnx", "in.png", "-o", "other.png"], d), 1, "--force");
-        refused(&srgraph(&["build", "edsr", "--blocks", "1", "-o", "m.onnx"], d), 1, "--force");
-        refused(&srgraph(&["upscale", "m.onnx", "in.png", "-o", "x.webp"], d), 1, ".webp");
-        refused(&srgraph(&["upscale", "m.onnx", "in.png", "other.png", "-o", "x.png"], d), 1, "x.png");
+        refused(
+            &srgraph(&["upscale", "m.onnx", "in.png", "-o", "in.png"], d),
+            1,
+            "in.png",
+        );
+        refused(
+            &srgraph(&["upscale", "m.onnx", "in.png", "-o", "in.png", "--force"], d),
+            1,
+            "never",
+        );
+        refused(
+            &srgraph(&["upscale", "m.onnx", "in.png", "-o", "m.onnx"], d),
+            1,
+            "m.onnx",
+        );
+        refused(
+            &srgraph(&["upscale", "m.onnx", "in.png", "-o", "other.png"], d),
+            1,
+            "--force",
+        );
+        refused(
+            &srgraph(&["build", "edsr", "--blocks", "1", "-o", "m.onnx"], d),
+            1,
+            "--force",
+        );
+        refused(
+            &srgraph(&["upscale", "m.onnx", "in.png", "-o", "x.webp"], d),
+            1,
+            ".webp",
+        );
+        refused(
+            &srgraph(&["upscale", "m.onnx", "in.png", "other.png", "-o", "x.png"], d),
+            1,
+            "x.png",
+        );
     });
     // A picture extension names a file, written in that format.
     for (name, format) in [("a.jpg", image::ImageFormat::Jpeg), ("b.bmp", image::ImageFormat::Bmp)] {
@@ -213,8 +263,25 @@ fn outputs_never_replace_inputs_and_existing_files_need_force() {
 
 fn train_args<'a>(t91: &'a str, out: &'a str, steps: &'a str) -> Vec<&'a str> {
     vec![
-        "train", "wdsr-b", "--blocks", "1", "--filters", "8", "--data", t91, "--steps", steps, "--batch", "2",
-        "--patch", "24", "--engine", "tract", "--out", out, "--quiet",
+        "train",
+        "wdsr-b",
+        "--blocks",
+        "1",
+        "--filters",
+        "8",
+        "--data",
+        t91,
+        "--steps",
+        steps,
+        "--batch",
+        "2",
+        "--patch",
+        "24",
+        "--engine",
+        "tract",
+        "--out",
+        out,
+        "--quiet",
     ]
 }
 
@@ -295,16 +362,26 @@ fn pictures_smaller_than_the_scale_are_named() {
     // Training skips it with a warning naming its size; the rest trains.
     std::fs::create_dir(d.join("train")).unwrap();
     for name in ["baby", "bird"] {
-        std::fs::copy(data_dir().join(format!("Set5/HR/{name}.png")), d.join(format!("train/{name}.png"))).unwrap();
+        std::fs::copy(
+            data_dir().join(format!("Set5/HR/{name}.png")),
+            d.join(format!("train/{name}.png")),
+        )
+        .unwrap();
     }
     small_picture(&d.join("train"), "dot.png", 1, 1);
     let train = d.join("train").display().to_string();
     let o = srgraph(&train_args(&train, "run", "2"), d);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("dot.png: 1x1 pixels, smaller than the scale 2"), "{}", text(&o));
+    assert!(
+        text(&o).contains("dot.png: 1x1 pixels, smaller than the scale 2"),
+        "{}",
+        text(&o)
+    );
     // eval says which file.
     tiny_model(d, "m.onnx");
-    unchanged(d, || refused(&srgraph(&["eval", "m.onnx", "--data", "train"], d), 1, "dot.png"));
+    unchanged(d, || {
+        refused(&srgraph(&["eval", "m.onnx", "--data", "train"], d), 1, "dot.png")
+    });
 }
 
 #[test]
@@ -314,11 +391,22 @@ fn non_finite_weights_are_errors_not_blank_pictures() {
     tiny_model(d, "m.onnx");
     small_picture(d, "in.png", 16, 16);
     let mut m = pb::ModelProto::decode(&std::fs::read(d.join("m.onnx")).unwrap()[..]).unwrap();
-    let w = m.graph.as_mut().unwrap().initializer.iter_mut().find(|t| t.dims.len() == 4).unwrap();
+    let w = m
+        .graph
+        .as_mut()
+        .unwrap()
+        .initializer
+        .iter_mut()
+        .find(|t| t.dims.len() == 4)
+        .unwrap();
     w.raw_data[..4].copy_from_slice(&f32::NAN.to_le_bytes());
     std::fs::write(d.join("nan.onnx"), m.encode_to_vec()).unwrap();
     unchanged(d, || {
-        refused(&srgraph(&["upscale", "nan.onnx", "in.png", "-o", "out.png"], d), 1, "NaN");
+        refused(
+            &srgraph(&["upscale", "nan.onnx", "in.png", "-o", "out.png"], d),
+            1,
+            "NaN",
+        );
         refused(&srgraph(&["eval", "nan.onnx", "--data", &data("Set5")], d), 1, "NaN");
     });
 
@@ -328,7 +416,14 @@ fn non_finite_weights_are_errors_not_blank_pictures() {
     assert!(o.status.success(), "{}", text(&o));
     let path = d.join("run/checkpoint.onnx");
     let mut c = pb::ModelProto::decode(&std::fs::read(&path).unwrap()[..]).unwrap();
-    let t = c.graph.as_mut().unwrap().initializer.iter_mut().find(|t| t.name == "head.0.weight_v").unwrap();
+    let t = c
+        .graph
+        .as_mut()
+        .unwrap()
+        .initializer
+        .iter_mut()
+        .find(|t| t.name == "head.0.weight_v")
+        .unwrap();
     t.raw_data[..4].copy_from_slice(&f32::INFINITY.to_le_bytes());
     std::fs::write(&path, c.encode_to_vec()).unwrap();
     let mut resume = train_args(&t91, "run", "4");
@@ -345,7 +440,11 @@ fn one_notion_of_a_runnable_model_for_every_command() {
     for (name, scale) in [("x1.onnx", 1usize), ("x8.onnx", 8)] {
         std::fs::write(d.join(name), foreign_model(scale)).unwrap();
         let o = srgraph(&["inspect", name], d);
-        assert!(o.status.success() && text(&o).contains("eval and upscale accept"), "{}", text(&o));
+        assert!(
+            o.status.success() && text(&o).contains("eval and upscale accept"),
+            "{}",
+            text(&o)
+        );
         let o = srgraph(&["eval", name, "--data", &data("Set5")], d);
         assert!(o.status.success(), "{name}: {}", text(&o));
         assert!(text(&o).contains(&format!("x{scale}")), "{}", text(&o));
@@ -445,7 +544,10 @@ fn external_data_loads_and_may_not_leave_the_folder() {
         if t.raw_data.len() < 64 {
             continue;
         }
-        let entry = |k: &str, v: String| pb::StringStringEntryProto { key: k.into(), value: v };
+        let entry = |k: &str, v: String| pb::StringStringEntryProto {
+            key: k.into(),
+            value: v,
+        };
         t.external_data = vec![
             entry("location", "weights.bin".into()),
             entry("offset", blob.len().to_string()),
@@ -465,8 +567,16 @@ fn external_data_loads_and_may_not_leave_the_folder() {
         let out = format!("ext-{engine}.png");
         let o = srgraph(&["upscale", "ext.onnx", "in.png", "-o", &out, "--engine", engine], d);
         assert!(o.status.success(), "{engine}: {}", text(&o));
-        let (a, b) = (image::open(d.join(&out)).unwrap(), image::open(d.join("whole.png")).unwrap());
-        let diff = a.to_rgb8().pixels().zip(b.to_rgb8().pixels()).map(|(p, q)| (p[0] as i32 - q[0] as i32).abs()).max();
+        let (a, b) = (
+            image::open(d.join(&out)).unwrap(),
+            image::open(d.join("whole.png")).unwrap(),
+        );
+        let diff = a
+            .to_rgb8()
+            .pixels()
+            .zip(b.to_rgb8().pixels())
+            .map(|(p, q)| (p[0] as i32 - q[0] as i32).abs())
+            .max();
         assert!(diff.unwrap() <= 1, "{engine}: external weights give another picture");
     }
     for t in &mut m.graph.as_mut().unwrap().initializer {
@@ -477,5 +587,11 @@ fn external_data_loads_and_may_not_leave_the_folder() {
         }
     }
     std::fs::write(d.join("escape.onnx"), m.encode_to_vec()).unwrap();
-    unchanged(d, || refused(&srgraph(&["upscale", "escape.onnx", "in.png", "-o", "x.png"], d), 1, "outside the model's folder"));
+    unchanged(d, || {
+        refused(
+            &srgraph(&["upscale", "escape.onnx", "in.png", "-o", "x.png"], d),
+            1,
+            "outside the model's folder",
+        )
+    });
 }

@@ -1,12 +1,12 @@
 //! `srgraph build`: a preset or an architecture, flags over it, one `.onnx` out.
 
-use crate::models::describe;
-use crate::util::{check_output, grouped};
 use crate::compiler::{compile, Loss, TrainConfig};
 use crate::export::inference_graph;
 use crate::ir::{show, ShuffleMode};
+use crate::models::describe;
 use crate::models::{self, fit_budget, parse_count, Arch, ModelConfig, Norm};
 use crate::onnx::Model;
+use crate::util::{check_output, grouped};
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
 use std::io::Write;

@@ -1,9 +1,9 @@
 //! `srgraph inspect`: what an `.onnx` file is, how it was made, what it computes.
 
-use crate::util::grouped;
 use crate::infer::Signature;
 use crate::ir::{show, Op};
 use crate::onnx::{pb, Model};
+use crate::util::grouped;
 use anyhow::{Context, Result};
 use clap::Args;
 use prost::Message;
@@ -38,7 +38,10 @@ pub fn run(a: InspectArgs) -> Result<()> {
     match ir {
         Some(Ok(model)) => describe_ir(&mut out, &model)?,
         Some(Err(e)) => {
-            writeln!(out, "note        srgraph's IR does not read it ({e:#}): showing its ONNX structure")?;
+            writeln!(
+                out,
+                "note        srgraph's IR does not read it ({e:#}): showing its ONNX structure"
+            )?;
             describe_proto(&mut out, g)?;
         }
         None => {

@@ -11,7 +11,6 @@ mod study;
 mod train;
 mod upscale;
 
-
 use crate::runtime::{ort::Device, Engine};
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -143,7 +142,9 @@ fn parse_threads(s: &str) -> Result<usize, String> {
     let n: usize = s.parse().map_err(|_| format!("'{s}' is not a number of threads"))?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if n > cores {
-        return Err(format!("this machine has {cores} cores: give at most {cores} (0 uses them all)"));
+        return Err(format!(
+            "this machine has {cores} cores: give at most {cores} (0 uses them all)"
+        ));
     }
     Ok(n)
 }

@@ -1,9 +1,9 @@
 //! `srgraph train`: train a network on a folder of images and leave a trained `.onnx`.
 
 use super::build::{resolve, LossArg, ModelArgs};
-use crate::models::describe;
 use super::{EngineArg, EngineArgs};
 use crate::compiler::TrainConfig;
+use crate::models::describe;
 use crate::train::{train, TrainOptions};
 use anyhow::Result;
 use clap::Args;
@@ -132,7 +132,11 @@ pub fn run(a: TrainArgs) -> Result<bool> {
         out,
         "steps       {}{}",
         report.steps,
-        if report.interrupted { " (stopped by a signal)" } else { "" }
+        if report.interrupted {
+            " (stopped by a signal)"
+        } else {
+            ""
+        }
     )?;
     writeln!(out, "last loss   {:.4}", report.last_loss)?;
     if let Some((m, b)) = report.psnr {

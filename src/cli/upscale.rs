@@ -70,6 +70,8 @@ pub fn run(mut a: UpscaleArgs) -> Result<()> {
             inputs.extend(found);
         } else if p.is_file() {
             inputs.push(p.clone());
+        } else if p.exists() {
+            bail!("{} is neither a picture file nor a folder", p.display());
         } else {
             bail!("{} does not exist", p.display());
         }
@@ -159,7 +161,10 @@ fn output_paths(inputs: &[PathBuf], out: Option<&Path>, s: usize) -> Result<Vec<
         return Ok(vec![out.to_path_buf()]);
     }
     if let Some(out) = out.filter(|o| o.exists() && !o.is_dir()) {
-        bail!("{} is a file, not a folder: give a picture path (.png, .jpg, .bmp) or a folder", out.display());
+        bail!(
+            "{} is a file, not a folder: give a picture path (.png, .jpg, .bmp) or a folder",
+            out.display()
+        );
     }
     let dir = out.unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;

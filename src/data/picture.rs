@@ -160,7 +160,11 @@ impl OutputFormat {
     }
 
     pub fn of(path: &Path) -> Result<OutputFormat> {
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
         Ok(match ext.as_str() {
             "png" => OutputFormat::Png,
             "jpg" | "jpeg" => OutputFormat::Jpeg,
@@ -168,7 +172,11 @@ impl OutputFormat {
             _ => anyhow::bail!(
                 "{}: srgraph writes PNG, JPEG and BMP pictures (.png, .jpg, .jpeg, .bmp), not {}",
                 path.display(),
-                if ext.is_empty() { "files without an extension".to_string() } else { format!(".{ext}") }
+                if ext.is_empty() {
+                    "files without an extension".to_string()
+                } else {
+                    format!(".{ext}")
+                }
             ),
         })
     }

@@ -23,7 +23,11 @@ pub fn check_graph(g: &pb::GraphProto) -> Result<()> {
 fn check_node(n: &pb::NodeProto, weights: &HashMap<&str, &pb::TensorProto>) -> Result<()> {
     let mut seen: Vec<&str> = vec![];
     for a in &n.attribute {
-        ensure!(!seen.contains(&a.name.as_str()), "attribute '{}' is given twice", a.name);
+        ensure!(
+            !seen.contains(&a.name.as_str()),
+            "attribute '{}' is given twice",
+            a.name
+        );
         seen.push(&a.name);
     }
     match n.op_type.as_str() {
@@ -83,7 +87,11 @@ fn check_conv(n: &pb::NodeProto, weights: &HashMap<&str, &pb::TensorProto>) -> R
     );
     check_lists(n, spatial)?;
     if let Some(v) = ints(n, "output_padding")? {
-        ensure!(v.len() == spatial, "attribute 'output_padding' has {} values, not {spatial}", v.len());
+        ensure!(
+            v.len() == spatial,
+            "attribute 'output_padding' has {} values, not {spatial}",
+            v.len()
+        );
         for &x in &v {
             in_range(x, 0, LIMIT, "output_padding")?;
         }
@@ -137,7 +145,12 @@ fn check_conv(n: &pb::NodeProto, weights: &HashMap<&str, &pb::TensorProto>) -> R
         );
         w.dims[1].checked_mul(group).context("too many channels")?
     };
-    if let Some(b) = n.input.get(2).filter(|b| !b.is_empty()).and_then(|b| weights.get(b.as_str())) {
+    if let Some(b) = n
+        .input
+        .get(2)
+        .filter(|b| !b.is_empty())
+        .and_then(|b| weights.get(b.as_str()))
+    {
         ensure!(
             b.dims == [outputs],
             "the bias {:?} has dims {:?}, but the convolution has {outputs} output channels",
@@ -233,7 +246,10 @@ fn int(n: &pb::NodeProto, name: &str) -> Result<Option<i64>> {
 fn string(n: &pb::NodeProto, name: &str) -> Result<Option<String>> {
     let Some(a) = attr(n, name) else { return Ok(None) };
     if !matches!(a.r#type, 0 | 3) {
-        bail!("attribute '{name}' must be a string (type STRING), not type {}", a.r#type);
+        bail!(
+            "attribute '{name}' must be a string (type STRING), not type {}",
+            a.r#type
+        );
     }
     Ok(Some(String::from_utf8_lossy(&a.s).into_owned()))
 }

@@ -62,7 +62,11 @@ impl SrModel {
             path.is_file(),
             "model {} {}",
             path.display(),
-            if path.exists() { "is not a file" } else { "does not exist" }
+            if path.exists() {
+                "is not a file"
+            } else {
+                "does not exist"
+            }
         );
         let bytes = std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
         let bytes = crate::onnx::external::inline_external_data(bytes, path)?;

@@ -128,7 +128,8 @@ pub fn receptive_radius(g: &pb::GraphProto) -> usize {
                 let pads = ints(n, "pads").unwrap_or_default();
                 (0..kernel.len())
                     .map(|i| {
-                        let extent = (kernel[i].saturating_sub(1)).saturating_mul(dilations.get(i).copied().unwrap_or(1));
+                        let extent =
+                            (kernel[i].saturating_sub(1)).saturating_mul(dilations.get(i).copied().unwrap_or(1));
                         let half = extent.saturating_add(1) / 2;
                         let pad = pads.get(i).max(pads.get(i + kernel.len())).copied().unwrap_or(0);
                         half.max(pad).max(0) as usize

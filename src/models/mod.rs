@@ -170,8 +170,15 @@ impl ModelConfig {
         let wide = f.saturating_mul(self.expansion);
         let (fixed, per_block) = match self.arch {
             Arch::Edsr => {
-                let upsampler = if s == 4 { 2.0 * conv(f, f * 4, 3) } else { conv(f, f.saturating_mul(s * s), 3) };
-                (conv(3, f, 3) + conv(f, f, 3) + upsampler + conv(f, 3, 3), 2.0 * conv(f, f, 3))
+                let upsampler = if s == 4 {
+                    2.0 * conv(f, f * 4, 3)
+                } else {
+                    conv(f, f.saturating_mul(s * s), 3)
+                };
+                (
+                    conv(3, f, 3) + conv(f, f, 3) + upsampler + conv(f, 3, 3),
+                    2.0 * conv(f, f, 3),
+                )
             }
             Arch::WdsrA => (
                 conv(3, 3 * s * s, 5) + conv(3, f, 3) + conv(f, 3 * s * s, 3),

@@ -108,10 +108,10 @@ fn read_external(t: &pb::TensorProto, folder: &Path) -> Result<Vec<u8>> {
 /// Bytes of a tensor of this element type and dims, where the type has a fixed size.
 fn expected_bytes(t: &pb::TensorProto) -> Option<u64> {
     let width: u64 = match t.data_type {
-        1 | 6 | 12 => 4,        // float, int32, uint32
-        7 | 11 | 13 => 8,       // int64, double, uint64
-        10 | 5 | 4 | 16 => 2,   // float16, int16, uint16, bfloat16
-        2 | 3 | 9 => 1,         // uint8, int8, bool
+        1 | 6 | 12 => 4,      // float, int32, uint32
+        7 | 11 | 13 => 8,     // int64, double, uint64
+        10 | 5 | 4 | 16 => 2, // float16, int16, uint16, bfloat16
+        2 | 3 | 9 => 1,       // uint8, int8, bool
         _ => return None,
     };
     t.dims

@@ -248,7 +248,12 @@ pub fn state_of_checkpoint(ckpt: &Checkpoint) -> Result<(Vec<(String, Tensor)>, 
 
 /// Writes the artefacts into `dir` under the names ORT's examples use.
 /// The files `write_artefacts` writes into its folder.
-pub const ARTEFACT_FILES: [&str; 4] = ["training_model.onnx", "eval_model.onnx", "optimizer_model.onnx", "checkpoint"];
+pub const ARTEFACT_FILES: [&str; 4] = [
+    "training_model.onnx",
+    "eval_model.onnx",
+    "optimizer_model.onnx",
+    "checkpoint",
+];
 
 pub fn write_artefacts(dir: &Path, a: &Artefacts) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;

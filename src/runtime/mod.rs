@@ -50,7 +50,6 @@ pub(crate) fn guarded<T>(runtime: &str, what: &str, f: impl FnOnce() -> Result<T
     }
 }
 
-
 /// Which runtime runs a graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {

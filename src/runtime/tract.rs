@@ -13,12 +13,18 @@ pub struct TractModel {
 impl TractModel {
     /// Prepare `onnx` (the bytes of a `.onnx` file) for f32 inputs of these shapes.
     pub fn new(onnx: &[u8], input_shapes: &[&[usize]]) -> Result<TractModel> {
-        Self::planned(onnx, input_shapes.iter().map(|s| f32::fact(s.to_vec()).into()).collect())
+        Self::planned(
+            onnx,
+            input_shapes.iter().map(|s| f32::fact(s.to_vec()).into()).collect(),
+        )
     }
 
     /// As `new`, for a double-precision model (`Model::to_bytes_f64`).
     pub fn new_f64(onnx: &[u8], input_shapes: &[&[usize]]) -> Result<TractModel> {
-        Self::planned(onnx, input_shapes.iter().map(|s| f64::fact(s.to_vec()).into()).collect())
+        Self::planned(
+            onnx,
+            input_shapes.iter().map(|s| f64::fact(s.to_vec()).into()).collect(),
+        )
     }
 
     fn planned(onnx: &[u8], inputs: Vec<InferenceFact>) -> Result<TractModel> {
@@ -40,7 +46,9 @@ impl TractModel {
 
     pub fn run_f64(&self, inputs: Vec<ArrayD<f64>>) -> Result<Vec<ArrayD<f64>>> {
         let inputs: TVec<TValue> = inputs.into_iter().map(|a| Tensor::from(a).into()).collect();
-        let outputs = guarded("tract", "run the graph", || self.plan.run(inputs).context("tract failed to run the graph"))?;
+        let outputs = guarded("tract", "run the graph", || {
+            self.plan.run(inputs).context("tract failed to run the graph")
+        })?;
         outputs
             .iter()
             .map(|v| Ok(v.to_plain_array_view::<f64>()?.to_owned()))
@@ -49,7 +57,9 @@ impl TractModel {
 
     pub fn run(&self, inputs: Vec<ArrayD<f32>>) -> Result<Vec<ArrayD<f32>>> {
         let inputs: TVec<TValue> = inputs.into_iter().map(|a| Tensor::from(a).into()).collect();
-        let outputs = guarded("tract", "run the graph", || self.plan.run(inputs).context("tract failed to run the graph"))?;
+        let outputs = guarded("tract", "run the graph", || {
+            self.plan.run(inputs).context("tract failed to run the graph")
+        })?;
         outputs
             .iter()
             .map(|v| Ok(v.to_plain_array_view::<f32>()?.to_owned()))

@@ -3,8 +3,8 @@
 
 use super::table::display_name;
 use super::RunResult;
-use anyhow::{anyhow, Result};
 use crate::util::{save_plot, PlotArea as Area};
+use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 use std::path::Path;
 

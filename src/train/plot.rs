@@ -11,7 +11,13 @@ pub fn curves(path: &Path, title: &str, losses: &[(u64, f32)], psnr: &[(u64, f64
     save_plot(path, (1200, 500), |root| draw_curves(root, path, title, losses, psnr))
 }
 
-fn draw_curves(root: &PlotArea, path: &Path, title: &str, losses: &[(u64, f32)], psnr: &[(u64, f64, f64)]) -> Result<()> {
+fn draw_curves(
+    root: &PlotArea,
+    path: &Path,
+    title: &str,
+    losses: &[(u64, f32)],
+    psnr: &[(u64, f64, f64)],
+) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| anyhow!("cannot draw {}: {e}", path.display());
     let root = root.titled(title, ("sans-serif", 22)).map_err(|e| err(&e))?;
     let (left, right) = root.split_horizontally(600);
