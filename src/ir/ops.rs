@@ -6,7 +6,7 @@
 
 use super::dim::{self, Dim, Shape};
 use super::tensor::{DType, Tensor};
-use anyhow::{bail, ensure, Result};
+use anyhow::{bail, ensure, Context, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ShuffleMode {
@@ -337,20 +337,22 @@ impl Op {
             }
             Op::Reshape { shape } => {
                 let x = inputs[0];
-                let total: Option<usize> = x.shape.iter().map(Dim::known).product();
+                let total: Option<usize> = x.shape.iter().try_fold(1usize, |acc, d| acc.checked_mul(d.known()?));
                 let Some(total) = total else {
-                    bail!("Reshape of a symbolic shape {}", dim::show(&x.shape))
+                    bail!("Reshape of a symbolic (or too large) shape {}", dim::show(&x.shape))
                 };
-                let known: usize = shape.iter().filter(|&&d| d > 0).map(|&d| d as usize).product();
-                let out: Shape = shape
-                    .iter()
-                    .map(|&d| Dim::Known(if d == -1 { total / known.max(1) } else { d as usize }))
-                    .collect();
                 ensure!(
                     shape.iter().filter(|&&d| d == -1).count() <= 1 && shape.iter().all(|&d| d > 0 || d == -1),
                     "Reshape to {shape:?}: only positive sizes and one -1"
                 );
-                let n: usize = out.iter().filter_map(Dim::known).product();
+                let known = checked_product(shape.iter().filter(|&&d| d > 0).map(|&d| d as usize))
+                    .with_context(|| format!("Reshape to {shape:?}: too many elements"))?;
+                let out: Shape = shape
+                    .iter()
+                    .map(|&d| Dim::Known(if d == -1 { total / known.max(1) } else { d as usize }))
+                    .collect();
+                let n = checked_product(out.iter().filter_map(Dim::known))
+                    .with_context(|| format!("Reshape to {shape:?}: too many elements"))?;
                 ensure!(n == total, "Reshape of {} elements to {shape:?}", total);
                 Fact {
                     dtype: x.dtype,
@@ -446,4 +448,9 @@ fn conv_fact(inputs: &[&Fact], pads: &[usize; 4]) -> Result<Fact> {
         )
     };
     Ok(Fact::f32(vec![x[0].clone(), w[0].clone(), h, wd]))
+}
+
+/// The product of sizes, or None when it overflows (a file can claim any shape).
+fn checked_product(sizes: impl Iterator<Item = usize>) -> Option<usize> {
+    sizes.into_iter().try_fold(1usize, |acc, d| acc.checked_mul(d))
 }

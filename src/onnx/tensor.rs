@@ -3,7 +3,7 @@
 
 use super::pb::{data_type, TensorProto};
 use crate::ir::{DType, Tensor};
-use anyhow::{bail, ensure, Result};
+use anyhow::{bail, ensure, Context, Result};
 use ndarray::{ArrayD, IxDyn};
 
 pub fn tensor_to_proto(name: &str, t: &Tensor) -> TensorProto {
@@ -34,7 +34,11 @@ pub fn tensor_from_proto(p: &TensorProto) -> Result<Tensor> {
         p.dims
     );
     let shape: Vec<usize> = p.dims.iter().map(|&d| d as usize).collect();
-    let n: usize = shape.iter().product();
+    // A file can claim any dims: their product may overflow.
+    let n = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .with_context(|| format!("tensor {} has dims {:?}: too many values", p.name, p.dims))?;
     let wrong = |got: usize| anyhow::anyhow!("tensor {} of shape {:?} holds {got} values", p.name, p.dims);
     Ok(match p.data_type {
         data_type::FLOAT => {
