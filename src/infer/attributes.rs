@@ -5,7 +5,7 @@
 
 use crate::onnx::pb;
 use anyhow::{bail, ensure, Context, Result};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The largest kernel, stride, dilation, pad or block size accepted: far beyond any
 /// real network, small enough that no arithmetic on it overflows.
@@ -13,9 +13,129 @@ const LIMIT: i64 = 1 << 16;
 
 /// Checks every node of `g`; errors name the node and the attribute.
 pub fn check_graph(g: &pb::GraphProto) -> Result<()> {
+    check_names(g)?;
     let weights: HashMap<&str, &pb::TensorProto> = g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    let ranks = ranks(g);
     for (i, n) in g.node.iter().enumerate() {
-        check_node(n, &weights).with_context(|| format!("node {i} ({}, {:?})", n.op_type, n.name))?;
+        let rank = n.input.first().and_then(|x| ranks.get(x.as_str())).copied();
+        check_node(n, &weights)
+            .and_then(|_| check_axes(n, rank, &weights))
+            .with_context(|| format!("node {i} ({}, {:?})", n.op_type, n.name))?;
+    }
+    Ok(())
+}
+
+/// The rank of every value whose rank follows from the graph's declared inputs and
+/// initialisers through ops that keep or broadcast ranks; others are left out.
+fn ranks(g: &pb::GraphProto) -> HashMap<&str, usize> {
+    use pb::type_proto::Value;
+    let mut rank: HashMap<&str, usize> = g.initializer.iter().map(|t| (t.name.as_str(), t.dims.len())).collect();
+    for i in &g.input {
+        if let Some(Value::TensorType(t)) = i.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+            if let Some(s) = &t.shape {
+                rank.entry(i.name.as_str()).or_insert(s.dim.len());
+            }
+        }
+    }
+    for n in &g.node {
+        let of = |k: usize| n.input.get(k).and_then(|x| rank.get(x.as_str())).copied();
+        let r = match n.op_type.as_str() {
+            // Broadcasting: the largest rank of the inputs, when all are known.
+            "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Max" | "Min" | "Sum" | "Mean" | "Where" | "PRelu" => n
+                .input
+                .iter()
+                .map(|x| rank.get(x.as_str()).copied())
+                .collect::<Option<Vec<usize>>>()
+                .and_then(|r| r.into_iter().max()),
+            "Relu" | "LeakyRelu" | "Sigmoid" | "Tanh" | "Sqrt" | "Neg" | "Abs" | "Exp" | "Log" | "Clip"
+            | "Identity" | "Cast" | "Conv" | "ConvTranspose" | "MaxPool" | "AveragePool" | "DepthToSpace"
+            | "SpaceToDepth" | "BatchNormalization" | "Softmax" | "Transpose" | "Pad" | "Resize" | "Upsample" => of(0),
+            "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL2"
+                if int(n, "keepdims").ok().flatten() != Some(0) =>
+            {
+                of(0)
+            }
+            _ => None,
+        };
+        if let Some(r) = r {
+            for o in &n.output {
+                rank.insert(o.as_str(), r);
+            }
+        }
+    }
+    rank
+}
+
+/// Axes of a value of rank `rank` lie in -rank..rank (tract unwraps the axis it resolves).
+fn check_axes(n: &pb::NodeProto, rank: Option<usize>, weights: &HashMap<&str, &pb::TensorProto>) -> Result<()> {
+    let Some(rank) = rank else { return Ok(()) };
+    let r = rank as i64;
+    let axes: Vec<i64> = match n.op_type.as_str() {
+        op if op.starts_with("Reduce") => match ints(n, "axes")? {
+            Some(a) => a,
+            // Opset 13+ (ReduceSum) and 18+ (the others): the axes as a second, constant input.
+            None => match n.input.get(1).and_then(|a| weights.get(a.as_str())) {
+                Some(t) => i64_values(t).context("the axes input is not an int64 tensor")?,
+                None => vec![],
+            },
+        },
+        "Softmax" | "Concat" | "Flatten" | "Gather" | "Split" | "LogSoftmax" => int(n, "axis")?.into_iter().collect(),
+        "Transpose" => {
+            if let Some(perm) = ints(n, "perm")? {
+                ensure!(
+                    perm.len() == rank,
+                    "attribute 'perm' has {} values for a rank-{rank} input",
+                    perm.len()
+                );
+            }
+            vec![]
+        }
+        "DepthToSpace" | "SpaceToDepth" => {
+            ensure!(rank == 4, "the input has rank {rank}, not 4 ([N, C, H, W])");
+            vec![]
+        }
+        _ => vec![],
+    };
+    for a in axes {
+        ensure!((-r..r).contains(&a), "axis {a} is out of range for a rank-{rank} input");
+    }
+    Ok(())
+}
+
+/// The values of an int64 initialiser (raw little-endian bytes or int64_data).
+fn i64_values(t: &pb::TensorProto) -> Option<Vec<i64>> {
+    if t.data_type != pb::data_type::INT64 {
+        return None;
+    }
+    if t.raw_data.is_empty() {
+        return Some(t.int64_data.clone());
+    }
+    (t.raw_data.len() % 8 == 0).then(|| {
+        t.raw_data
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect()
+    })
+}
+
+/// Every value a node reads and every graph output is defined: a graph input, an
+/// initialiser or some node's output (tract looks outputs up by name and panics
+/// on a missing one).
+fn check_names(g: &pb::GraphProto) -> Result<()> {
+    let mut defined: HashSet<&str> = g.input.iter().map(|i| i.name.as_str()).collect();
+    defined.extend(g.initializer.iter().map(|t| t.name.as_str()));
+    defined.extend(g.node.iter().flat_map(|n| &n.output).map(String::as_str));
+    for (i, n) in g.node.iter().enumerate() {
+        if let Some(missing) = n.input.iter().find(|x| !x.is_empty() && !defined.contains(x.as_str())) {
+            bail!(
+                "node {i} ({}, {:?}) reads {missing:?}, which no input, initialiser or node defines",
+                n.op_type,
+                n.name
+            );
+        }
+    }
+    if let Some(o) = g.output.iter().find(|o| !defined.contains(o.name.as_str())) {
+        bail!("the graph output {:?} is not computed by any node", o.name);
     }
     Ok(())
 }
