@@ -224,6 +224,22 @@ fn check_conv(n: &pb::NodeProto, weights: &HashMap<&str, &pb::TensorProto>) -> R
         );
     }
     check_auto_pad(n)?;
+    let kernel_of_weight = weight.map(|w| w.dims.iter().skip(2).copied().collect::<Vec<i64>>());
+    if let (true, Some(kernels)) = (n.op_type == "ConvTranspose", kernel.clone().or(kernel_of_weight)) {
+        // Output = (in - 1) * stride + (k - 1) * dilation + 1 + output_padding - pads: at least 1
+        // for a 1-pixel input, or runtimes compute a negative size.
+        let dilations = ints(n, "dilations")?.unwrap_or_default();
+        let pads = ints(n, "pads")?.unwrap_or_default();
+        let adjust = ints(n, "output_padding")?.unwrap_or_default();
+        for (i, &k) in kernels.iter().enumerate() {
+            let field = (k.clamp(1, LIMIT) - 1) * dilations.get(i).copied().unwrap_or(1) + 1;
+            let cut = pads.get(i).copied().unwrap_or(0) + pads.get(i + kernels.len()).copied().unwrap_or(0);
+            ensure!(
+                cut < field + adjust.get(i).copied().unwrap_or(0),
+                "attribute 'pads' {pads:?} removes more than the {field} pixels a {k}-tap transposed convolution adds"
+            );
+        }
+    }
     let group = int(n, "group")?.unwrap_or(1);
     in_range(group, 1, LIMIT, "group")?;
     let Some(w) = weight else { return Ok(()) };
