@@ -3,7 +3,7 @@
 # venv for the cross-runtime checks, whose onnxruntime wheel also provides the
 # ONNX Runtime library, and a second venv with ONNX Runtime's training API,
 # onnxruntime-training-cpu 1.19.2, for the training-artefact checks), then runs
-# every test.
+# every test, and each fuzz target for 30 s ($SRGRAPH_FUZZ_SECONDS; tools/fuzz.sh).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -22,4 +22,7 @@ for arg in "$@"; do
 done
 if [ "$picks" -eq 0 ]; then
     cargo test --locked --features ort-training --test ort_training_engine
+    # Each reader's fuzz target for a short while, after replaying the saved reproducers:
+    # a regression shows as a crash (tools/fuzz.sh; the first build takes about 10 minutes).
+    tools/fuzz.sh "${SRGRAPH_FUZZ_SECONDS:-30}"
 fi

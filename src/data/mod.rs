@@ -16,15 +16,29 @@ pub fn decode(path: &Path) -> Result<image::DynamicImage> {
     decode_bytes(&bytes, &path.display().to_string())
 }
 
-/// Decode the bytes of an image file (`name` names it in messages), with the image
-/// crate's limits on dimensions and allocation, so a decompression bomb is refused.
+/// The most memory one decoded picture may take: about 110 megapixels of 8-bit RGB
+/// (42 of 16-bit RGBA). A file of a few hundred bytes can claim far more (a
+/// decompression bomb), and decoding it would take seconds and gigabytes.
+pub const MAX_PICTURE_BYTES: u64 = 320 << 20;
+
+/// Decode the bytes of an image file (`name` names it in messages), refusing
+/// pictures that would take more than `MAX_PICTURE_BYTES` once decoded.
 pub fn decode_bytes(bytes: &[u8], name: &str) -> Result<image::DynamicImage> {
     let what = || format!("cannot read image {name}");
-    image::ImageReader::new(std::io::Cursor::new(bytes))
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
-        .with_context(what)?
-        .decode()
-        .with_context(what)
+        .with_context(what)?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_PICTURE_BYTES);
+    reader.limits(limits);
+    reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(_) => anyhow::anyhow!(
+            "{name} is too large: decoded it would take more than {} MB (about 110 megapixels of 8-bit RGB), \
+             the most srgraph reads in one picture; cut it into parts",
+            MAX_PICTURE_BYTES >> 20
+        ),
+        e => anyhow::Error::new(e).context(what()),
+    })
 }
 
 /// `../shared/data` beside the repository, or `$SRGRAPH_DATA`: the benchmark sets the unit tests read.
