@@ -403,6 +403,10 @@ mod tests {
                 attribute: attrs,
                 ..Default::default()
             }],
+            input: vec![pb::ValueInfoProto {
+                name: "x".into(),
+                ..Default::default()
+            }],
             initializer: vec![
                 pb::TensorProto {
                     name: "w".into(),
@@ -442,5 +446,20 @@ mod tests {
             let msg = format!("{e:#}");
             assert!(msg.contains(says) && msg.contains("node 0 (Conv"), "{msg}");
         }
+        // A value nobody defines, and a graph output nobody computes.
+        let mut g = conv(vec![]);
+        g.node[0].input[0] = "nowhere".into();
+        assert!(format!("{:#}", check_graph(&g).unwrap_err()).contains("reads \"nowhere\""));
+        let mut g = conv(vec![]);
+        g.output.push(pb::ValueInfoProto {
+            name: "sr".into(),
+            ..Default::default()
+        });
+        assert!(format!("{:#}", check_graph(&g).unwrap_err()).contains("not computed"));
+        // A transposed conv whose pads remove more than its 3 taps add.
+        let mut g = conv(vec![ints_attr("pads", &[2, 0, 2, 0])]);
+        g.node[0].op_type = "ConvTranspose".into();
+        g.initializer[1].dims = vec![3];
+        assert!(format!("{:#}", check_graph(&g).unwrap_err()).contains("removes more"));
     }
 }
