@@ -183,6 +183,20 @@ fn options_out_of_range_are_usage_errors_naming_the_flag() {
             1,
             "memory",
         );
+        // Too large to train: the activations are counted before the runtime would abort.
+        let wide = [
+            "train",
+            "edsr",
+            "--blocks",
+            "400",
+            "--filters",
+            "256",
+            "--data",
+            &t91,
+            "--out",
+            "r",
+        ];
+        refused(&srgraph(&wide, d), 1, "lower --batch or --patch");
     });
     assert!(
         !d.join("r").exists() && !d.join("s").exists(),

@@ -193,6 +193,20 @@ impl ModelConfig {
         (fixed + b * per_block, 32.0 + 16.0 * b)
     }
 
+    /// Floats of activation one LR pixel of one image holds through the network: each
+    /// block's conv and ReLU outputs, which the backward pass keeps.
+    pub fn activations_per_pixel(&self) -> f64 {
+        let (f, b) = (self.filters as f64, self.blocks as f64);
+        let wide = f * self.expansion as f64;
+        let per_block = match self.arch {
+            Arch::Edsr => 4.0 * f,
+            Arch::WdsrA => 2.0 * wide + 2.0 * f,
+            Arch::WdsrB => 2.0 * wide + self.low_rank() as f64 + 2.0 * f,
+        };
+        // The head, tail and upsampler: a few maps of the filters at up to s^2 the pixels.
+        b * per_block + 4.0 * f * (self.scale * self.scale) as f64
+    }
+
     /// The record of this configuration kept in every file srgraph writes.
     pub fn metadata(&self) -> Vec<(String, String)> {
         let mut m = vec![
