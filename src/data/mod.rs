@@ -16,29 +16,33 @@ pub fn decode(path: &Path) -> Result<image::DynamicImage> {
     decode_bytes(&bytes, &path.display().to_string())
 }
 
-/// The most memory one decoded picture may take: about 110 megapixels of 8-bit RGB
-/// (42 of 16-bit RGBA). A file of a few hundred bytes can claim far more (a
-/// decompression bomb), and decoding it would take seconds and gigabytes.
-pub const MAX_PICTURE_BYTES: u64 = 320 << 20;
+/// The most pixels srgraph reads in one picture: 40 megapixels (8K UHD is 33). A
+/// file of a few hundred bytes can claim far more (a decompression bomb), and
+/// decoding it, then super-resolving it, would take minutes and tens of gigabytes.
+pub const MAX_PICTURE_PIXELS: u64 = 40_000_000;
 
-/// Decode the bytes of an image file (`name` names it in messages), refusing
-/// pictures that would take more than `MAX_PICTURE_BYTES` once decoded.
+/// Decode the bytes of an image file (`name` names it in messages). Its size is read
+/// from the header first: a picture of more than `MAX_PICTURE_PIXELS` is refused
+/// before any pixel is decoded.
 pub fn decode_bytes(bytes: &[u8], name: &str) -> Result<image::DynamicImage> {
     let what = || format!("cannot read image {name}");
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .with_context(what)?;
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .with_context(what)
+    };
+    let (w, h) = reader()?.into_dimensions().with_context(what)?;
+    ensure!(
+        w as u64 * h as u64 <= MAX_PICTURE_PIXELS,
+        "{name} is {w}x{h} pixels, more than the {} megapixels srgraph reads in one picture: cut it into parts",
+        MAX_PICTURE_PIXELS / 1_000_000
+    );
+    let mut reader = reader()?;
     let mut limits = image::Limits::default();
-    limits.max_alloc = Some(MAX_PICTURE_BYTES);
+    // 16-bit RGBA, the widest colour type, at the largest size allowed.
+    limits.max_alloc = Some(MAX_PICTURE_PIXELS * 8);
     reader.limits(limits);
-    reader.decode().map_err(|e| match e {
-        image::ImageError::Limits(_) => anyhow::anyhow!(
-            "{name} is too large: decoded it would take more than {} MB (about 110 megapixels of 8-bit RGB), \
-             the most srgraph reads in one picture; cut it into parts",
-            MAX_PICTURE_BYTES >> 20
-        ),
-        e => anyhow::Error::new(e).context(what()),
-    })
+    reader.decode().with_context(what)
 }
 
 /// `../shared/data` beside the repository, or `$SRGRAPH_DATA`: the benchmark sets the unit tests read.

@@ -180,11 +180,13 @@ impl SrModel {
         ensure!(c == 3, "expected an RGB image, got {c} channels");
         ensure!(h > 0 && w > 0, "the image is empty");
         let s = self.scale;
-        // The float output and its 8-bit copy, before any tile runs: refuse what cannot fit.
-        let bytes = (h * s) as f64 * (w * s) as f64 * 3.0 * 5.0;
+        // Per output pixel: the float output (12 bytes), its 8-bit copy, the PNG's raw rows
+        // and encoded bytes, alpha: about 24 bytes. Refused before any tile runs when that
+        // would take most of the memory available.
+        let bytes = (h * s) as f64 * (w * s) as f64 * 24.0;
         if let Some(available) = crate::util::available_memory() {
             ensure!(
-                bytes < available as f64,
+                bytes < 0.75 * available as f64,
                 "the x{s} picture of a {w}x{h} input would take {:.1} GB of memory, more than the {:.1} GB available",
                 bytes / 1e9,
                 available as f64 / 1e9
