@@ -31,6 +31,7 @@ pub fn decode_bytes(bytes: &[u8], name: &str) -> Result<image::DynamicImage> {
             .with_guessed_format()
             .with_context(what)
     };
+    check_png_palette(bytes).with_context(what)?;
     let (w, h) = reader()?.into_dimensions().with_context(what)?;
     ensure!(
         w as u64 * h as u64 <= MAX_PICTURE_PIXELS,
@@ -42,7 +43,32 @@ pub fn decode_bytes(bytes: &[u8], name: &str) -> Result<image::DynamicImage> {
     // 16-bit RGBA, the widest colour type, at the largest size allowed.
     limits.max_alloc = Some(MAX_PICTURE_PIXELS * 8);
     reader.limits(limits);
-    reader.decode().with_context(what)
+    crate::util::guarded("the picture decoder", &format!("decode {name}"), || {
+        reader.decode().with_context(what)
+    })
+}
+
+/// A PNG's palette (PLTE) holds whole RGB entries, at most 256: the png crate (0.18.1)
+/// panics on a palette whose length is not a multiple of 3.
+fn check_png_palette(bytes: &[u8]) -> Result<()> {
+    let Some(mut rest) = bytes.strip_prefix(b"\x89PNG\r\n\x1a\n") else {
+        return Ok(());
+    };
+    while rest.len() >= 8 {
+        let len = u32::from_be_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+        let kind = &rest[4..8];
+        if kind == b"PLTE" {
+            ensure!(
+                len % 3 == 0 && len <= 768,
+                "its palette holds {len} bytes, not whole RGB entries (at most 256 of 3 bytes): the file is damaged"
+            );
+        }
+        if kind == b"IDAT" || kind == b"IEND" {
+            break;
+        }
+        rest = rest.get(len.saturating_add(12)..).unwrap_or_default();
+    }
+    Ok(())
 }
 
 /// `../shared/data` beside the repository, or `$SRGRAPH_DATA`: the benchmark sets the unit tests read.
