@@ -75,7 +75,10 @@ fn check_axes(n: &pb::NodeProto, rank: Option<usize>, weights: &HashMap<&str, &p
             Some(a) => a,
             // Opset 13+ (ReduceSum) and 18+ (the others): the axes as a second, constant input.
             None => match n.input.get(1).and_then(|a| weights.get(a.as_str())) {
-                Some(t) => i64_values(t).context("the axes input is not an int64 tensor")?,
+                Some(t) => crate::onnx::tensor_from_proto(t)
+                    .ok()
+                    .and_then(|t| t.as_i64().map(|a| a.iter().copied().collect()))
+                    .context("the axes input is not an int64 tensor")?,
                 None => vec![],
             },
         },
@@ -100,22 +103,6 @@ fn check_axes(n: &pb::NodeProto, rank: Option<usize>, weights: &HashMap<&str, &p
         ensure!((-r..r).contains(&a), "axis {a} is out of range for a rank-{rank} input");
     }
     Ok(())
-}
-
-/// The values of an int64 initialiser (raw little-endian bytes or int64_data).
-fn i64_values(t: &pb::TensorProto) -> Option<Vec<i64>> {
-    if t.data_type != pb::data_type::INT64 {
-        return None;
-    }
-    if t.raw_data.is_empty() {
-        return Some(t.int64_data.clone());
-    }
-    (t.raw_data.len() % 8 == 0).then(|| {
-        t.raw_data
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect()
-    })
 }
 
 /// Every value a node reads and every graph output is defined: a graph input, an
