@@ -184,6 +184,13 @@ pub fn available_memory() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// The memory available, in bytes, when `bytes` would not fit in it; None when it
+/// would, or when the machine does not say.
+pub fn short_of_memory(bytes: f64) -> Option<f64> {
+    let available = available_memory()? as f64;
+    (bytes >= available).then_some(available)
+}
+
 /// Thousands separators for counts people read.
 pub fn grouped(n: usize) -> String {
     let s = n.to_string();

@@ -184,12 +184,11 @@ impl SrModel {
         // and encoded bytes, alpha: about 24 bytes. Refused before any tile runs when that
         // would take most of the memory available.
         let bytes = (h * s) as f64 * (w * s) as f64 * 24.0;
-        if let Some(available) = crate::util::available_memory() {
-            ensure!(
-                bytes < 0.75 * available as f64,
+        if let Some(available) = crate::util::short_of_memory(bytes / 0.75) {
+            anyhow::bail!(
                 "the x{s} picture of a {w}x{h} input would take {:.1} GB of memory, more than the {:.1} GB available",
                 bytes / 1e9,
-                available as f64 / 1e9
+                available / 1e9
             );
         }
         let tiles = self.tiles(h, w, tile);

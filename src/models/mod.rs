@@ -145,9 +145,8 @@ impl ModelConfig {
             weights,
             weight_bytes / 1e9
         );
-        if let Some(available) = crate::util::available_memory() {
-            ensure!(
-                memory < available as f64,
+        if let Some(available) = crate::util::short_of_memory(memory) {
+            anyhow::bail!(
                 "{} with {} blocks of {} filters would need about {:.1} GB to build ({:.3e} weights, {:.3e} graph \
                  nodes), more than the {:.1} GB of memory available; use fewer --blocks or --filters",
                 self.arch.name(),
@@ -156,7 +155,7 @@ impl ModelConfig {
                 memory / 1e9,
                 weights,
                 nodes,
-                available as f64 / 1e9
+                available / 1e9
             );
         }
         Ok(())

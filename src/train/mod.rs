@@ -78,9 +78,8 @@ impl TrainOptions {
         // runtime would abort on an allocation.
         let lr_pixels = (self.train.patch / self.model.scale).pow(2) as f64;
         let bytes = 3.0 * 4.0 * self.train.batch as f64 * lr_pixels * self.model.activations_per_pixel();
-        if let Some(available) = crate::util::available_memory() {
-            ensure!(
-                bytes < available as f64,
+        if let Some(available) = crate::util::short_of_memory(bytes) {
+            bail!(
                 "training {} with {} blocks of {} filters on batches of {} patches of {} px needs about {:.1} GB, \
                  more than the {:.1} GB of memory available: lower --batch or --patch, or use a smaller network",
                 self.model.arch.name(),
@@ -89,7 +88,7 @@ impl TrainOptions {
                 self.train.batch,
                 self.train.patch,
                 bytes / 1e9,
-                available as f64 / 1e9
+                available / 1e9
             );
         }
         Ok(())
