@@ -14,6 +14,7 @@ pub mod data;
 pub mod eval;
 pub mod export;
 pub mod infer;
+pub mod interop;
 pub mod ir;
 pub mod metrics;
 pub mod models;

@@ -5,7 +5,7 @@
 
 mod build;
 mod eval;
-mod import;
+mod interop;
 mod inspect;
 mod study;
 mod train;
@@ -46,8 +46,11 @@ pub enum Command {
     Upscale(upscale::UpscaleArgs),
     /// The seed's experiment: EDSR vs WDSR-A vs WDSR-B by depth, or normalisations; table and plots.
     Study(study::StudyArgs),
-    /// Turn an ONNX Runtime training-API checkpoint into srgraph's inference graph.
-    ImportCheckpoint(import::ImportArgs),
+    /// Turn a checkpoint (PyTorch .pth/.pt, .safetensors, ONNX Runtime training, srgraph) into srgraph's inference .onnx.
+    #[command(alias = "import-checkpoint")]
+    Import(interop::ImportArgs),
+    /// Write a model's or run's weights as safetensors under a reference implementation's names.
+    Export(interop::ExportArgs),
     /// List the named presets (from graphs/).
     Presets,
 }
@@ -71,7 +74,8 @@ pub fn run_with(cli: Cli) -> Result<Outcome> {
         Command::Eval(a) => eval::run(a).map(|_| Outcome::Done),
         Command::Upscale(a) => upscale::run(a).map(|_| Outcome::Done),
         Command::Study(a) => study::run(a).map(|stopped| if stopped { Outcome::Interrupted } else { Outcome::Done }),
-        Command::ImportCheckpoint(a) => import::run(a).map(|_| Outcome::Done),
+        Command::Import(a) => interop::run_import(a).map(|_| Outcome::Done),
+        Command::Export(a) => interop::run_export(a).map(|_| Outcome::Done),
         Command::Presets => build::list_presets().map(|_| Outcome::Done),
     }
 }

@@ -4,8 +4,8 @@ use super::build::{resolve, LossArg, ModelArgs};
 use super::{EngineArg, EngineArgs};
 use crate::compiler::TrainConfig;
 use crate::models::describe;
-use crate::train::{train, TrainOptions};
-use anyhow::Result;
+use crate::train::{train, Init, TrainOptions};
+use anyhow::{Context, Result};
 use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
@@ -51,6 +51,11 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Start from these weights (any checkpoint `srgraph import` reads: PyTorch, safetensors, srgraph, ONNX
+    /// Runtime) with a fresh optimiser: fine-tuning. The network is the checkpoint's; the architecture and any
+    /// --scale/--blocks/--filters/--expansion/--norm given must agree with it.
+    #[arg(long, value_name = "CHECKPOINT")]
+    pub init: Option<PathBuf>,
 }
 
 /// How long, on what and how fast a network trains: shared by `train` and `study`.
@@ -78,7 +83,16 @@ pub struct ScheduleArgs {
 
 /// Ok(true) when the run was interrupted by Ctrl-C.
 pub fn run(a: TrainArgs) -> Result<bool> {
-    let (c, notes) = resolve(&a.model)?;
+    let (c, notes, init) = match &a.init {
+        None => {
+            let (c, notes) = resolve(&a.model)?;
+            (c, notes, None)
+        }
+        Some(path) => {
+            let (c, init) = init_from(path, &a.model)?;
+            (c, vec![format!("starting from {} (a fresh optimiser)", path.display())], Some(init))
+        }
+    };
     let engine = a.engine.engine(EngineArg::Ort)?;
     let lr = a.schedule.lr.unwrap_or(c.arch.default_learning_rate());
     let name = a.model.name(&c);
@@ -106,6 +120,7 @@ pub fn run(a: TrainArgs) -> Result<bool> {
         overwrite: a.force,
         progress: !a.quiet,
         model: c,
+        init,
     };
     let stop = super::stop_on_signals("stopping after this step: the checkpoint and model will be written")?;
     {
@@ -152,4 +167,49 @@ pub fn run(a: TrainArgs) -> Result<bool> {
         report.model.display()
     )?;
     Ok(report.interrupted)
+}
+
+/// The network a checkpoint holds and its weights, checked against the flags given:
+/// a flag that disagrees with the weights is an error naming both.
+fn init_from(path: &std::path::Path, m: &ModelArgs) -> Result<(crate::models::ModelConfig, Init)> {
+    use crate::models::{Arch, Norm};
+    let arch = Arch::parse(&m.arch).with_context(|| {
+        format!(
+            "with --init give the architecture (edsr, wdsr-a, wdsr-b), not '{}': the checkpoint decides the rest",
+            m.arch
+        )
+    })?;
+    anyhow::ensure!(
+        m.params.is_none(),
+        "--params chooses a width, and --init's checkpoint has one: give one of them"
+    );
+    let hints = crate::interop::Hints {
+        arch: Some(arch),
+        scale: m.scale,
+        blocks: m.blocks,
+        filters: m.filters,
+        res_scale: m.res_scale,
+        ..Default::default()
+    };
+    let (state, d) = crate::interop::load(path, &hints)?;
+    let c = d.config;
+    let mut wrong = vec![];
+    if let Some(e) = m.expansion.filter(|&e| c.wide() != e * c.filters) {
+        wrong.push(format!("its wide activation is {} channels, not --expansion {e}", c.wide()));
+    }
+    if let Some(l) = m.linear.filter(|&l| c.low_rank() != (c.filters as f32 * l) as usize) {
+        wrong.push(format!("its low-rank width is {}, not --linear {l}", c.low_rank()));
+    }
+    if let Some(n) = m.norm.map(Norm::from).filter(|&n| n != c.norm) {
+        wrong.push(format!("it has {} norm, not --norm {}", c.norm.name(), n.name()));
+    }
+    if m.shuffle.is_some_and(|s| !matches!(s, super::build::ShuffleArg::Crd)) {
+        wrong.push("its pixel shuffle is PyTorch's (crd)".into());
+    }
+    anyhow::ensure!(wrong.is_empty(), "{}: {}", path.display(), wrong.join("; "));
+    for r in d.assumed.iter() {
+        eprintln!("note: {}: assumed {r}", path.display());
+    }
+    let source = format!("{} ({})", path.display(), state.format);
+    Ok((c, Init { source, values: d.values }))
 }

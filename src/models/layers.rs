@@ -24,6 +24,10 @@ impl Norm {
             Norm::Batch => "batch",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Norm> {
+        [Norm::None, Norm::Weight, Norm::Batch].into_iter().find(|n| n.name() == s)
+    }
 }
 
 /// PyTorch's BatchNorm2d defaults.

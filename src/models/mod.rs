@@ -11,12 +11,17 @@ pub use layers::{Net, Norm};
 pub use presets::{preset, presets, Preset};
 
 use crate::ir::{Dim, Fact, Graph, Op, Outlet, ShuffleMode, Tensor};
-use anyhow::{ensure, Result};
+use anyhow::{bail, ensure, Context, Result};
 
 /// DIV2K's RGB mean, which the reference code subtracts (scaled to 0..255).
 pub const DIV2K_MEAN: [f32; 3] = [0.4488, 0.4371, 0.4040];
 /// Inputs are mapped from [0, 255] to about [-1, 1]: (x - mean * 255) / 127.5.
 pub const PIXEL_SCALE: f32 = 127.5;
+
+/// DIV2K's mean in 0..255 units, as the reference code computes it (mean * 255 in f32).
+pub fn div2k_pixel_mean() -> [f32; 3] {
+    DIV2K_MEAN.map(|m| m * 255.0)
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arch {
@@ -68,6 +73,16 @@ pub struct ModelConfig {
     pub norm: Norm,
     pub shuffle: ShuffleMode,
     pub seed: u64,
+    /// WDSR's wide width when it is not filters x expansion (the official WDSR-A takes
+    /// it as its own argument, `block_feats`).
+    pub wide_feats: Option<usize>,
+    /// WDSR-B's low-rank width when it is not `int(filters * linear)`.
+    pub low_rank_feats: Option<usize>,
+    /// The mean the network subtracts from its input, per channel, in 0..255 units.
+    pub pixel_mean: [f32; 3],
+    /// What the input is divided by after the mean (and the output multiplied by):
+    /// 127.5 maps [0, 255] to about [-1, 1] (WDSR); 1 keeps 0..255 (EDSR-PyTorch, BasicSR).
+    pub pixel_range: f32,
 }
 
 impl ModelConfig {
@@ -90,12 +105,23 @@ impl ModelConfig {
             norm,
             shuffle: ShuffleMode::Crd,
             seed: 0,
+            wide_feats: None,
+            low_rank_feats: None,
+            pixel_mean: div2k_pixel_mean(),
+            pixel_range: PIXEL_SCALE,
         }
     }
 
     /// WDSR-B's low-rank width, `int(filters * linear)` as in the official code.
     pub fn low_rank(&self) -> usize {
-        (self.filters as f32 * self.linear) as usize
+        self.low_rank_feats
+            .unwrap_or((self.filters as f32 * self.linear) as usize)
+    }
+
+    /// WDSR's width before the ReLU: filters x expansion unless set on its own.
+    pub fn wide(&self) -> usize {
+        self.wide_feats
+            .unwrap_or(self.filters.saturating_mul(self.expansion))
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -107,6 +133,19 @@ impl ModelConfig {
         ensure!(self.blocks >= 1, "blocks must be at least 1 (got {})", self.blocks);
         ensure!(self.filters >= 1, "filters must be at least 1 (got {})", self.filters);
         ensure!(self.res_scale.is_finite(), "res-scale must be a finite number");
+        ensure!(
+            self.pixel_range.is_finite() && self.pixel_range > 0.0,
+            "the pixel range must be a positive number (got {})",
+            self.pixel_range
+        );
+        ensure!(
+            self.pixel_mean.iter().all(|m| m.is_finite()),
+            "the RGB mean must be finite numbers"
+        );
+        ensure!(
+            self.wide_feats != Some(0) && self.low_rank_feats != Some(0),
+            "WDSR's wide and low-rank widths must be at least 1"
+        );
         if self.arch.is_wdsr() {
             ensure!(
                 self.expansion >= 1,
@@ -166,7 +205,7 @@ impl ModelConfig {
     pub fn size_estimate(&self) -> (f64, f64) {
         let conv = |cin: usize, cout: usize, k: usize| (k * k) as f64 * cin as f64 * cout as f64 + cout as f64;
         let (f, s, b) = (self.filters, self.scale, self.blocks as f64);
-        let wide = f.saturating_mul(self.expansion);
+        let wide = self.wide();
         let (fixed, per_block) = match self.arch {
             Arch::Edsr => {
                 let upsampler = if s == 4 {
@@ -196,7 +235,7 @@ impl ModelConfig {
     /// block's conv and ReLU outputs, which the backward pass keeps.
     pub fn activations_per_pixel(&self) -> f64 {
         let (f, b) = (self.filters as f64, self.blocks as f64);
-        let wide = f * self.expansion as f64;
+        let wide = self.wide() as f64;
         let per_block = match self.arch {
             Arch::Edsr => 4.0 * f,
             Arch::WdsrA => 2.0 * wide + 2.0 * f,
@@ -220,6 +259,20 @@ impl ModelConfig {
         if self.arch == Arch::WdsrB {
             m.push(("linear", self.linear.to_string()));
         }
+        // Written only where they differ from srgraph's own, so that older run folders
+        // keep their identity.
+        if let Some(w) = self.wide_feats {
+            m.push(("wide_feats", w.to_string()));
+        }
+        if let Some(l) = self.low_rank_feats {
+            m.push(("low_rank_feats", l.to_string()));
+        }
+        if self.pixel_mean != div2k_pixel_mean() {
+            m.push(("pixel_mean", self.pixel_mean.map(|v| v.to_string()).join(",")));
+        }
+        if self.pixel_range != PIXEL_SCALE {
+            m.push(("pixel_range", self.pixel_range.to_string()));
+        }
         m.extend([
             ("res_scale", self.res_scale.to_string()),
             ("normalisation", self.norm.name().to_string()),
@@ -227,6 +280,64 @@ impl ModelConfig {
             ("seed", self.seed.to_string()),
         ]);
         m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+}
+
+impl ModelConfig {
+    /// The configuration recorded in a file's metadata (`metadata` read back): what
+    /// `srgraph export` and `--init` need to rebuild the network a model was made from.
+    pub fn from_metadata(meta: &[(String, String)]) -> Result<ModelConfig> {
+        let get = |k: &str| meta.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        fn parse<T: std::str::FromStr>(key: &str, v: &str) -> Result<T> {
+            v.trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("its metadata has {key} = '{v}', which is not a valid value"))
+        }
+        let arch = get("architecture").context(
+            "it records no architecture in its metadata (not a model srgraph wrote); import the checkpoint it came \
+             from with `srgraph import`",
+        )?;
+        let arch = Arch::parse(arch).with_context(|| format!("its metadata names an unknown architecture '{arch}'"))?;
+        let mut c = ModelConfig::new(arch);
+        macro_rules! field {
+            ($key:literal, $field:expr) => {
+                if let Some(v) = get($key) {
+                    $field = parse($key, v)?;
+                }
+            };
+        }
+        field!("scale", c.scale);
+        field!("blocks", c.blocks);
+        field!("filters", c.filters);
+        field!("expansion", c.expansion);
+        field!("linear", c.linear);
+        field!("res_scale", c.res_scale);
+        field!("seed", c.seed);
+        field!("pixel_range", c.pixel_range);
+        if let Some(v) = get("wide_feats") {
+            c.wide_feats = Some(parse("wide_feats", v)?);
+        }
+        if let Some(v) = get("low_rank_feats") {
+            c.low_rank_feats = Some(parse("low_rank_feats", v)?);
+        }
+        if let Some(v) = get("pixel_mean") {
+            let m: Vec<f32> = v.split(',').map(|x| parse("pixel_mean", x)).collect::<Result<_>>()?;
+            c.pixel_mean = m
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("its metadata has pixel_mean = '{v}', not three numbers"))?;
+        }
+        if let Some(n) = get("normalisation") {
+            c.norm = Norm::parse(n).with_context(|| format!("its metadata names an unknown normalisation '{n}'"))?;
+        }
+        if let Some(s) = get("pixel_shuffle") {
+            c.shuffle = match s {
+                "CRD" | "crd" => ShuffleMode::Crd,
+                "DCR" | "dcr" => ShuffleMode::Dcr,
+                other => bail!("its metadata names an unknown pixel shuffle '{other}'"),
+            };
+        }
+        c.validate()?;
+        Ok(c)
     }
 }
 
@@ -252,10 +363,10 @@ pub fn build_network(c: &ModelConfig, [n, h, w]: [Dim; 3], training: bool, dry: 
     net.dry = dry;
     net.training = training;
     let lr = net.input("lr", Fact::f32(vec![n, Dim::Known(3), h, w]));
-    let mean = Tensor::f32(&[1, 3, 1, 1], DIV2K_MEAN.iter().map(|m| m * 255.0).collect());
+    let mean = Tensor::f32(&[1, 3, 1, 1], c.pixel_mean.to_vec());
     let mean_in = net.g.constant("mean_shift.mean", mean.clone());
     let x = net.g.wire("mean_shift.sub", Op::Sub, &[lr, mean_in])?;
-    let scale = net.g.constant("mean_shift.scale", Tensor::scalar(PIXEL_SCALE));
+    let scale = net.g.constant("mean_shift.scale", Tensor::scalar(c.pixel_range));
     let x = net.g.wire("mean_shift.div", Op::Div, &[x, scale])?;
     let y = match c.arch {
         Arch::Edsr => edsr::edsr(&mut net, x, c)?,
@@ -281,13 +392,22 @@ pub fn describe(c: &ModelConfig) -> String {
         c.filters
     );
     if c.arch.is_wdsr() {
-        s += &format!(", expansion {}", c.expansion);
+        match c.wide_feats {
+            Some(w) => s += &format!(", wide {w}"),
+            None => s += &format!(", expansion {}", c.expansion),
+        }
     }
     if c.arch == Arch::WdsrB {
-        s += &format!(", linear {} ({} low-rank)", c.linear, c.low_rank());
+        match c.low_rank_feats {
+            Some(l) => s += &format!(", low-rank {l}"),
+            None => s += &format!(", linear {} ({} low-rank)", c.linear, c.low_rank()),
+        }
     }
     if c.res_scale != 1.0 {
         s += &format!(", res-scale {}", c.res_scale);
+    }
+    if c.pixel_range != PIXEL_SCALE || c.pixel_mean != div2k_pixel_mean() {
+        s += &format!(", pixels (x - {:?}) / {}", c.pixel_mean, c.pixel_range);
     }
     s += &format!(
         ", {} norm, {} shuffle, seed {}",

@@ -25,7 +25,7 @@ pub fn wdsr(net: &mut Net, x: Outlet, c: &ModelConfig) -> Result<Outlet> {
 
 /// WDSR-A: conv3x3 F -> F*e, ReLU, conv3x3 F*e -> F, x res_scale, + identity.
 fn block_a(net: &mut Net, name: &str, x: Outlet, c: &ModelConfig) -> Result<Outlet> {
-    let (f, wide) = (c.filters, c.filters * c.expansion);
+    let (f, wide) = (c.filters, c.wide());
     let y = net.block_conv(&format!("{name}.body.0"), x, f, wide, 3)?;
     let y = net.relu(&format!("{name}.body.1"), y)?;
     let y = net.block_conv(&format!("{name}.body.2"), y, wide, f, 3)?;
@@ -35,7 +35,7 @@ fn block_a(net: &mut Net, name: &str, x: Outlet, c: &ModelConfig) -> Result<Outl
 
 /// WDSR-B: expand 1x1, ReLU, low-rank 1x1, 3x3, x res_scale, + identity.
 fn block_b(net: &mut Net, name: &str, x: Outlet, c: &ModelConfig) -> Result<Outlet> {
-    let (f, wide, low) = (c.filters, c.filters * c.expansion, c.low_rank());
+    let (f, wide, low) = (c.filters, c.wide(), c.low_rank());
     let y = net.block_conv(&format!("{name}.body.0"), x, f, wide, 1)?;
     let y = net.relu(&format!("{name}.body.1"), y)?;
     let y = net.block_conv(&format!("{name}.body.2"), y, wide, low, 1)?;

@@ -17,9 +17,8 @@
 pub mod checkpoint;
 
 use crate::compiler::{compile, TrainConfig};
-use crate::export::inference_graph;
 use crate::ir::{Graph, Op, ShuffleMode, Tensor};
-use crate::models::{self, ModelConfig, Norm};
+use crate::models::{ModelConfig, Norm};
 use crate::onnx::{pb, Model, IR_VERSION, OPSET};
 use anyhow::{bail, ensure, Context, Result};
 use checkpoint::{Checkpoint, NamedTensor};
@@ -467,43 +466,3 @@ fn pixel_shuffle_as_reshape(proto: &mut pb::GraphProto, g: &Graph) -> Result<()>
     Ok(())
 }
 
-/// An inference model from a training-API checkpoint of `c`'s architecture: every
-/// parameter of the network must be in the checkpoint, with its shape.
-pub fn import_checkpoint(bytes: &[u8], c: &ModelConfig, source: &str) -> Result<Vec<u8>> {
-    let ckpt =
-        checkpoint::read(bytes).map_err(|e| anyhow::anyhow!("{source} is not a readable training checkpoint: {e}"))?;
-    let mut g = models::build(c)?;
-    let wanted: Vec<(String, Vec<usize>)> = g.params().map(|(n, t)| (n.to_string(), t.shape().to_vec())).collect();
-    let mut values = vec![];
-    for (name, shape) in &wanted {
-        let t =
-            ckpt.trainable
-                .iter()
-                .chain(&ckpt.frozen)
-                .find(|t| t.name == *name)
-                .with_context(|| {
-                    format!(
-                    "{source} has no parameter {name}: it was not trained on this architecture ({}; its parameters \
-                     are {}{})",
-                    crate::models::describe(c),
-                    ckpt.trainable.iter().take(4).map(|t| t.name.as_str()).collect::<Vec<_>>().join(", "),
-                    if ckpt.trainable.len() > 4 { ", ..." } else { "" }
-                )
-                })?;
-        let dims: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
-        ensure!(
-            dims == *shape,
-            "{source}: {name} is {dims:?} in the checkpoint but {shape:?} in {}",
-            crate::models::describe(c)
-        );
-        values.push((name.clone(), Tensor::f32(shape, t.data.clone())));
-    }
-    g.set_values(&values)?;
-    let mut meta = c.metadata();
-    meta.push(("graph".into(), "inference".into()));
-    meta.push(("imported_from".into(), source.into()));
-    if let Some(o) = &ckpt.optimizer {
-        meta.push(("training_steps".into(), o.step.to_string()));
-    }
-    Model::new(inference_graph(&g)?, meta).to_bytes("inference")
-}

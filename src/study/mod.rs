@@ -333,6 +333,7 @@ fn train_options(o: &StudyOptions, spec: &RunSpec) -> TrainOptions {
         // The run's folder belongs to the study, whose own --resume check guards it.
         overwrite: !resume,
         progress: o.progress && o.jobs == 1,
+        init: None,
     }
 }
 

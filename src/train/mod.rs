@@ -48,6 +48,17 @@ pub struct TrainOptions {
     /// Start afresh in a folder that holds another run's files, deleting them.
     pub overwrite: bool,
     pub progress: bool,
+    /// Weights to start from instead of the initialisation (`--init`): fine-tuning, with a fresh optimiser.
+    pub init: Option<Init>,
+}
+
+/// A network's starting weights, from a checkpoint `srgraph import` reads.
+#[derive(Clone, Debug)]
+pub struct Init {
+    /// The file, as the user named it.
+    pub source: String,
+    /// Training-form parameters and buffers under srgraph's names.
+    pub values: Vec<(String, Tensor)>,
 }
 
 /// The files a run leaves in its folder; a folder holding any of them holds a run.
@@ -145,6 +156,11 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
     };
     let identity = identity(o);
     let mut start = 0;
+    if let (Some(init), false) = (&o.init, o.resume) {
+        trainer
+            .set_values(&init.values)
+            .with_context(|| format!("starting from {}", init.source))?;
+    }
     if o.resume {
         let ckpt = checkpoint::load(&ckpt_path)?;
         checkpoint::ensure_same(&ckpt, &identity, &ckpt_path)?;
@@ -237,6 +253,9 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
         meta.push(("bicubic_psnr_y".to_string(), format!("{bicubic:.4}")));
     }
     meta.extend(t.metadata());
+    if let Some(init) = &o.init {
+        meta.push(("initialised_from".to_string(), init.source.clone()));
+    }
     // The model before the curves: it is what the run is for.
     let model_path = o.out.join("model.onnx");
     crate::util::write_atomic(&model_path, &export(c, &*trainer, &meta)?)?;
