@@ -304,10 +304,10 @@ fn onnxruntime_training_api_trains_on_srgraph_artefacts_and_agrees_with_srgraph(
         ],
         d,
     );
-    common::fails_with(&o, "has no parameter");
+    common::fails_with(&o, "it is edsr, not wdsr-b");
     std::fs::write(d.join("junk"), b"not a checkpoint at all").unwrap();
     common::fails_with(
         &srgraph(&["import-checkpoint", "junk", "wdsr-b", "-o", "x.onnx"], d),
-        "junk is not a readable",
+        "junk is not a checkpoint srgraph can read",
     );
 }

@@ -13,9 +13,6 @@ use std::path::{Path, PathBuf};
 /// weights cannot tell.
 #[derive(Args, Debug, Clone, Default)]
 pub struct CheckpointArgs {
-    /// The layout, when detection should not choose it.
-    #[arg(long, value_enum)]
-    pub layout: Option<LayoutArg>,
     /// EDSR's residual scaling, which no checkpoint records (reference default: 1, or 0.1 for 256 filters).
     #[arg(long)]
     pub res_scale: Option<f32>,
@@ -62,7 +59,6 @@ fn parse_mean(s: &str) -> Result<[f32; 3], String> {
 impl CheckpointArgs {
     pub fn hints(&self) -> Hints {
         Hints {
-            layout: self.layout.map(Layout::from),
             res_scale: self.res_scale,
             rgb_mean: self.rgb_mean,
             rgb_range: self.rgb_range,
@@ -100,6 +96,9 @@ pub struct ImportArgs {
     /// WDSR: the width multiplier it must have.
     #[arg(long, short)]
     pub expansion: Option<usize>,
+    /// The layout, when detection should not choose it.
+    #[arg(long, value_enum)]
+    pub layout: Option<LayoutArg>,
     #[command(flatten)]
     pub checkpoint_args: CheckpointArgs,
     /// The inference .onnx to write.
@@ -112,6 +111,7 @@ pub struct ImportArgs {
 
 pub fn run_import(a: ImportArgs) -> Result<()> {
     let mut hints = a.checkpoint_args.hints();
+    hints.layout = a.layout.map(Layout::from);
     hints.arch = a
         .arch
         .as_deref()
