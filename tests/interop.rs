@@ -26,7 +26,12 @@ fn manifest() -> Value {
 
 /// The flags the manifest asks for, as hints (only --res-scale is ever needed).
 fn hints(case: &Value) -> Hints {
-    let flags: Vec<&str> = case["flags"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    let flags: Vec<&str> = case["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
     let mut h = Hints::default();
     for pair in flags.chunks(2) {
         match pair {
@@ -89,7 +94,11 @@ fn every_layout_gives_the_reference_frameworks_output_in_tract_and_onnx_runtime(
         }
         assert_eq!(d.layout.name(), case["layout"].as_str().unwrap(), "{name}");
         match case["wrapper"].as_str() {
-            Some(w) => assert!(state.wrapper.as_deref().unwrap_or("").contains(w), "{name}: {:?}", state.wrapper),
+            Some(w) => assert!(
+                state.wrapper.as_deref().unwrap_or("").contains(w),
+                "{name}: {:?}",
+                state.wrapper
+            ),
             None => assert_eq!(state.wrapper, None, "{name}"),
         }
 
@@ -157,14 +166,39 @@ fn the_cli_imports_exports_and_refuses_what_it_must() {
     let o = srgraph(&["import", &fx("wdsr-a_x2_b2f8w20_hook.pt"), "-o", "a.onnx"], d);
     assert!(o.status.success(), "{}", text(&o));
     let out = text(&o);
-    assert!(out.contains("wdsr-a x2, 2 blocks, 8 filters") && out.contains("assumed   RGB mean"), "{out}");
+    assert!(
+        out.contains("wdsr-a x2, 2 blocks, 8 filters") && out.contains("assumed   RGB mean"),
+        "{out}"
+    );
     let meta = text(&srgraph(&["inspect", "a.onnx"], d));
-    assert!(meta.contains("import_layout = official-wdsr") && meta.contains("imported_from = "), "{meta}");
+    assert!(
+        meta.contains("import_layout = official-wdsr") && meta.contains("imported_from = "),
+        "{meta}"
+    );
     // The old command's name still works, and its architecture argument is a check.
-    let o = srgraph(&["import-checkpoint", &fx("wdsr-a_x2_b2f8w20_hook.pt"), "wdsr-b", "-o", "b.onnx"], d);
+    let o = srgraph(
+        &[
+            "import-checkpoint",
+            &fx("wdsr-a_x2_b2f8w20_hook.pt"),
+            "wdsr-b",
+            "-o",
+            "b.onnx",
+        ],
+        d,
+    );
     fails_with(&o, "it is wdsr-a, not wdsr-b");
     assert!(!d.join("b.onnx").exists());
-    let o = srgraph(&["import", &fx("edsr-pytorch_x4_b2f8.pt"), "--blocks", "3", "-o", "b.onnx"], d);
+    let o = srgraph(
+        &[
+            "import",
+            &fx("edsr-pytorch_x4_b2f8.pt"),
+            "--blocks",
+            "3",
+            "-o",
+            "b.onnx",
+        ],
+        d,
+    );
     fails_with(&o, "its weights give blocks 2, not --blocks 3");
 
     // Export to the reference names, and the file says how to build the network that loads it.
@@ -192,7 +226,10 @@ fn the_cli_imports_exports_and_refuses_what_it_must() {
         interop::to_safetensors(&[("encoder.weight".into(), t)], vec![]).unwrap()
     })
     .unwrap();
-    fails_with(&srgraph(&["import", "other.safetensors", "-o", "bad.onnx"], d), "conv_first.weight (BasicSR EDSR)");
+    fails_with(
+        &srgraph(&["import", "other.safetensors", "-o", "bad.onnx"], d),
+        "conv_first.weight (BasicSR EDSR)",
+    );
 }
 
 /// Fine-tuning: `train --init` starts from the imported weights, so its first loss is
@@ -204,14 +241,35 @@ fn train_init_continues_from_imported_weights() {
     let d = dir.path();
     let m = manifest();
     for file in ["wdsr-b_x2_b2f10_param.pt", "edsr-pytorch_x2_b2f10.pt"] {
-        let case = m["cases"].as_array().unwrap().iter().find(|c| c["file"] == file).unwrap();
+        let case = m["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["file"] == file)
+            .unwrap();
         let (_, _, onnx) = import(case);
         let set5 = data_dir().join("Set5").display().to_string();
         let arch = case["arch"].as_str().unwrap();
         let init = fixtures().join(file).display().to_string();
         let args = [
-            "train", arch, "--init", &init, "--data", &set5, "--steps", "1", "--batch", "2", "--patch", "24",
-            "--out", "run", "--force", "--quiet", "--threads", "2",
+            "train",
+            arch,
+            "--init",
+            &init,
+            "--data",
+            &set5,
+            "--steps",
+            "1",
+            "--batch",
+            "2",
+            "--patch",
+            "24",
+            "--out",
+            "run",
+            "--force",
+            "--quiet",
+            "--threads",
+            "2",
         ];
         let o = srgraph(&args, d);
         assert!(o.status.success(), "{file}: {}", text(&o));
@@ -228,7 +286,12 @@ fn train_init_continues_from_imported_weights() {
         assert!((loss - l1).abs() <= 1e-4 * l1.max(1.0), "{file}: {loss} against {l1}");
 
         // A flag that disagrees with the checkpoint is an error naming both.
-        let o = srgraph(&["train", arch, "--init", &init, "--blocks", "5", "--data", &set5, "--out", "run2"], d);
+        let o = srgraph(
+            &[
+                "train", arch, "--init", &init, "--blocks", "5", "--data", &set5, "--out", "run2",
+            ],
+            d,
+        );
         fails_with(&o, "not --blocks 5");
     }
 }

@@ -138,7 +138,11 @@ pub fn run_import(a: ImportArgs) -> Result<()> {
 }
 
 fn print_detection(path: &Path, state: &interop::StateDict, d: &interop::Detected) {
-    let wrapper = state.wrapper.as_deref().map(|w| format!(", under {w}")).unwrap_or_default();
+    let wrapper = state
+        .wrapper
+        .as_deref()
+        .map(|w| format!(", under {w}"))
+        .unwrap_or_default();
     println!("read        {} ({}{wrapper})", path.display(), state.format);
     for r in &d.read {
         println!("  found     {r}");

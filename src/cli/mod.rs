@@ -5,8 +5,8 @@
 
 mod build;
 mod eval;
-mod interop;
 mod inspect;
+mod interop;
 mod study;
 mod train;
 mod upscale;

@@ -90,7 +90,11 @@ pub fn run(a: TrainArgs) -> Result<bool> {
         }
         Some(path) => {
             let (c, init) = init_from(path, &a.model)?;
-            (c, vec![format!("starting from {} (a fresh optimiser)", path.display())], Some(init))
+            (
+                c,
+                vec![format!("starting from {} (a fresh optimiser)", path.display())],
+                Some(init),
+            )
         }
     };
     let engine = a.engine.engine(EngineArg::Ort)?;
@@ -195,7 +199,10 @@ fn init_from(path: &std::path::Path, m: &ModelArgs) -> Result<(crate::models::Mo
     let c = d.config;
     let mut wrong = vec![];
     if let Some(e) = m.expansion.filter(|&e| c.wide() != e * c.filters) {
-        wrong.push(format!("its wide activation is {} channels, not --expansion {e}", c.wide()));
+        wrong.push(format!(
+            "its wide activation is {} channels, not --expansion {e}",
+            c.wide()
+        ));
     }
     if let Some(l) = m.linear.filter(|&l| c.low_rank() != (c.filters as f32 * l) as usize) {
         wrong.push(format!("its low-rank width is {}, not --linear {l}", c.low_rank()));
@@ -211,5 +218,11 @@ fn init_from(path: &std::path::Path, m: &ModelArgs) -> Result<(crate::models::Mo
         eprintln!("note: {}: assumed {r}", path.display());
     }
     let source = format!("{} ({})", path.display(), state.format);
-    Ok((c, Init { source, values: d.values }))
+    Ok((
+        c,
+        Init {
+            source,
+            values: d.values,
+        },
+    ))
 }

@@ -74,10 +74,18 @@ pub fn export_state(c: &ModelConfig, values: &[(String, Tensor)], layout: Export
             let mut t = plain_weights(values)?;
             // MeanShift convs that compute srgraph's (x - mean) / range on 0..255 pixels and
             // its inverse; EDSR-PyTorch loads them from the state dict whatever its rgb_range.
-            let eye = |d: f32| Tensor::f32(&[3, 3, 1, 1], (0..9).map(|i| if i % 4 == 0 { d } else { 0.0 }).collect());
+            let eye = |d: f32| {
+                Tensor::f32(
+                    &[3, 3, 1, 1],
+                    (0..9).map(|i| if i % 4 == 0 { d } else { 0.0 }).collect(),
+                )
+            };
             let r = c.pixel_range;
             t.push(("sub_mean.weight".into(), eye(1.0 / r)));
-            t.push(("sub_mean.bias".into(), Tensor::f32(&[3], c.pixel_mean.map(|m| -m / r).to_vec())));
+            t.push((
+                "sub_mean.bias".into(),
+                Tensor::f32(&[3], c.pixel_mean.map(|m| -m / r).to_vec()),
+            ));
             t.push(("add_mean.weight".into(), eye(r)));
             t.push(("add_mean.bias".into(), Tensor::f32(&[3], c.pixel_mean.to_vec())));
             let args = format!(
@@ -119,7 +127,8 @@ fn plain_weights(values: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>> {
             continue;
         }
         if let Some(conv) = name.strip_suffix(".weight_v") {
-            let g = find(&format!("{conv}.weight_g")).with_context(|| format!("{conv} has weight_v but no weight_g"))?;
+            let g =
+                find(&format!("{conv}.weight_g")).with_context(|| format!("{conv} has weight_v but no weight_g"))?;
             let sq = eval(&Op::Mul, &[t, t])?;
             let sum = eval(
                 &Op::ReduceSum {

@@ -105,7 +105,9 @@ fn basicsr_to_srgraph(k: &str, blocks: usize) -> String {
         return format!("tail.0.{rest}");
     }
     if let Some(rest) = k.strip_prefix("body.") {
-        let rest = rest.replacen(".conv1.", ".body.0.", 1).replacen(".conv2.", ".body.2.", 1);
+        let rest = rest
+            .replacen(".conv1.", ".body.0.", 1)
+            .replacen(".conv2.", ".body.2.", 1);
         return format!("body.{rest}");
     }
     k.to_string()
@@ -154,14 +156,19 @@ pub fn detect(state: &StateDict, hints: &Hints) -> Result<Detected> {
             }
             (None, None) => {
                 // EDSR's 256-filter model scales its residuals by 0.1; the baseline and WDSR by 1.
-                c.res_scale = if c.arch == Arch::Edsr && c.filters >= 256 { 0.1 } else { 1.0 };
+                c.res_scale = if c.arch == Arch::Edsr && c.filters >= 256 {
+                    0.1
+                } else {
+                    1.0
+                };
                 assumed.push(format!(
                     "res-scale {} (the reference default for this width; set it with --res-scale)",
                     c.res_scale
                 ));
             }
         }
-    } else if hints.res_scale.is_some_and(|r| r != c.res_scale) || hints.rgb_mean.is_some() || hints.rgb_range.is_some() {
+    } else if hints.res_scale.is_some_and(|r| r != c.res_scale) || hints.rgb_mean.is_some() || hints.rgb_range.is_some()
+    {
         bail!("it is srgraph's own file and records its res-scale, mean and range: --res-scale, --rgb-mean and --rgb-range do not apply");
     }
     c.validate()?;
@@ -192,7 +199,9 @@ fn structure(t: &HashMap<String, Tensor>, read: &mut Vec<String>) -> Result<Mode
         colours == 3,
         "its first conv reads {colours} colour channels; srgraph's networks read RGB (3)"
     );
-    let blocks = (0..).take_while(|i| conv(t, &format!("body.{i}.body.0")).is_some()).count();
+    let blocks = (0..)
+        .take_while(|i| conv(t, &format!("body.{i}.body.0")).is_some())
+        .count();
     let wdsr = conv(t, "skip.0").is_some();
     let arch = match (wdsr, conv(t, "body.0.body.3").is_some()) {
         (false, _) => Arch::Edsr,
@@ -305,7 +314,10 @@ fn normalisation(
     };
     match layout {
         Layout::Srgraph => {
-            ensure!(h.rgb_range.is_none(), "--rgb-range does not apply to srgraph's own files");
+            ensure!(
+                h.rgb_range.is_none(),
+                "--rgb-range does not apply to srgraph's own files"
+            );
             c.pixel_range = PIXEL_SCALE;
             mean_from_hint(assumed, c);
         }
@@ -407,7 +419,11 @@ fn mean_shift(t: &HashMap<String, Tensor>, h: &Hints, c: &mut ModelConfig, read:
         "mean shift: mean {:?} of {range} (from add_mean), range {} (rgb_range {range}{})",
         b2,
         c.pixel_range,
-        if h.rgb_range.is_some() { ", from --rgb-range" } else { ", from the mean's size" }
+        if h.rgb_range.is_some() {
+            ", from --rgb-range"
+        } else {
+            ", from the mean's size"
+        }
     ));
     Ok(())
 }

@@ -78,7 +78,10 @@ pub fn read_state(bytes: &[u8], source: &str) -> Result<StateDict> {
 
 /// safetensors: an 8-byte little-endian header length, then a JSON header.
 fn looks_like_safetensors(bytes: &[u8]) -> bool {
-    let Some(n) = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))) else {
+    let Some(n) = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    else {
         return false;
     };
     n >= 2 && n <= (bytes.len() - 8) as u64 && bytes[8] == b'{'
@@ -146,7 +149,12 @@ fn read_ort_checkpoint(bytes: &[u8], source: &str) -> Result<StateDict> {
         .map(|t| {
             let dims: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
             let n: usize = dims.iter().product();
-            anyhow::ensure!(n == t.data.len(), "{source}: {} holds {} values for shape {dims:?}", t.name, t.data.len());
+            anyhow::ensure!(
+                n == t.data.len(),
+                "{source}: {} holds {} values for shape {dims:?}",
+                t.name,
+                t.data.len()
+            );
             Ok((t.name.clone(), Tensor::f32(&dims, t.data.clone())))
         })
         .collect::<Result<_>>()?;
@@ -245,7 +253,10 @@ fn from_tree(tree: Value, format: &'static str, source: &str) -> Result<StateDic
     })
 }
 
-fn strip_module_prefix(tensors: Vec<(String, Tensor)>, wrapper: Option<String>) -> (Vec<(String, Tensor)>, Option<String>) {
+fn strip_module_prefix(
+    tensors: Vec<(String, Tensor)>,
+    wrapper: Option<String>,
+) -> (Vec<(String, Tensor)>, Option<String>) {
     if tensors.is_empty() || !tensors.iter().all(|(k, _)| k.starts_with("module.")) {
         return (tensors, wrapper);
     }

@@ -52,6 +52,7 @@ pub enum Obj {
     },
 }
 
+#[derive(Debug)]
 pub struct Unpickled {
     pub objects: Vec<Obj>,
     pub root: Id,
@@ -159,17 +160,28 @@ impl Machine<'_> {
     }
 
     fn pop(&mut self) -> Result<Id> {
-        self.stack.pop().context("the pickle pops an empty stack (a damaged file)")
+        self.stack
+            .pop()
+            .context("the pickle pops an empty stack (a damaged file)")
     }
 
     fn top(&self) -> Result<Id> {
-        self.stack.last().copied().context("the pickle reads an empty stack (a damaged file)")
+        self.stack
+            .last()
+            .copied()
+            .context("the pickle reads an empty stack (a damaged file)")
     }
 
     /// The objects pushed since the last mark, which is removed.
     fn pop_mark(&mut self) -> Result<Vec<Id>> {
-        let mark = self.marks.pop().context("the pickle closes a mark it never opened (a damaged file)")?;
-        ensure!(mark <= self.stack.len(), "the pickle's marks and stack disagree (a damaged file)");
+        let mark = self
+            .marks
+            .pop()
+            .context("the pickle closes a mark it never opened (a damaged file)")?;
+        ensure!(
+            mark <= self.stack.len(),
+            "the pickle's marks and stack disagree (a damaged file)"
+        );
         Ok(self.stack.split_off(mark))
     }
 
@@ -258,13 +270,19 @@ impl Machine<'_> {
                     let o = match l.as_str() {
                         "00" => Obj::Bool(false),
                         "01" => Obj::Bool(true),
-                        s => Obj::Int(s.parse().with_context(|| format!("the pickle holds a bad integer '{s}'"))?),
+                        s => Obj::Int(
+                            s.parse()
+                                .with_context(|| format!("the pickle holds a bad integer '{s}'"))?,
+                        ),
                     };
                     self.push(o)?
                 }
                 b'L' => {
                     let l = self.line()?;
-                    let v = l.trim_end_matches('L').parse().context("the pickle holds an integer wider than 64 bits")?;
+                    let v = l
+                        .trim_end_matches('L')
+                        .parse()
+                        .context("the pickle holds an integer wider than 64 bits")?;
                     self.push(Obj::Int(v))?
                 }
                 b'G' => {
@@ -450,7 +468,11 @@ impl Machine<'_> {
         let Obj::Tuple(args) = self.objects[args].clone() else {
             bail!("the pickle calls {module}.{name} without an argument tuple");
         };
-        let arg = |i: usize| args.get(i).copied().with_context(|| format!("{module}.{name} lacks argument {i}"));
+        let arg = |i: usize| {
+            args.get(i)
+                .copied()
+                .with_context(|| format!("{module}.{name} lacks argument {i}"))
+        };
         Ok(match (module.as_str(), name.as_str()) {
             ("collections", "OrderedDict") => Obj::Dict(vec![]),
             ("torch._utils", "_rebuild_tensor_v2" | "_rebuild_tensor") => {
@@ -461,7 +483,10 @@ impl Machine<'_> {
                 let offset = self.count(arg(1)?)?;
                 let shape = self.counts(arg(2)?)?;
                 let stride = self.counts(arg(3)?)?;
-                ensure!(shape.len() == stride.len(), "a tensor's shape and strides differ in length");
+                ensure!(
+                    shape.len() == stride.len(),
+                    "a tensor's shape and strides differ in length"
+                );
                 Obj::Tensor {
                     storage,
                     offset,
@@ -515,7 +540,10 @@ fn long(b: Vec<u8>) -> Obj {
 }
 
 fn pairs(items: &[Id]) -> Result<Vec<(Id, Id)>> {
-    ensure!(items.len() % 2 == 0, "the pickle gives a dictionary an odd number of keys and values");
+    ensure!(
+        items.len() % 2 == 0,
+        "the pickle gives a dictionary an odd number of keys and values"
+    );
     Ok(items.chunks(2).map(|c| (c[0], c[1])).collect())
 }
 
@@ -529,7 +557,9 @@ mod tests {
     #[test]
     fn plain_containers_read() -> Result<()> {
         let u = unpickle(PLAIN)?;
-        let Obj::Dict(items) = u.get(u.root) else { panic!("a dict") };
+        let Obj::Dict(items) = u.get(u.root) else {
+            panic!("a dict")
+        };
         assert_eq!(items.len(), 2);
         assert_eq!(u.str(items[0].0), Some("a"));
         let list = u.items(items[0].1).unwrap();

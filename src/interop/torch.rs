@@ -142,10 +142,9 @@ fn gather(bytes: &[u8], e: Element, offset: usize, shape: &[usize], stride: &[us
     let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     let count = count.context("a tensor's shape overflows")?;
     if count > 0 {
-        let last = shape
-            .iter()
-            .zip(stride)
-            .try_fold(offset, |a, (&d, &s)| (d - 1).checked_mul(s).and_then(|x| a.checked_add(x)));
+        let last = shape.iter().zip(stride).try_fold(offset, |a, (&d, &s)| {
+            (d - 1).checked_mul(s).and_then(|x| a.checked_add(x))
+        });
         ensure!(
             last.is_some_and(|l| l < numel),
             "a tensor reaches past the end of its storage ({numel} elements): a damaged file"
@@ -174,8 +173,8 @@ pub fn read_zip(bytes: &[u8]) -> Result<Value> {
         archive_offset: zip::read::ArchiveOffset::Known(0),
         ..Default::default()
     };
-    let mut zip = zip::ZipArchive::with_config(config, std::io::Cursor::new(bytes))
-        .context("its zip directory does not read")?;
+    let mut zip =
+        zip::ZipArchive::with_config(config, std::io::Cursor::new(bytes)).context("its zip directory does not read")?;
     let names: Vec<String> = zip
         .file_names()
         .map(|n| n.map(|n| n.into_owned()))
@@ -193,7 +192,8 @@ pub fn read_zip(bytes: &[u8]) -> Result<Value> {
             .with_context(|| format!("it has no {name}, which its pickle refers to (a damaged file)"))?;
         // The zip's recorded size bounds the read, so a lying header cannot grow it.
         let mut b = Vec::with_capacity(f.size().min(bytes.len() as u64 * 8) as usize);
-        f.read_to_end(&mut b).with_context(|| format!("{name} does not decompress"))?;
+        f.read_to_end(&mut b)
+            .with_context(|| format!("{name} does not decompress"))?;
         Ok(b)
     };
     if let Ok(order) = entry(&format!("{prefix}byteorder")) {

@@ -47,10 +47,7 @@ pub fn training_values_of_model(g: &Graph, c: &ModelConfig) -> Result<Vec<(Strin
     let mut values = vec![];
     let mut inexact = 0usize;
     for (name, _) in training.params() {
-        let Some(conv) = name
-            .strip_suffix(".weight")
-            .or_else(|| name.strip_suffix(".weight_v"))
-        else {
+        let Some(conv) = name.strip_suffix(".weight").or_else(|| name.strip_suffix(".weight_v")) else {
             continue;
         };
         let node = g
@@ -59,7 +56,10 @@ pub fn training_values_of_model(g: &Graph, c: &ModelConfig) -> Result<Vec<(Strin
             .find(|n| n.name == format!("{conv}.conv") && matches!(n.op, Op::Conv { .. }))
             .with_context(|| format!("it has no conv {conv}.conv, which {} has", models::describe(c)))?;
         let constant = |i: usize| -> Result<&ndarray::ArrayD<f32>> {
-            let o = node.inputs.get(i).with_context(|| format!("{conv}.conv has no input {i}"))?;
+            let o = node
+                .inputs
+                .get(i)
+                .with_context(|| format!("{conv}.conv has no input {i}"))?;
             match &g.node(o.node).op {
                 Op::Const(Tensor::F32(a)) => Ok(a),
                 _ => bail!("{conv}.conv's input {i} is not a float constant"),
@@ -69,22 +69,40 @@ pub fn training_values_of_model(g: &Graph, c: &ModelConfig) -> Result<Vec<(Strin
         let f = folds_of(c, conv);
         let w = w_folded.mapv(|x| {
             let guess = x as f64 / (f.input.unwrap_or(1.0) as f64 * f.output.unwrap_or(1.0) as f64);
-            refold_inverse(x, guess as f32, |v| {
-                let v = f.input.map_or(v, |s| v * s);
-                f.output.map_or(v, |s| v * s)
-            }, &mut inexact)
+            refold_inverse(
+                x,
+                guess as f32,
+                |v| {
+                    let v = f.input.map_or(v, |s| v * s);
+                    f.output.map_or(v, |s| v * s)
+                },
+                &mut inexact,
+            )
         });
-        let means = if f.mean { channel_means(c, b_folded.len()) } else { vec![0.0; b_folded.len()] };
+        let means = if f.mean {
+            channel_means(c, b_folded.len())
+        } else {
+            vec![0.0; b_folded.len()]
+        };
         let b: Vec<f32> = b_folded
             .iter()
             .zip(&means)
             .map(|(&x, &m)| {
                 let scale = f.output.unwrap_or(1.0);
                 let guess = (x as f64 - m as f64) / scale as f64;
-                refold_inverse(x, guess as f32, |v| {
-                    let v = f.output.map_or(v, |s| v * s);
-                    if f.mean { v + m } else { v }
-                }, &mut inexact)
+                refold_inverse(
+                    x,
+                    guess as f32,
+                    |v| {
+                        let v = f.output.map_or(v, |s| v * s);
+                        if f.mean {
+                            v + m
+                        } else {
+                            v
+                        }
+                    },
+                    &mut inexact,
+                )
             })
             .collect();
         let w = Tensor::F32(w);

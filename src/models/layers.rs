@@ -26,7 +26,9 @@ impl Norm {
     }
 
     pub fn parse(s: &str) -> Option<Norm> {
-        [Norm::None, Norm::Weight, Norm::Batch].into_iter().find(|n| n.name() == s)
+        [Norm::None, Norm::Weight, Norm::Batch]
+            .into_iter()
+            .find(|n| n.name() == s)
     }
 }
 

@@ -120,8 +120,7 @@ impl ModelConfig {
 
     /// WDSR's width before the ReLU: filters x expansion unless set on its own.
     pub fn wide(&self) -> usize {
-        self.wide_feats
-            .unwrap_or(self.filters.saturating_mul(self.expansion))
+        self.wide_feats.unwrap_or(self.filters.saturating_mul(self.expansion))
     }
 
     pub fn validate(&self) -> Result<()> {

@@ -465,4 +465,3 @@ fn pixel_shuffle_as_reshape(proto: &mut pb::GraphProto, g: &Graph) -> Result<()>
     proto.node = nodes;
     Ok(())
 }
-
