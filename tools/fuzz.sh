@@ -34,7 +34,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 CARGO_FUZZ_VERSION=0.13.2
-all=(onnx_model ort_checkpoint run_checkpoint picture)
+all=(onnx_model ort_checkpoint run_checkpoint picture weights)
 secs="${1:-30}"
 [ $# -gt 0 ] && shift
 targets=("$@")
