@@ -295,3 +295,54 @@ fn train_init_continues_from_imported_weights() {
         fails_with(&o, "not --blocks 5");
     }
 }
+
+/// krasserm/super-resolution's Keras weights (tools/keras_fixtures.py ran its model code
+/// with TensorFlow 2.15 and TensorFlow Addons): TensorFlow's output in both runtimes, and
+/// exported to PyTorch's names (DCR reordered to CRD) the same network again.
+#[cfg(feature = "keras")]
+#[test]
+fn keras_weights_give_tensorflows_output_and_export_to_pytorch() {
+    let dir = tempfile::tempdir().unwrap();
+    let keras = fixtures().join("keras");
+    let m: Value = serde_json::from_slice(&std::fs::read(keras.join("manifest.json")).unwrap()).unwrap();
+    let cases = m["cases"].as_array().unwrap();
+    assert!(cases.len() >= 6);
+    for case in cases {
+        let name = case["file"].as_str().unwrap();
+        let path = keras.join(name);
+        let (state, d) = interop::load(&path, &hints(case)).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        assert_eq!(d.config.arch.name(), case["arch"].as_str().unwrap(), "{name}");
+        assert_eq!(d.config.scale as u64, case["scale"].as_u64().unwrap(), "{name}");
+        assert_eq!(d.config.blocks as u64, case["blocks"].as_u64().unwrap(), "{name}");
+        assert_eq!(d.config.filters as u64, case["filters"].as_u64().unwrap(), "{name}");
+        let onnx = interop::inference_model(&state, &d, name).unwrap();
+        let x = input(case);
+        let want: ArrayD<f32> = ndarray_npy::read_npy(keras.join(case["reference"].as_str().unwrap())).unwrap();
+        let by_tract = run_once(&onnx, vec![x.clone()]).unwrap().remove(0);
+        let by_ort = OrtModel::new(&onnx, Device::Cpu, 2).unwrap().run(x.clone()).unwrap();
+        let (et, eo) = (error_of_range(&by_tract, &want), error_of_range(&by_ort, &want));
+
+        let e = interop::export_state(&d.config, &d.values, interop::ExportLayout::Official).unwrap();
+        let st = dir.path().join("from-keras.safetensors");
+        std::fs::write(&st, interop::to_safetensors(&e.tensors, e.config.metadata()).unwrap()).unwrap();
+        let (state2, d2) = interop::load(&st, &Hints::default()).unwrap();
+        assert_eq!(d2.config.shuffle, srgraph::ir::ShuffleMode::Crd, "{name}");
+        let crd = interop::inference_model(&state2, &d2, "crd").unwrap();
+        let ec = error_of_range(&run_once(&crd, vec![x]).unwrap().remove(0), &want);
+        println!(
+            "{name}: max error {et:.2e} (tract), {eo:.2e} (ONNX Runtime), {ec:.2e} (exported to PyTorch's layout)"
+        );
+        assert!(et <= 1e-3 && eo <= 1e-3 && ec <= 1e-3, "{name}: {et}, {eo}, {ec}");
+    }
+}
+
+#[cfg(not(feature = "keras"))]
+#[test]
+fn keras_weights_without_the_feature_say_how_to_get_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let h5 = fixtures().join("keras/edsr_x2_b2f8.h5").display().to_string();
+    fails_with(
+        &srgraph(&["import", &h5, "-o", "k.onnx"], dir.path()),
+        "--features keras",
+    );
+}

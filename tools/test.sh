@@ -3,17 +3,20 @@
 # venv for the cross-runtime checks, whose onnxruntime wheel also provides the
 # ONNX Runtime library, and a second venv with ONNX Runtime's training API,
 # onnxruntime-training-cpu 1.19.2, for the training-artefact checks), then runs
-# every test, and each fuzz target for 30 s ($SRGRAPH_FUZZ_SECONDS; tools/fuzz.sh).
+# every test (with the `keras` feature, whose HDF5 library tools/setup-hdf5.sh installs from
+# Debian), and each fuzz target for 30 s ($SRGRAPH_FUZZ_SECONDS; tools/fuzz.sh).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 tools/setup-python.sh
 tools/setup-training-venv.sh "$root/.venv-training"
+tools/setup-hdf5.sh
 export SRGRAPH_PYTHON="$root/.venv/bin/python"
 export SRGRAPH_TRAINING_PYTHON="$root/.venv-training/bin/python"
 # srgraph's `ort` engine loads the library of the pinned onnxruntime wheel the venv holds.
 export ORT_DYLIB_PATH="$("$SRGRAPH_PYTHON" -c 'import onnxruntime, pathlib; print(next((pathlib.Path(onnxruntime.__file__).parent / "capi").glob("libonnxruntime.so.*")))')"
-cargo test --locked "$@"
+# The keras feature (Keras .h5 weights in `srgraph import`) links the HDF5 library set up above.
+cargo test --locked --features keras "$@"
 # The `ort-training` feature (off by default) changes what `--engine ort-training` says:
 # its tests run again in that build, unless the arguments pick tests.
 picks=0

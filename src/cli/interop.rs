@@ -31,6 +31,7 @@ pub enum LayoutArg {
     EdsrPytorch,
     Basicsr,
     OfficialWdsr,
+    Keras,
 }
 
 impl From<LayoutArg> for Layout {
@@ -40,6 +41,7 @@ impl From<LayoutArg> for Layout {
             LayoutArg::EdsrPytorch => Layout::EdsrPytorch,
             LayoutArg::Basicsr => Layout::BasicSr,
             LayoutArg::OfficialWdsr => Layout::OfficialWdsr,
+            LayoutArg::Keras => Layout::Keras,
         }
     }
 }
@@ -73,9 +75,10 @@ impl CheckpointArgs {
     srgraph import net_g_latest.pth -o edsr-basicsr.onnx            (BasicSR; params_ema preferred)\n  \
     srgraph import wdsr_b_x2.pt -o wdsr-b-x2.onnx                   (JiahuiYu/wdsr_ntire2018)\n  \
     srgraph import model.safetensors -o model.onnx\n  \
+    srgraph import weights/wdsr-b-32-x4/weights.h5 -o wdsr-b-x4.onnx  (krasserm/super-resolution, Keras)\n  \
     srgraph import trained/checkpoint wdsr-b -o wdsr-b-x2.onnx       (an ONNX Runtime training checkpoint)\n\n\
-    Reads PyTorch .pth/.pt (zip or legacy; no pickled code is ever run), .safetensors, srgraph's run checkpoints\n\
-    and models, and ONNX Runtime training checkpoints. The architecture, scale, depth and widths are read from\n\
+    Reads PyTorch .pth/.pt (zip or legacy; no pickled code is ever run), .safetensors, Keras .h5 weights\n\
+    (the keras feature), srgraph's run checkpoints and models, and ONNX Runtime training checkpoints. The architecture, scale, depth and widths are read from\n\
     the key names and shapes; what the weights cannot say (EDSR's res-scale, a mean that is a constant of the\n\
     code) takes the reference default and is printed. The architecture and the --scale/--blocks/--filters/\n\
     --expansion flags, when given, are checks: the import fails if the weights say otherwise.")]
@@ -217,7 +220,7 @@ pub fn run_export(a: ExportArgs) -> Result<()> {
         ExportLayoutArg::Basicsr => ExportLayout::BasicSr,
     };
     let e = interop::export_state(&d.config, &d.values, layout)?;
-    let mut meta = d.config.metadata();
+    let mut meta = e.config.metadata();
     meta.push(("format".into(), "pt".into()));
     meta.push(("exported_from".into(), source.display().to_string()));
     meta.push(("export_layout".into(), format!("{layout:?}")));

@@ -4,7 +4,7 @@
 //! PyTorch code. Weight norm stays g and v where the layout has it (the official
 //! WDSR); EDSR's layouts have plain weights, into which it is folded.
 
-use crate::ir::{eval::eval, Op, Tensor};
+use crate::ir::{eval::eval, Op, ShuffleMode, Tensor};
 use crate::models::{Arch, ModelConfig, Norm, PIXEL_SCALE};
 use anyhow::{bail, ensure, Context, Result};
 
@@ -20,6 +20,8 @@ pub enum ExportLayout {
 pub struct Exported {
     pub tensors: Vec<(String, Tensor)>,
     pub constructor: String,
+    /// The network the tensors describe: the source's, with PyTorch's pixel shuffle.
+    pub config: ModelConfig,
 }
 
 pub fn export_state(c: &ModelConfig, values: &[(String, Tensor)], layout: ExportLayout) -> Result<Exported> {
@@ -36,6 +38,17 @@ pub fn export_state(c: &ModelConfig, values: &[(String, Tensor)], layout: Export
         ),
         (l, _) => l,
     };
+    // PyTorch's PixelShuffle is CRD: a DCR network (TensorFlow's) has the output channels
+    // of the convs before each shuffle reordered, which is exact.
+    let crd_values;
+    let values = if c.shuffle == ShuffleMode::Dcr {
+        crd_values = to_crd(c, values)?;
+        &crd_values[..]
+    } else {
+        values
+    };
+    let mut config = c.clone();
+    config.shuffle = ShuffleMode::Crd;
     let mean01 = c.pixel_mean.map(|m| m / 255.0);
     let (tensors, constructor) = match layout {
         ExportLayout::Official => {
@@ -115,7 +128,56 @@ pub fn export_state(c: &ModelConfig, values: &[(String, Tensor)], layout: Export
             (t, args)
         }
     };
-    Ok(Exported { tensors, constructor })
+    Ok(Exported {
+        tensors,
+        constructor,
+        config,
+    })
+}
+
+/// The convs that feed a pixel shuffle, with the channels each shuffled output has.
+fn shuffled_convs(c: &ModelConfig) -> Vec<(String, usize, usize)> {
+    match c.arch {
+        Arch::Edsr => match c.scale {
+            4 => vec![("tail.0.0".into(), c.filters, 2), ("tail.0.2".into(), c.filters, 2)],
+            s => vec![("tail.0.0".into(), c.filters, s)],
+        },
+        _ => vec![("tail.0".into(), 3, c.scale), ("skip.0".into(), 3, c.scale)],
+    }
+}
+
+/// DCR-ordered conv outputs reordered for CRD: output channel `Crd.source(ch, k)` takes
+/// what `Dcr.source(ch, k)` held, in the weight (or g and v) and the bias alike.
+fn to_crd(c: &ModelConfig, values: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>> {
+    let mut out = values.to_vec();
+    for (conv, channels, s) in shuffled_convs(c) {
+        let mut from = vec![0usize; channels * s * s];
+        for ch in 0..channels {
+            for k in 0..s * s {
+                from[ShuffleMode::Crd.source_channel(ch, k, channels, s)] =
+                    ShuffleMode::Dcr.source_channel(ch, k, channels, s);
+            }
+        }
+        for (name, t) in out.iter_mut() {
+            let Some(suffix) = name.strip_prefix(conv.as_str()) else {
+                continue;
+            };
+            if !matches!(suffix, ".weight" | ".weight_v" | ".weight_g" | ".bias") {
+                continue;
+            }
+            let a = t.as_f32().with_context(|| format!("{name} is not float32"))?;
+            ensure!(
+                a.shape()[0] == from.len(),
+                "{name} has {} output channels, not {}",
+                a.shape()[0],
+                from.len()
+            );
+            let rows: Vec<_> = from.iter().map(|&f| a.index_axis(ndarray::Axis(0), f)).collect();
+            let stacked = ndarray::stack(ndarray::Axis(0), &rows).context("reordering channels")?;
+            *t = Tensor::F32(stacked);
+        }
+    }
+    Ok(out)
 }
 
 /// Weight norm folded into plain weights, w = g * v / ||v||, by the ops the graph runs.

@@ -25,6 +25,8 @@ pub enum Layout {
     EdsrPytorch,
     BasicSr,
     OfficialWdsr,
+    /// krasserm/super-resolution's Keras models (DCR pixel shuffle).
+    Keras,
 }
 
 impl Layout {
@@ -34,6 +36,7 @@ impl Layout {
             Layout::EdsrPytorch => "edsr-pytorch",
             Layout::BasicSr => "basicsr",
             Layout::OfficialWdsr => "official-wdsr",
+            Layout::Keras => "keras",
         }
     }
 }
@@ -118,7 +121,7 @@ pub fn detect(state: &StateDict, hints: &Hints) -> Result<Detected> {
     let keys: HashSet<&str> = state.tensors.iter().map(|(k, _)| k.as_str()).collect();
     let has = |k: &str| keys.contains(k);
     let ours = state.config.is_some() || state.format.starts_with("ONNX Runtime");
-    let layout = match hints.layout {
+    let layout = match hints.layout.or(state.layout) {
         Some(l) => l,
         None if has("conv_first.weight") => Layout::BasicSr,
         None if ours => Layout::Srgraph,
@@ -143,6 +146,11 @@ pub fn detect(state: &StateDict, hints: &Hints) -> Result<Detected> {
         Some(c) => c.clone(),
         None => structure(&t, &mut read)?,
     };
+    if layout == Layout::Keras {
+        // TensorFlow's depth_to_space.
+        c.shuffle = crate::ir::ShuffleMode::Dcr;
+        read.push("pixel shuffle: DCR (TensorFlow's depth_to_space)".into());
+    }
     check_hints(&c, hints)?;
     if state.config.is_none() {
         // srgraph's export records what the weights cannot say in the file's metadata.
@@ -321,11 +329,11 @@ fn normalisation(
             c.pixel_range = PIXEL_SCALE;
             mean_from_hint(assumed, c);
         }
-        Layout::OfficialWdsr => {
+        Layout::OfficialWdsr | Layout::Keras => {
             ensure!(
                 h.rgb_range.is_none(),
-                "the official WDSR code maps pixels with (x - mean * 255) / 127.5 whatever its arguments: --rgb-range \
-                 does not apply"
+                "the official WDSR code and krasserm's Keras models map pixels with (x - mean * 255) / 127.5: \
+                 --rgb-range does not apply"
             );
             c.pixel_range = PIXEL_SCALE;
             mean_from_hint(assumed, c);

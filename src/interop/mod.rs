@@ -6,6 +6,8 @@
 //! names (`export`).
 
 mod export;
+#[cfg(feature = "keras")]
+mod keras;
 mod layouts;
 mod pickle;
 mod torch;
@@ -42,6 +44,8 @@ pub struct StateDict {
     pub steps: Option<u64>,
     /// The metadata a safetensors file carries (srgraph's export writes its configuration there).
     pub recorded: Vec<(String, String)>,
+    /// The layout, when the format alone says it (Keras).
+    pub layout: Option<Layout>,
 }
 
 /// Wrappers that hold a state dict, in order of preference: BasicSR keeps the EMA
@@ -62,6 +66,9 @@ pub fn read_state(bytes: &[u8], source: &str) -> Result<StateDict> {
     if looks_like_safetensors(bytes) {
         return read_safetensors(bytes).map_err(fail);
     }
+    if bytes.starts_with(HDF5_MAGIC) {
+        bail!("{source} is an HDF5 file: Keras weights are read from their file, by `srgraph import`");
+    }
     if bytes.get(4..8) == Some(b"ODTC") {
         return read_ort_checkpoint(bytes, source);
     }
@@ -73,6 +80,22 @@ pub fn read_state(bytes: &[u8], source: &str) -> Result<StateDict> {
     bail!(
         "{source} is not a checkpoint srgraph can read: it is none of a PyTorch .pth/.pt (zip or legacy), a \
          .safetensors file, an ONNX Runtime training checkpoint or an srgraph .onnx"
+    )
+}
+
+/// The signature an HDF5 file (Keras's .h5) starts with.
+const HDF5_MAGIC: &[u8] = b"\x89HDF\r\n\x1a\n";
+
+#[cfg(feature = "keras")]
+fn read_keras(path: &std::path::Path) -> Result<StateDict> {
+    keras::read(path)
+}
+
+#[cfg(not(feature = "keras"))]
+fn read_keras(_: &std::path::Path) -> Result<StateDict> {
+    bail!(
+        "it is an HDF5 file (Keras .h5 weights), and this srgraph was built without the keras feature: build it with \
+         `cargo install --path . --features keras`, which links the HDF5 library (tools/setup-hdf5.sh installs it)"
     )
 }
 
@@ -136,6 +159,7 @@ fn read_safetensors(bytes: &[u8]) -> Result<StateDict> {
         config: None,
         steps: None,
         recorded,
+        layout: None,
     })
 }
 
@@ -165,6 +189,7 @@ fn read_ort_checkpoint(bytes: &[u8], source: &str) -> Result<StateDict> {
         config: None,
         steps: ckpt.optimizer.as_ref().map(|o| o.step.max(0) as u64),
         recorded: vec![],
+        layout: None,
     })
 }
 
@@ -191,6 +216,7 @@ fn read_srgraph_model(bytes: &[u8], proto: &crate::onnx::pb::ModelProto, source:
                 config: Some(config),
                 steps,
                 recorded: vec![],
+                layout: None,
             })
         }
         Some("inference") => Ok(StateDict {
@@ -201,6 +227,7 @@ fn read_srgraph_model(bytes: &[u8], proto: &crate::onnx::pb::ModelProto, source:
             config: Some(config),
             steps,
             recorded: vec![],
+            layout: None,
         }),
         other => bail!(
             "{source} is an srgraph .onnx of kind {}, which holds no weights to import (use a run's checkpoint.onnx \
@@ -250,6 +277,7 @@ fn from_tree(tree: Value, format: &'static str, source: &str) -> Result<StateDic
         config: None,
         steps: None,
         recorded: vec![],
+        layout: None,
     })
 }
 
@@ -284,7 +312,11 @@ fn describe(v: &Value) -> String {
 pub fn load(path: &std::path::Path, hints: &Hints) -> Result<(StateDict, Detected)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let source = path.display().to_string();
-    let state = read_state(&bytes, &source)?;
+    let state = if bytes.starts_with(HDF5_MAGIC) {
+        read_keras(path).with_context(|| format!("{source} is not Keras weights srgraph can read"))?
+    } else {
+        read_state(&bytes, &source)?
+    };
     let detected = detect(&state, hints).with_context(|| format!("{source} ({})", state.format))?;
     Ok((state, detected))
 }
