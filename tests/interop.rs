@@ -230,6 +230,95 @@ fn the_cli_imports_exports_and_refuses_what_it_must() {
         &srgraph(&["import", "other.safetensors", "-o", "bad.onnx"], d),
         "conv_first.weight (BasicSR EDSR)",
     );
+
+    // A tensor whose shape fits no network of the detected architecture.
+    let case = manifest()["cases"].as_array().unwrap()[0].clone();
+    let (_, det, _) = import(&case);
+    let mut values = det.values.clone();
+    for (name, t) in values.iter_mut() {
+        if name == "tail.1.weight" {
+            *t = srgraph::ir::Tensor::f32(&[3, 7, 3, 3], vec![0.5; 3 * 7 * 9]);
+        }
+    }
+    std::fs::write(
+        d.join("bent.safetensors"),
+        interop::to_safetensors(&values, vec![]).unwrap(),
+    )
+    .unwrap();
+    fails_with(
+        &srgraph(&["import", "bent.safetensors", "-o", "bad.onnx"], d),
+        "its tail.1.weight is [3, 7, 3, 3]",
+    );
+}
+
+/// A study starts the runs of the checkpoint's network from it; a checkpoint of none of
+/// its networks is an error naming them.
+#[test]
+fn study_init_starts_the_matching_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let set5 = data_dir().join("Set5").display().to_string();
+    let tiny = [
+        "--steps",
+        "1",
+        "--batch",
+        "2",
+        "--patch",
+        "24",
+        "--quiet",
+        "--threads",
+        "2",
+    ];
+    let mut args = vec!["train", "wdsr-b", "--blocks", "1", "--data", &set5, "--out", "seed-run"];
+    args.extend(tiny);
+    let o = srgraph(&args, d);
+    assert!(o.status.success(), "{}", text(&o));
+    let mut args = vec![
+        "study",
+        "blocks",
+        "--archs",
+        "wdsr-b,wdsr-a",
+        "--blocks",
+        "1",
+        "--data",
+        &set5,
+        "--val",
+        &set5,
+        "--out",
+        "study",
+        "--init",
+        "seed-run/checkpoint.onnx",
+    ];
+    args.extend(tiny);
+    let o = srgraph(&args, d);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("the runs wdsr-b-b1 start from its weights"),
+        "{}",
+        text(&o)
+    );
+    let runs = d.join("study/runs");
+    let meta = |run: &str| {
+        text(&srgraph(
+            &["inspect", runs.join(run).join("model.onnx").to_str().unwrap()],
+            d,
+        ))
+    };
+    assert!(
+        meta("wdsr-b-b1").contains("initialised_from = seed-run/checkpoint.onnx"),
+        "{}",
+        meta("wdsr-b-b1")
+    );
+    assert!(!meta("wdsr-a-b1").contains("initialised_from"), "{}", meta("wdsr-a-b1"));
+
+    let fx = fixtures().join("wdsr-b_x2_b2f10_param.pt").display().to_string();
+    let o = srgraph(
+        &[
+            "study", "blocks", "--archs", "wdsr-b", "--blocks", "1", "--init", &fx, "--out", "s2",
+        ],
+        d,
+    );
+    fails_with(&o, "which is none of the study's runs (wdsr-b-b1)");
 }
 
 /// Fine-tuning: `train --init` starts from the imported weights, so its first loss is
@@ -284,6 +373,17 @@ fn train_init_continues_from_imported_weights() {
         let l1 = (&sr - &hr.into_dyn()).mapv(f32::abs).mean().unwrap() as f64;
         println!("{file}: first step's loss {loss:.5}, imported model's L1 {l1:.5}");
         assert!((loss - l1).abs() <= 1e-4 * l1.max(1.0), "{file}: {loss} against {l1}");
+
+        // The run goes back out: its checkpoint exported and imported again is its model, bit for bit.
+        let o = srgraph(&["export", "run", "-o", "run.safetensors", "--force"], d);
+        assert!(o.status.success(), "{file}: {}", text(&o));
+        let o = srgraph(&["import", "run.safetensors", "-o", "again.onnx", "--force"], d);
+        assert!(o.status.success(), "{file}: {}", text(&o));
+        assert_eq!(
+            initialisers(&std::fs::read(d.join("again.onnx")).unwrap()),
+            initialisers(&std::fs::read(d.join("run/model.onnx")).unwrap()),
+            "{file}: the exported run does not import to its model"
+        );
 
         // A flag that disagrees with the checkpoint is an error naming both.
         let o = srgraph(

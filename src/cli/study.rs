@@ -92,6 +92,10 @@ pub struct CommonArgs {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// Start the runs whose network is this checkpoint's (any file `srgraph import` reads) from its weights, with
+    /// a fresh optimiser; the other runs start from the initialisation.
+    #[arg(long, value_name = "CHECKPOINT")]
+    pub init: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -109,7 +113,36 @@ pub fn run(a: StudyArgs) -> Result<bool> {
             (Kind::Norm, runs, n.common, false)
         }
     };
+    let init = match &c.init {
+        None => None,
+        Some(path) => {
+            let (state, d) = crate::interop::load(path, &crate::interop::Hints::default())?;
+            let matching: Vec<&str> = runs
+                .iter()
+                .filter(|r| crate::study::same_network(&r.config, &d.config))
+                .map(|r| r.name.as_str())
+                .collect();
+            anyhow::ensure!(
+                !matching.is_empty(),
+                "--init {} holds {}, which is none of the study's runs ({})",
+                path.display(),
+                crate::models::describe(&d.config),
+                runs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
+            );
+            println!(
+                "--init {}: the runs {} start from its weights",
+                path.display(),
+                matching.join(", ")
+            );
+            let values = crate::train::Init {
+                source: format!("{} ({})", path.display(), state.format),
+                values: d.values,
+            };
+            Some((d.config, values))
+        }
+    };
     let o = StudyOptions {
+        init,
         kind,
         runs,
         data: c.data,

@@ -208,7 +208,14 @@ fn read_srgraph_model(bytes: &[u8], proto: &crate::onnx::pb::ModelProto, source:
     match meta("graph") {
         Some("checkpoint") => {
             let ckpt = crate::train::checkpoint_from_bytes(bytes, std::path::Path::new(source))?;
-            let tensors = ckpt.values.into_iter().filter(|(n, _)| !n.contains(".adam_")).collect();
+            // The network's parameters and buffers; not its constants, nor Adam's moments.
+            let g = crate::models::build(&config)?;
+            let state: std::collections::HashSet<&str> = g.params().chain(g.buffers()).map(|(n, _)| n).collect();
+            let tensors = ckpt
+                .values
+                .into_iter()
+                .filter(|(n, _)| state.contains(n.as_str()))
+                .collect();
             Ok(StateDict {
                 format: "srgraph checkpoint",
                 wrapper: None,

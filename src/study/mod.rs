@@ -82,6 +82,16 @@ pub struct StudyOptions {
     pub jobs: usize,
     pub progress: bool,
     pub equal_params: bool,
+    /// Weights that the runs of their network start from (`--init`), with that network.
+    pub init: Option<(ModelConfig, crate::train::Init)>,
+}
+
+/// Whether two configurations are the same network (widths, depth, scale, norm, shuffle),
+/// whatever their seeds and mean shifts.
+pub fn same_network(a: &ModelConfig, b: &ModelConfig) -> bool {
+    (a.arch, a.scale, a.blocks, a.filters, a.wide(), a.norm, a.shuffle)
+        == (b.arch, b.scale, b.blocks, b.filters, b.wide(), b.norm, b.shuffle)
+        && (a.arch != Arch::WdsrB || a.low_rank() == b.low_rank())
 }
 
 /// The paper's DIV2K validation x2 PSNR for its block study (DESIGN.md).
@@ -314,8 +324,17 @@ fn train_options(o: &StudyOptions, spec: &RunSpec) -> TrainOptions {
     let c = &spec.config;
     let resume = dir.join("checkpoint.onnx").exists();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // A run of the checkpoint's network starts from its weights, under its mean shift.
+    let init = o.init.as_ref().filter(|(ic, _)| same_network(ic, c));
+    let model = match init {
+        Some((ic, _)) => ModelConfig {
+            seed: c.seed,
+            ..ic.clone()
+        },
+        None => c.clone(),
+    };
     TrainOptions {
-        model: c.clone(),
+        model,
         train: o.train.clone(),
         data: o.data.clone(),
         val: Some(o.val.clone()),
@@ -333,7 +352,7 @@ fn train_options(o: &StudyOptions, spec: &RunSpec) -> TrainOptions {
         // The run's folder belongs to the study, whose own --resume check guards it.
         overwrite: !resume,
         progress: o.progress && o.jobs == 1,
-        init: None,
+        init: init.map(|(_, values)| values.clone()),
     }
 }
 
