@@ -203,6 +203,7 @@ fn structure(t: &HashMap<String, Tensor>, read: &mut Vec<String>) -> Result<Mode
     let need = |name: &str| conv(t, name).with_context(|| format!("it has no 4-D {name}.weight or {name}.weight_v"));
     let head = need("head.0")?;
     let (filters, colours) = (head[0], head[1]);
+    ensure!(filters >= 1, "its first conv makes no channels");
     ensure!(
         colours == 3,
         "its first conv reads {colours} colour channels; srgraph's networks read RGB (3)"

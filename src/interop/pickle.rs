@@ -462,6 +462,11 @@ impl Machine<'_> {
 
     /// A call of an allowed global: the only calls a pickle may make here.
     fn reduce(&mut self, f: Id, args: Id) -> Result<Obj> {
+        self.call(f, args, 0)
+    }
+
+    fn call(&mut self, f: Id, args: Id, depth: usize) -> Result<Obj> {
+        ensure!(depth < 8, "the pickle nests tensor rebuilds more than 8 deep");
         let Obj::Global(module, name) = &self.objects[f] else {
             bail!("the pickle calls something that is not a known function");
         };
@@ -499,7 +504,7 @@ impl Machine<'_> {
             ("torch._tensor", "_rebuild_from_type_v2") => {
                 let inner = arg(0)?;
                 let inner_args = arg(2)?;
-                self.reduce(inner, inner_args)?
+                self.call(inner, inner_args, depth + 1)?
             }
             ("torch.nn.parameter", "Parameter") => self.objects[arg(0)?].clone(),
             // Protocol 2's spelling of bytes: encode(text, 'latin1').

@@ -141,6 +141,12 @@ fn gather(bytes: &[u8], e: Element, offset: usize, shape: &[usize], stride: &[us
     let numel = bytes.len() / e.size();
     let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     let count = count.context("a tensor's shape overflows")?;
+    // A view never has more elements than its storage unless its strides repeat them
+    // (an expanded tensor); a shape of 10^12 over a few bytes is a hostile file.
+    ensure!(
+        count <= numel.max(1 << 24),
+        "a tensor of shape {shape:?} claims {count} elements from a storage of {numel}: a damaged file"
+    );
     if count > 0 {
         let last = shape.iter().zip(stride).try_fold(offset, |a, (&d, &s)| {
             (d - 1).checked_mul(s).and_then(|x| a.checked_add(x))
@@ -190,9 +196,16 @@ pub fn read_zip(bytes: &[u8]) -> Result<Value> {
         let mut f = zip
             .by_name(name)
             .with_context(|| format!("it has no {name}, which its pickle refers to (a damaged file)"))?;
-        // The zip's recorded size bounds the read, so a lying header cannot grow it.
-        let mut b = Vec::with_capacity(f.size().min(bytes.len() as u64 * 8) as usize);
-        f.read_to_end(&mut b)
+        // The zip's recorded size bounds the read, so a lying header cannot grow it, and a
+        // size beyond the memory there is (a zip bomb) is refused before it is read.
+        let size = f.size();
+        if let Some(available) = crate::util::short_of_memory(size as f64) {
+            bail!("{name} would decompress to {size} bytes, more than the {available:.0} bytes of memory available");
+        }
+        let mut b = Vec::with_capacity(size.min(bytes.len() as u64 * 8) as usize);
+        (&mut f)
+            .take(size)
+            .read_to_end(&mut b)
             .with_context(|| format!("{name} does not decompress"))?;
         Ok(b)
     };

@@ -66,6 +66,17 @@ pub fn training_values_of_model(g: &Graph, c: &ModelConfig) -> Result<Vec<(Strin
             }
         };
         let (w_folded, b_folded) = (constant(1)?, constant(2)?);
+        let want = training
+            .params()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| t.shape().to_vec());
+        ensure!(
+            Some(w_folded.shape().to_vec()) == want && b_folded.len() == w_folded.shape()[0],
+            "{conv}.conv's weight is {:?} and bias {:?}, not what {} has",
+            w_folded.shape(),
+            b_folded.shape(),
+            models::describe(c)
+        );
         let f = folds_of(c, conv);
         let w = w_folded.mapv(|x| {
             let guess = x as f64 / (f.input.unwrap_or(1.0) as f64 * f.output.unwrap_or(1.0) as f64);
