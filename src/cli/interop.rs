@@ -71,17 +71,18 @@ impl CheckpointArgs {
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
-    srgraph import edsr_baseline_x2-1bc95232.pt -o edsr-x2.onnx\n  \
-    srgraph import net_g_latest.pth -o edsr-basicsr.onnx            (BasicSR; params_ema preferred)\n  \
-    srgraph import wdsr_b_x2.pt -o wdsr-b-x2.onnx                   (JiahuiYu/wdsr_ntire2018)\n  \
+    srgraph import edsr_baseline_x2-1bc95232.pt -o edsr-x2.onnx     (EDSR-PyTorch)\n  \
+    srgraph import net_g_latest.pth -o edsr-basicsr.onnx           (BasicSR: params_ema preferred)\n  \
+    srgraph import wdsr_b_x2.pt -o wdsr-b-x2.onnx                  (JiahuiYu/wdsr_ntire2018)\n  \
+    srgraph import weights.h5 -o wdsr-b-x4.onnx                    (krasserm/super-resolution, Keras)\n  \
     srgraph import model.safetensors -o model.onnx\n  \
-    srgraph import weights/wdsr-b-32-x4/weights.h5 -o wdsr-b-x4.onnx  (krasserm/super-resolution, Keras)\n  \
-    srgraph import trained/checkpoint wdsr-b -o wdsr-b-x2.onnx       (an ONNX Runtime training checkpoint)\n\n\
-    Reads PyTorch .pth/.pt (zip or legacy; no pickled code is ever run), .safetensors, Keras .h5 weights\n\
-    (the keras feature), srgraph's run checkpoints and models, and ONNX Runtime training checkpoints. The architecture, scale, depth and widths are read from\n\
-    the key names and shapes; what the weights cannot say (EDSR's res-scale, a mean that is a constant of the\n\
-    code) takes the reference default and is printed. The architecture and the --scale/--blocks/--filters/\n\
-    --expansion flags, when given, are checks: the import fails if the weights say otherwise.")]
+    srgraph import trained/checkpoint wdsr-b -o wdsr-b-x2.onnx      (ONNX Runtime training)\n\n\
+    Reads PyTorch .pth/.pt (zip or legacy; no pickled code is ever run), .safetensors, Keras .h5 weights (with the \
+    keras feature), srgraph's run checkpoints and models, and ONNX Runtime training checkpoints. The architecture, \
+    scale, depth and widths are read from the key names and shapes; what the weights cannot say (EDSR's res-scale, \
+    a mean that is a constant of the code) takes the reference default and is printed. The architecture and the \
+    --scale, --blocks, --filters and --expansion flags, when given, are checks: the import fails if the weights say \
+    otherwise.")]
 pub struct ImportArgs {
     /// The checkpoint file.
     pub checkpoint: PathBuf,
@@ -173,9 +174,10 @@ pub enum ExportLayoutArg {
 #[command(after_help = "Examples:\n  \
     srgraph export runs/wdsr-b-x2 -o wdsr-b-x2.safetensors          (a run folder: its checkpoint)\n  \
     srgraph export edsr-x2.onnx --layout basicsr -o edsr.safetensors\n\n\
-    In PyTorch: model.load_state_dict(safetensors.torch.load_file(path)) in the reference code, built as printed.\n\
-    Weight norm stays g and v where the layout has it (the official WDSR); `srgraph import` of the file gives\n\
-    back the same model, bit for bit.")]
+    In PyTorch: model.load_state_dict(safetensors.torch.load_file(path)) in the reference code, built as printed. \
+    Weight norm stays g and v where the layout has it (the official WDSR); a TensorFlow (DCR) network's shuffled \
+    channels are reordered for PyTorch's PixelShuffle. `srgraph import` of the file gives back the same model, bit \
+    for bit.")]
 pub struct ExportArgs {
     /// A run folder (its checkpoint.onnx), an srgraph .onnx, or any checkpoint `srgraph import` reads.
     pub source: PathBuf,

@@ -46,7 +46,7 @@ pub enum Command {
     Upscale(upscale::UpscaleArgs),
     /// The seed's experiment: EDSR vs WDSR-A vs WDSR-B by depth, or normalisations; table and plots.
     Study(study::StudyArgs),
-    /// Turn a checkpoint (PyTorch .pth/.pt, .safetensors, ONNX Runtime training, srgraph) into srgraph's inference .onnx.
+    /// Turn a checkpoint (PyTorch .pth/.pt, .safetensors, Keras .h5, ONNX Runtime training, srgraph) into an .onnx.
     #[command(alias = "import-checkpoint")]
     Import(interop::ImportArgs),
     /// Write a model's or run's weights as safetensors under a reference implementation's names.
