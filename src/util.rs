@@ -141,6 +141,34 @@ pub struct FolderLock {
 }
 
 impl FolderLock {
+    /// The lock, waiting for another process that holds it (saying so once): for shared
+    /// folders such as the data cache, where the other process is doing the same work.
+    pub fn wait(dir: &Path, what: &str) -> Result<FolderLock> {
+        match Self::acquire(dir, what) {
+            Ok(lock) => Ok(lock),
+            Err(e) if e.to_string().contains("is in use by another") => {
+                eprintln!("waiting: {e:#}");
+                let path = dir.join(".srgraph.lock");
+                let mut file = Self::open(&path)?;
+                file.lock().with_context(|| format!("cannot lock {}", path.display()))?;
+                file.set_len(0)?;
+                write!(file, "{}", std::process::id())?;
+                Ok(FolderLock { _file: file })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn open(path: &Path) -> Result<std::fs::File> {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("cannot create the lock file {}", path.display()))
+    }
+
     pub fn acquire(dir: &Path, what: &str) -> Result<FolderLock> {
         let path: PathBuf = dir.join(".srgraph.lock");
         let mut file = std::fs::OpenOptions::new()

@@ -7,6 +7,7 @@ mod build;
 mod eval;
 mod inspect;
 mod interop;
+mod prepare;
 mod study;
 mod train;
 mod upscale;
@@ -44,6 +45,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Super-resolve pictures (any size, in tiles), optionally beside bicubic and the original.
     Upscale(upscale::UpscaleArgs),
+    /// Decode a training set once into the memory-mapped cache `train` reads (train makes it itself when missing).
+    Prepare(prepare::PrepareArgs),
     /// The seed's experiment: EDSR vs WDSR-A vs WDSR-B by depth, or normalisations; table and plots.
     Study(study::StudyArgs),
     /// Turn a checkpoint (PyTorch .pth/.pt, .safetensors, Keras .h5, ONNX Runtime training, srgraph) into an .onnx.
@@ -73,6 +76,7 @@ pub fn run_with(cli: Cli) -> Result<Outcome> {
         Command::Train(a) => train::run(a).map(|stopped| if stopped { Outcome::Interrupted } else { Outcome::Done }),
         Command::Eval(a) => eval::run(a).map(|_| Outcome::Done),
         Command::Upscale(a) => upscale::run(a).map(|_| Outcome::Done),
+        Command::Prepare(a) => prepare::run(a).map(|_| Outcome::Done),
         Command::Study(a) => study::run(a).map(|stopped| if stopped { Outcome::Interrupted } else { Outcome::Done }),
         Command::Import(a) => interop::run_import(a).map(|_| Outcome::Done),
         Command::Export(a) => interop::run_export(a).map(|_| Outcome::Done),

@@ -96,6 +96,9 @@ pub struct CommonArgs {
     /// a fresh optimiser; the other runs start from the initialisation.
     #[arg(long, value_name = "CHECKPOINT")]
     pub init: Option<PathBuf>,
+    /// Where the training set's decoded pixels are cached (default: $SRGRAPH_CACHE, else ~/.cache/srgraph/data).
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -143,6 +146,7 @@ pub fn run(a: StudyArgs) -> Result<bool> {
     };
     let o = StudyOptions {
         init,
+        cache: c.cache.clone().unwrap_or_else(crate::data::cache::default_root),
         kind,
         runs,
         data: c.data,

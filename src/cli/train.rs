@@ -51,6 +51,9 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Where the training set's decoded pixels are cached (default: $SRGRAPH_CACHE, else ~/.cache/srgraph/data).
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
     /// Start from these weights (any checkpoint `srgraph import` reads: PyTorch, safetensors, srgraph, ONNX
     /// Runtime) with a fresh optimiser: fine-tuning. The network is the checkpoint's; the architecture and any
     /// --scale/--blocks/--filters/--expansion/--norm given must agree with it.
@@ -125,6 +128,7 @@ pub fn run(a: TrainArgs) -> Result<bool> {
         progress: !a.quiet,
         model: c,
         init,
+        cache: a.cache.unwrap_or_else(crate::data::cache::default_root),
     };
     let stop = super::stop_on_signals("stopping after this step: the checkpoint and model will be written")?;
     {

@@ -183,51 +183,8 @@ impl ImageSet {
     /// with a warning (returned, not printed); nothing left, or an LR file of the wrong
     /// size, is an error.
     pub fn load(&self) -> Result<(Vec<Pair>, Vec<String>)> {
-        let s = self.scale;
-        // Outer Result: fatal error. Inner: the pair, or a warning for a skipped file.
-        let loaded: Vec<Result<std::result::Result<Pair, String>>> = self
-            .files
-            .par_iter()
-            .map(|f| {
-                let hr = match read_rgb(&f.hr) {
-                    Ok(hr) if hr.dim().0 < s || hr.dim().1 < s => {
-                        let (h, w, _) = hr.dim();
-                        return Ok(Err(format!(
-                            "skipped {}: {w}x{h} pixels, smaller than the scale {s}",
-                            f.hr.display()
-                        )));
-                    }
-                    Ok(hr) => bicubic::modcrop(&hr, s),
-                    Err(e) => return Ok(Err(format!("skipped {}: {e:#}", f.hr.display()))),
-                };
-                let (h, w, _) = hr.dim();
-                let lr = match &f.lr {
-                    Some(lr_path) => {
-                        let lr = match read_rgb(lr_path) {
-                            Ok(lr) => lr,
-                            Err(e) => return Ok(Err(format!("skipped {}: {e:#}", lr_path.display()))),
-                        };
-                        let (lh, lw, _) = lr.dim();
-                        ensure!(
-                            (lh, lw) == (h / s, w / s),
-                            "LR file {} is {lw}x{lh} but HR file {} is {w}x{h}: expected {}x{} at scale {s}",
-                            lr_path.display(),
-                            f.hr.display(),
-                            w / s,
-                            h / s
-                        );
-                        lr
-                    }
-                    None => bicubic::downscale(&hr, s, Border::Mirror)
-                        .with_context(|| format!("cannot downscale {}", f.hr.display()))?,
-                };
-                Ok(Ok(Pair {
-                    lr,
-                    hr,
-                    name: f.hr.display().to_string(),
-                }))
-            })
-            .collect();
+        let loaded: Vec<Result<std::result::Result<Pair, String>>> =
+            self.files.par_iter().map(|f| load_pair(f, self.scale)).collect();
         let (mut pairs, mut warnings) = (vec![], vec![]);
         for item in loaded {
             match item? {
@@ -243,6 +200,49 @@ impl ImageSet {
         );
         Ok((pairs, warnings))
     }
+}
+
+/// One picture of a set: HR modcropped to the scale, LR from its file if there is one,
+/// else `bicubic::downscale(hr, s, Mirror)`. Outer error: fatal (an LR file of the wrong
+/// size); inner: a warning for a file that is skipped (unreadable, smaller than the scale).
+pub(crate) fn load_pair(f: &ImageFile, s: usize) -> Result<std::result::Result<Pair, String>> {
+    let hr = match read_rgb(&f.hr) {
+        Ok(hr) if hr.dim().0 < s || hr.dim().1 < s => {
+            let (h, w, _) = hr.dim();
+            return Ok(Err(format!(
+                "skipped {}: {w}x{h} pixels, smaller than the scale {s}",
+                f.hr.display()
+            )));
+        }
+        Ok(hr) => bicubic::modcrop(&hr, s),
+        Err(e) => return Ok(Err(format!("skipped {}: {e:#}", f.hr.display()))),
+    };
+    let (h, w, _) = hr.dim();
+    let lr = match &f.lr {
+        Some(lr_path) => {
+            let lr = match read_rgb(lr_path) {
+                Ok(lr) => lr,
+                Err(e) => return Ok(Err(format!("skipped {}: {e:#}", lr_path.display()))),
+            };
+            let (lh, lw, _) = lr.dim();
+            ensure!(
+                (lh, lw) == (h / s, w / s),
+                "LR file {} is {lw}x{lh} but HR file {} is {w}x{h}: expected {}x{} at scale {s}",
+                lr_path.display(),
+                f.hr.display(),
+                w / s,
+                h / s
+            );
+            lr
+        }
+        None => bicubic::downscale(&hr, s, Border::Mirror)
+            .with_context(|| format!("cannot downscale {}", f.hr.display()))?,
+    };
+    Ok(Ok(Pair {
+        lr,
+        hr,
+        name: f.hr.display().to_string(),
+    }))
 }
 
 /// An image file as HWC RGB bytes: grey repeated to three channels, alpha dropped, 16-bit
@@ -287,9 +287,16 @@ pub(crate) fn augment(v: ArrayView3<u8>, flip: bool, rot: u8) -> ArrayView3<u8> 
     v
 }
 
+/// Where a sampler's pictures are: decoded in memory, or memory-mapped from the data cache.
+enum Pictures {
+    Memory(Vec<Pair>),
+    /// The cache, and the indices of its pictures that are at least a patch in size.
+    Cached(super::cache::PixelCache, Vec<usize>),
+}
+
 /// Random training patches, seeded and reproducible.
 pub struct PatchSampler {
-    images: Vec<Pair>,
+    pictures: Pictures,
     patch: usize,
     scale: usize,
     seed: u64,
@@ -328,12 +335,58 @@ impl PatchSampler {
             "none of the {total} training images is at least {patch}x{patch} pixels"
         );
         Ok(PatchSampler {
-            images: kept,
+            pictures: Pictures::Memory(kept),
             patch,
             scale,
             seed,
             warnings,
         })
+    }
+
+    /// A sampler over a data cache's pictures (memory-mapped: the process holds none of
+    /// them); it draws exactly the batches [`new`](Self::new) would from the same pictures.
+    pub fn from_cache(cache: super::cache::PixelCache, patch: usize, scale: usize, seed: u64) -> Result<PatchSampler> {
+        ensure!(
+            scale >= 1 && patch >= scale && patch.is_multiple_of(scale),
+            "patch size {patch} is not a multiple of the scale {scale}"
+        );
+        let mut warnings = vec![];
+        let kept: Vec<usize> = (0..cache.len())
+            .filter(|&i| {
+                let (hr, _, name) = cache.pair(i);
+                let (h, w, _) = hr.dim();
+                let big_enough = h >= patch && w >= patch;
+                if !big_enough {
+                    warnings.push(format!(
+                        "{name} ({w}x{h}) is smaller than the {patch}x{patch} patch: skipped"
+                    ));
+                }
+                big_enough
+            })
+            .collect();
+        ensure!(
+            !kept.is_empty(),
+            "none of the {} training images is at least {patch}x{patch} pixels",
+            cache.len()
+        );
+        Ok(PatchSampler {
+            pictures: Pictures::Cached(cache, kept),
+            patch,
+            scale,
+            seed,
+            warnings,
+        })
+    }
+
+    /// Picture `i`'s HR and LR, HWC.
+    fn picture(&self, i: usize) -> (ArrayView3<'_, u8>, ArrayView3<'_, u8>) {
+        match &self.pictures {
+            Pictures::Memory(pairs) => (pairs[i].hr.view(), pairs[i].lr.view()),
+            Pictures::Cached(cache, kept) => {
+                let (hr, lr, _) = cache.pair(kept[i]);
+                (hr, lr)
+            }
+        }
     }
 
     /// One line per image skipped by `new`.
@@ -343,11 +396,14 @@ impl PatchSampler {
 
     /// Number of images patches are drawn from.
     pub fn len(&self) -> usize {
-        self.images.len()
+        match &self.pictures {
+            Pictures::Memory(pairs) => pairs.len(),
+            Pictures::Cached(_, kept) => kept.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.images.is_empty()
+        self.len() == 0
     }
 
     /// Item `index` of step `step`: its randomness comes from a ChaCha key made of
@@ -359,8 +415,8 @@ impl PatchSampler {
         key[8..16].copy_from_slice(&step.to_le_bytes());
         key[16..24].copy_from_slice(&(index as u64).to_le_bytes());
         let mut rng = ChaCha8Rng::from_seed(key);
-        let image = rng.random_range(0..self.images.len());
-        let (h, w, _) = self.images[image].hr.dim();
+        let image = rng.random_range(0..self.len());
+        let (h, w, _) = self.picture(image).0.dim();
         let (s, p) = (self.scale, self.patch / self.scale);
         // Aligned to the scale so that the LR crop covers exactly the HR crop.
         let y = rng.random_range(0..=h / s - p) * s;
@@ -382,9 +438,9 @@ impl PatchSampler {
             .into_par_iter()
             .map(|i| {
                 let c = self.crop(step, i);
-                let pair = &self.images[c.image];
-                let hr = pair.hr.slice(s![c.y..c.y + p, c.x..c.x + p, ..]);
-                let lr = pair.lr.slice(s![c.y / s..(c.y + p) / s, c.x / s..(c.x + p) / s, ..]);
+                let (hr, lr) = self.picture(c.image);
+                let hr = hr.slice_move(s![c.y..c.y + p, c.x..c.x + p, ..]);
+                let lr = lr.slice_move(s![c.y / s..(c.y + p) / s, c.x / s..(c.x + p) / s, ..]);
                 let chw = |v: ArrayView3<u8>| augment(v, c.flip, c.rot).permuted_axes([2, 0, 1]).mapv(f32::from);
                 (chw(lr), chw(hr))
             })

@@ -2,6 +2,7 @@
 //! the MATLAB-exact bicubic resizer that makes low-resolution images.
 
 pub mod bicubic;
+pub mod cache;
 pub mod dataset;
 pub mod picture;
 

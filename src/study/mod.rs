@@ -84,6 +84,8 @@ pub struct StudyOptions {
     pub equal_params: bool,
     /// Weights that the runs of their network start from (`--init`), with that network.
     pub init: Option<(ModelConfig, crate::train::Init)>,
+    /// The data cache's root (see `TrainOptions::cache`).
+    pub cache: PathBuf,
 }
 
 /// Whether two configurations are the same network (widths, depth, scale, norm, shuffle),
@@ -353,6 +355,7 @@ fn train_options(o: &StudyOptions, spec: &RunSpec) -> TrainOptions {
         overwrite: !resume,
         progress: o.progress && o.jobs == 1,
         init: init.map(|(_, values)| values.clone()),
+        cache: o.cache.clone(),
     }
 }
 

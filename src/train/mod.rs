@@ -10,6 +10,7 @@ pub use checkpoint::{ensure_same_config, from_bytes as checkpoint_from_bytes, lo
 pub use validate::{bicubic_psnr, model_psnr};
 
 use crate::compiler::{compile, TrainConfig};
+use crate::data::cache::PixelCache;
 use crate::data::dataset::{ImageSet, PatchSampler, Prefetcher};
 use crate::export::inference_graph;
 use crate::ir::Tensor;
@@ -50,6 +51,8 @@ pub struct TrainOptions {
     pub progress: bool,
     /// Weights to start from instead of the initialisation (`--init`): fine-tuning, with a fresh optimiser.
     pub init: Option<Init>,
+    /// Where the training set's pixel cache lives (`data::cache::default_root()` unless `--cache`).
+    pub cache: PathBuf,
 }
 
 /// A network's starting weights, from a checkpoint `srgraph import` reads.
@@ -131,9 +134,12 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
     let _lock = open_run_folder(o)?;
     let ckpt_path = o.out.join("checkpoint.onnx");
 
+    // The training pixels are memory-mapped from the data cache (made on first use), so
+    // the process holds none of them however many there are.
     let set = ImageSet::open(&o.data, c.scale).context("Training data")?;
-    let (pairs, warnings) = set.load().context("Training data")?;
-    let sampler = PatchSampler::new(pairs, t.patch, c.scale, o.data_seed).context("Training data")?;
+    let cache = PixelCache::open_or_build(&set, &o.cache, o.progress).context("Training data")?;
+    let warnings = cache.warnings.clone();
+    let sampler = PatchSampler::from_cache(cache, t.patch, c.scale, o.data_seed).context("Training data")?;
     for w in warnings.iter().chain(sampler.warnings()) {
         eprintln!("warning: {w}");
     }

@@ -80,11 +80,16 @@ pub fn data(what: &str) -> String {
     data_dir().join(what).display().to_string()
 }
 
-/// Runs the `srgraph` binary in `cwd`.
+/// Runs the `srgraph` binary in `cwd`, with its data cache in the build's temporary
+/// folder (not the user's ~/.cache).
 pub fn srgraph(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_srgraph"))
         .args(args)
         .current_dir(cwd)
+        .env(
+            "SRGRAPH_CACHE",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("data-cache"),
+        )
         .output()
         .unwrap()
 }

@@ -1,0 +1,304 @@
+//! Training sets of any length in bounded memory: every picture is decoded once
+//! (HR modcropped to the scale; LR from its file, or MATLAB-exact bicubic) into one
+//! file of raw 8-bit pixels, which the sampler memory-maps. The pages are the
+//! file's, not the process's: the kernel reads them in as crops touch them and
+//! drops them under pressure, so DIV2K+Flickr2K trains in the memory of a few
+//! pictures. BasicSR reaches the same end with LMDB or sub-images; a raw file is
+//! simpler, and a crop is a strided view into it.
+//!
+//! A cache is a folder `<name>-<hash of the data folder>-x<scale>` holding
+//! `pixels.bin` and `index.json` (what each picture's bytes are, and the sizes and
+//! modification times of the files they came from, so a changed folder is
+//! noticed). Both are written to temporary files and renamed, the index last, so an
+//! interrupted build leaves no cache rather than a broken one; a damaged one (wrong
+//! length, or sampled bytes that no longer match) is rebuilt.
+
+use super::dataset::{load_pair, ImageFile, ImageSet, Pair};
+use anyhow::{bail, ensure, Context, Result};
+use ndarray::ArrayView3;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const VERSION: u32 = 1;
+
+/// Where one picture's HWC RGB bytes are in `pixels.bin`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+struct Extent {
+    offset: u64,
+    h: usize,
+    w: usize,
+}
+
+impl Extent {
+    fn len(&self) -> u64 {
+        (self.h * self.w * 3) as u64
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+struct Entry {
+    name: String,
+    hr: Extent,
+    lr: Extent,
+    /// FNV-1a of a few bytes of each picture, to notice a damaged file without reading it all.
+    sample: u64,
+}
+
+/// A source file as it was when the cache was made.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+struct Source {
+    path: String,
+    size: u64,
+    modified_ns: u128,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Index {
+    version: u32,
+    scale: usize,
+    sources: Vec<Source>,
+    entries: Vec<Entry>,
+    /// Files skipped when the cache was made (unreadable, smaller than the scale).
+    warnings: Vec<String>,
+    total_bytes: u64,
+}
+
+/// A training set's pixels, memory-mapped.
+pub struct PixelCache {
+    pixels: memmap2::Mmap,
+    entries: Vec<Entry>,
+    pub warnings: Vec<String>,
+    pub dir: PathBuf,
+}
+
+/// The cache root: `$SRGRAPH_CACHE`, else `$XDG_CACHE_HOME/srgraph/data`, else `~/.cache/srgraph/data`.
+pub fn default_root() -> PathBuf {
+    if let Some(p) = std::env::var_os("SRGRAPH_CACHE") {
+        return PathBuf::from(p);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("srgraph").join("data")
+}
+
+/// The cache folder of a set: named after the data folder, keyed by its real path and the scale.
+pub fn folder_for(set: &ImageSet, root: &Path) -> PathBuf {
+    let real = std::fs::canonicalize(&set.root).unwrap_or_else(|_| set.root.clone());
+    let name: String = real
+        .file_name()
+        .map(|n| {
+            n.to_string_lossy()
+                .chars()
+                .filter(|c| c.is_alphanumeric() || *c == '_')
+                .collect()
+        })
+        .unwrap_or_default();
+    let hash = real
+        .to_string_lossy()
+        .bytes()
+        .fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    root.join(format!("{name}-{hash:016x}-x{}", set.scale))
+}
+
+fn sources_of(files: &[ImageFile]) -> Result<Vec<Source>> {
+    let mut out = vec![];
+    for f in files {
+        for p in std::iter::once(&f.hr).chain(f.lr.as_ref()) {
+            let m = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let modified_ns = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            out.push(Source {
+                path: p.display().to_string(),
+                size: m.len(),
+                modified_ns,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// FNV-1a of 64 bytes spread over a picture.
+fn sample(bytes: &[u8]) -> u64 {
+    let n = bytes.len();
+    (0..64usize)
+        .filter_map(|i| bytes.get(i * n / 64))
+        .fold(0xcbf29ce484222325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        })
+}
+
+impl PixelCache {
+    /// The set's cache under `root`, made first if it is missing, stale or damaged (saying
+    /// why on stderr, with a progress bar while it is made).
+    pub fn open_or_build(set: &ImageSet, root: &Path, progress: bool) -> Result<PixelCache> {
+        let dir = folder_for(set, root);
+        let sources = sources_of(&set.files)?;
+        match Self::open(&dir, set.scale, &sources) {
+            Ok(cache) => return Ok(cache),
+            Err(why) if dir.join("index.json").exists() => {
+                eprintln!("note: rebuilding the data cache {}: {why:#}", dir.display())
+            }
+            Err(_) => {}
+        }
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the data cache folder {}", dir.display()))?;
+        let _lock = crate::util::FolderLock::wait(&dir, "data cache")?;
+        crate::util::remove_stale_temporaries(&dir);
+        // Another process may have made it while this one waited for the lock.
+        if let Ok(cache) = Self::open(&dir, set.scale, &sources) {
+            return Ok(cache);
+        }
+        build(set, &dir, sources, progress)?;
+        Self::open(&dir, set.scale, &sources_of(&set.files)?)
+            .with_context(|| format!("the data cache {} does not read back", dir.display()))
+    }
+
+    fn open(dir: &Path, scale: usize, sources: &[Source]) -> Result<PixelCache> {
+        let text = std::fs::read(dir.join("index.json")).context("it has no index")?;
+        let index: Index = serde_json::from_slice(&text).context("its index does not parse")?;
+        ensure!(index.version == VERSION, "it was made by another version of srgraph");
+        ensure!(index.scale == scale, "it is for scale {}", index.scale);
+        ensure!(
+            index.sources == sources,
+            "the data folder's files changed since it was made"
+        );
+        let file = std::fs::File::open(dir.join("pixels.bin")).context("it has no pixels.bin")?;
+        // SAFETY: the file is only ever replaced by a rename, never written in place, so the
+        // mapping's bytes do not change under it.
+        let pixels = unsafe { memmap2::Mmap::map(&file) }.context("pixels.bin cannot be mapped")?;
+        ensure!(
+            pixels.len() as u64 == index.total_bytes,
+            "pixels.bin holds {} bytes, not the {} its index says",
+            pixels.len(),
+            index.total_bytes
+        );
+        for e in &index.entries {
+            for x in [&e.hr, &e.lr] {
+                ensure!(
+                    x.offset
+                        .checked_add(x.len())
+                        .is_some_and(|end| end <= index.total_bytes),
+                    "its index places {} past the end of pixels.bin",
+                    e.name
+                );
+            }
+            let hr = &pixels[e.hr.offset as usize..(e.hr.offset + e.hr.len()) as usize];
+            ensure!(
+                sample(hr) == e.sample,
+                "the pixels of {} are not what was written",
+                e.name
+            );
+        }
+        Ok(PixelCache {
+            pixels,
+            entries: index.entries,
+            warnings: index.warnings,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The size of the pixels file.
+    pub fn bytes(&self) -> usize {
+        self.pixels.len()
+    }
+
+    /// Picture `i`: HR and LR as HWC views into the mapping, and its name.
+    pub fn pair(&self, i: usize) -> (ArrayView3<'_, u8>, ArrayView3<'_, u8>, &str) {
+        let e = &self.entries[i];
+        let view = |x: &Extent| {
+            let bytes = &self.pixels[x.offset as usize..(x.offset + x.len()) as usize];
+            ArrayView3::from_shape((x.h, x.w, 3), bytes).expect("the index was checked against the file")
+        };
+        (view(&e.hr), view(&e.lr), &e.name)
+    }
+}
+
+/// Decodes the set a few pictures at a time (in parallel) and appends them to
+/// `pixels.bin`, so that memory holds a handful of pictures whatever the set's length.
+fn build(set: &ImageSet, dir: &Path, sources: Vec<Source>, progress: bool) -> Result<()> {
+    let s = set.scale;
+    let bar = if progress {
+        let b = indicatif::ProgressBar::new(set.files.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} pictures  ETA {eta}")
+                .expect("a valid template"),
+        );
+        b.set_message(format!("caching {} at x{s}", set.root.display()));
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let tmp = dir.join(format!(".pixels.bin.tmp-{}", std::process::id()));
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?,
+    );
+    let (mut entries, mut warnings, mut offset) = (vec![], vec![], 0u64);
+    let chunk = 2 * rayon::current_num_threads().max(1);
+    for files in set.files.chunks(chunk) {
+        let decoded: Vec<Result<std::result::Result<Pair, String>>> =
+            files.par_iter().map(|f| load_pair(f, s)).collect();
+        for d in decoded {
+            match d? {
+                Ok(pair) => {
+                    let (h, w, _) = pair.hr.dim();
+                    let bytes =
+                        |a: ndarray::Array3<u8>| a.as_standard_layout().into_owned().into_raw_vec_and_offset().0;
+                    let (hr, lr) = (bytes(pair.hr), bytes(pair.lr));
+                    let hr_extent = Extent { offset, h, w };
+                    let lr_extent = Extent {
+                        offset: offset + hr.len() as u64,
+                        h: h / s,
+                        w: w / s,
+                    };
+                    out.write_all(&hr)
+                        .and_then(|_| out.write_all(&lr))
+                        .with_context(|| format!("cannot write {} (is the disk full?)", tmp.display()))?;
+                    offset += (hr.len() + lr.len()) as u64;
+                    entries.push(Entry {
+                        name: pair.name,
+                        sample: sample(&hr),
+                        hr: hr_extent,
+                        lr: lr_extent,
+                    });
+                }
+                Err(w) => warnings.push(w),
+            }
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    let file = out
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {}", tmp.display(), e.error()))?;
+    file.sync_all()?;
+    drop(file);
+    if entries.is_empty() {
+        let _ = std::fs::remove_file(&tmp);
+        bail!("no readable image in {}: {}", set.root.display(), warnings.join("; "));
+    }
+    std::fs::rename(&tmp, dir.join("pixels.bin"))?;
+    let index = Index {
+        version: VERSION,
+        scale: s,
+        sources,
+        entries,
+        warnings,
+        total_bytes: offset,
+    };
+    crate::util::write_atomic(&dir.join("index.json"), &serde_json::to_vec(&index)?)
+}
