@@ -127,6 +127,13 @@ fn killed_and_resumed_equals_uninterrupted() {
             "--out",
             out,
             "--quiet",
+            // The moving average and the schedule are part of the state that resumes bit for bit.
+            "--ema",
+            "0.9",
+            "--schedule",
+            "cosine",
+            "--warmup",
+            "5",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -178,6 +185,27 @@ fn killed_and_resumed_equals_uninterrupted() {
         assert_eq!(na, nb);
         assert!(ta == tb, "{na} differs between the uninterrupted and the resumed run");
     }
+    // The average is in the checkpoint, apart from the weights, and it is the model.
+    let ema: Vec<_> = a.values.iter().filter(|(n, _)| n.ends_with(".ema")).collect();
+    assert!(!ema.is_empty(), "no moving average in the checkpoint");
+    let raw = |name: &str| {
+        a.values
+            .iter()
+            .find(|(n, _)| n == name.trim_end_matches(".ema"))
+            .unwrap()
+    };
+    assert!(
+        ema.iter().any(|(n, t)| raw(n).1 != *t),
+        "the average equals the weights"
+    );
+    let meta = text(&srgraph(&["inspect", "whole/model.onnx"], d));
+    assert!(meta.contains("ema_decay = 0.9"), "{meta}");
+    let lrs: Vec<f64> = std::fs::read_to_string(d.join("whole/log.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["lr"].as_f64())
+        .collect();
+    assert!(lrs[0] < lrs[4] && lrs[4] > lrs[39], "warm-up then annealing: {lrs:?}");
     // The log has each step once, after the resume too.
     let log = std::fs::read_to_string(d.join("killed/log.jsonl")).unwrap();
     let steps: Vec<u64> = log
@@ -305,5 +333,61 @@ fn ctrl_c_stops_after_the_step_and_saves() {
         text(&meta).contains(&format!("meta        training_steps = {}", ckpt.step)),
         "{}",
         text(&meta)
+    );
+}
+
+/// With `--ema`, validation scores the average (the model) and the weights beside it.
+#[test]
+fn ema_is_validated_beside_the_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let set5 = data("Set5");
+    let o = srgraph(
+        &[
+            "train",
+            "wdsr-b",
+            "--blocks",
+            "1",
+            "--data",
+            &set5,
+            "--val",
+            &set5,
+            "--steps",
+            "4",
+            "--batch",
+            "2",
+            "--patch",
+            "24",
+            "--validate-every",
+            "2",
+            "--ema",
+            "0.5",
+            "--engine",
+            "tract",
+            "--out",
+            "run",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let log = std::fs::read_to_string(dir.path().join("run/log.jsonl")).unwrap();
+    let vals: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("val_psnr").is_some())
+        .collect();
+    assert_eq!(vals.len(), 2, "{log}");
+    for v in &vals {
+        assert!(
+            v["val_psnr_raw"].as_f64().is_some() && v["val_psnr"] != v["val_psnr_raw"],
+            "{v}"
+        );
+    }
+    fails_with(
+        &srgraph(
+            &["train", "wdsr-b", "--data", &set5, "--ema", "1.5", "--out", "run2"],
+            dir.path(),
+        ),
+        "--ema is a decay between 0 and 1",
     );
 }

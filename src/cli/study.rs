@@ -159,7 +159,8 @@ pub fn run(a: StudyArgs) -> Result<bool> {
             ..TrainConfig::default()
         },
         learning_rate: c.schedule.lr,
-        halve_every: c.schedule.halve_every,
+        schedule: c.schedule.schedule()?,
+        ema: c.schedule.ema,
         validate_every: c.validate_every.unwrap_or((c.schedule.steps / 10).max(1)),
         engine: c.engine.engine(EngineArg::Ort)?,
         threads: c.engine.threads,

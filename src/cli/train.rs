@@ -76,12 +76,29 @@ pub struct ScheduleArgs {
     /// Learning rate (default: 1e-3 for WDSR, 1e-4 for EDSR, as the reference code).
     #[arg(long)]
     pub lr: Option<f32>,
-    /// Halve the learning rate every this many steps.
+    /// The learning-rate schedule: step (halve every --halve-every steps, the paper's), multistep:S1,S2,... (halve
+    /// at those steps), or cosine (anneal to 0 by the last step).
+    #[arg(long, default_value = "step", value_name = "step|multistep:S1,S2|cosine")]
+    pub schedule: String,
+    /// With --schedule step: halve the learning rate every this many steps.
     #[arg(long, default_value_t = 200_000, value_parser = super::positive)]
     pub halve_every: u64,
+    /// Raise the learning rate linearly from base / N to base over the first N steps.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub warmup: u64,
+    /// Keep an exponential moving average of the weights with this decay (e.g. 0.999, as BasicSR's ema_decay);
+    /// the model written is the average, and validation scores both.
+    #[arg(long, value_name = "DECAY")]
+    pub ema: Option<f32>,
     /// Seed of the data: which crops, flips and rotations each step sees.
     #[arg(long, default_value_t = 0)]
     pub data_seed: u64,
+}
+
+impl ScheduleArgs {
+    pub fn schedule(&self) -> Result<crate::train::Schedule> {
+        crate::train::Schedule::parse(&self.schedule, self.halve_every, self.warmup, self.steps).context("--schedule")
+    }
 }
 
 /// Ok(true) when the run was interrupted by Ctrl-C.
@@ -117,7 +134,8 @@ pub fn run(a: TrainArgs) -> Result<bool> {
             .unwrap_or_else(|| PathBuf::from(format!("runs/{name}-x{}", c.scale))),
         steps: a.schedule.steps,
         learning_rate: lr,
-        halve_every: a.schedule.halve_every,
+        schedule: a.schedule.schedule()?,
+        ema: a.schedule.ema,
         checkpoint_every: a.checkpoint_every,
         validate_every: a.validate_every,
         engine,
@@ -139,12 +157,13 @@ pub fn run(a: TrainArgs) -> Result<bool> {
         writeln!(out, "network     {}", describe(&o.model))?;
         writeln!(
             out,
-            "training    {} steps, batch {} of {} px patches, {} loss, lr {lr} halved every {}, engine {}",
+            "training    {} steps, batch {} of {} px patches, {} loss, lr {lr} {}{}, engine {}",
             o.steps,
             o.train.batch,
             o.train.patch,
             o.train.loss.name(),
-            o.halve_every,
+            o.schedule.describe(),
+            o.ema.map(|d| format!(", EMA {d}")).unwrap_or_default(),
             o.engine.name()
         )?;
         writeln!(out, "run folder  {}", o.out.display())?;

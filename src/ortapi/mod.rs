@@ -201,14 +201,13 @@ fn is_state_suffix(rest: &str) -> bool {
 
 /// The rate of the step a srgraph run would take next, from its recorded schedule.
 fn next_learning_rate(run: &crate::train::Checkpoint) -> f32 {
-    let get = |k: &str| {
-        run.metadata
-            .iter()
-            .find(|(key, _)| key == k)
-            .and_then(|(_, v)| v.parse::<f64>().ok())
-    };
-    match (get("base_learning_rate"), get("halve_every")) {
-        (Some(base), Some(halve)) => crate::train::learning_rate(base as f32, halve as u64, run.step + 1),
+    let base = run
+        .metadata
+        .iter()
+        .find(|(key, _)| key == "base_learning_rate")
+        .and_then(|(_, v)| v.parse::<f32>().ok());
+    match (base, crate::train::Schedule::from_metadata(&run.metadata)) {
+        (Some(base), Some(schedule)) => schedule.rate(base, run.step + 1),
         _ => 1e-3,
     }
 }

@@ -3,10 +3,14 @@
 //! a JSONL log, curves and the exported model.
 
 mod checkpoint;
+mod ema;
 mod plot;
+mod schedule;
 mod validate;
 
 pub use checkpoint::{ensure_same_config, from_bytes as checkpoint_from_bytes, load as load_checkpoint, Checkpoint};
+pub use ema::Ema;
+pub use schedule::{Decay, Schedule};
 pub use validate::{bicubic_psnr, model_psnr};
 
 use crate::compiler::{compile, TrainConfig};
@@ -37,8 +41,11 @@ pub struct TrainOptions {
     pub out: PathBuf,
     pub steps: u64,
     pub learning_rate: f32,
-    /// The learning rate halves every this many steps (the paper's piecewise-constant decay).
-    pub halve_every: u64,
+    /// How the learning rate changes over the run (the paper's: halve every 200,000 steps).
+    pub schedule: Schedule,
+    /// Keep an exponential moving average of the weights with this decay (`--ema 0.999`); the
+    /// exported model is the average.
+    pub ema: Option<f32>,
     pub checkpoint_every: u64,
     pub validate_every: u64,
     pub engine: Engine,
@@ -79,9 +86,14 @@ impl TrainOptions {
         for (flag, every) in [
             ("--checkpoint-every", self.checkpoint_every),
             ("--validate-every", self.validate_every),
-            ("--halve-every", self.halve_every),
         ] {
             ensure!(every >= 1, "{flag} must be at least 1 (got {every})");
+        }
+        if let Some(d) = self.ema {
+            ensure!(
+                d > 0.0 && d < 1.0,
+                "--ema is a decay between 0 and 1, e.g. 0.999 (got {d})"
+            );
         }
         ensure!(
             !(self.resume && self.overwrite),
@@ -116,11 +128,6 @@ pub struct TrainReport {
     pub psnr: Option<(f64, f64)>,
     pub model: PathBuf,
     pub interrupted: bool,
-}
-
-/// The learning rate at step `step` (counted from 1).
-pub fn learning_rate(base: f32, halve_every: u64, step: u64) -> f32 {
-    base * 0.5f32.powi(((step - 1) / halve_every.max(1)) as i32)
 }
 
 /// Train until `o.steps` or until `stop` is set (checked after each step).
@@ -167,9 +174,17 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
             .set_values(&init.values)
             .with_context(|| format!("starting from {}", init.source))?;
     }
+    // The average starts at the starting weights (a resumed run's comes from its checkpoint).
+    let mut ema = match o.ema {
+        Some(decay) if !o.resume => Some(Ema::new(decay, c, &trainer.values()?)?),
+        _ => None,
+    };
     if o.resume {
         let ckpt = checkpoint::load(&ckpt_path)?;
         checkpoint::ensure_same(&ckpt, &identity, &ckpt_path)?;
+        if let Some(decay) = o.ema {
+            ema = Some(Ema::from_checkpoint(decay, c, &ckpt.values).with_context(|| ckpt_path.display().to_string())?);
+        }
         let state: Vec<String> = trainer.values()?.into_iter().map(|(n, _)| n).collect();
         let values: Vec<_> = ckpt.values.into_iter().filter(|(n, _)| state.contains(n)).collect();
         ensure!(
@@ -208,8 +223,11 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
     while step < o.steps {
         let (_, lr, hr) = prefetch.next()?;
         step += 1;
-        let rate = learning_rate(o.learning_rate, o.halve_every, step);
+        let rate = o.schedule.rate(o.learning_rate, step);
         let loss = trainer.step(lr.into_dyn(), hr.into_dyn(), rate, step)?;
+        if let Some(e) = &mut ema {
+            e.update(&trainer.values()?)?;
+        }
         ensure!(
             loss.is_finite(),
             "the loss became {loss} at step {step}; try a lower --lr"
@@ -226,19 +244,40 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
         let stopping = stop.load(Ordering::Relaxed);
         if let Some((pairs, bicubic)) = &val {
             if step % o.validate_every == 0 || step == o.steps || stopping {
-                let psnr = model_psnr(&export(c, &*trainer, &[])?, pairs, c.scale, o.engine, o.threads)?;
+                let psnr = model_psnr(
+                    &model(c, &*trainer, ema.as_ref(), &[])?,
+                    pairs,
+                    c.scale,
+                    o.engine,
+                    o.threads,
+                )?;
                 history.psnr.push((step, psnr, *bicubic));
+                // With EMA the model is the average; the weights being trained are scored beside it.
+                let (raw, raw_text) = match &ema {
+                    Some(_) => {
+                        let raw = model_psnr(&export(c, &*trainer, &[])?, pairs, c.scale, o.engine, o.threads)?;
+                        (
+                            format!(",\"val_psnr_raw\":{raw:.4}"),
+                            format!(", without EMA {raw:.2} dB"),
+                        )
+                    }
+                    None => (String::new(), String::new()),
+                };
                 writeln!(
                     log,
-                    "{{\"step\":{step},\"val_psnr\":{psnr:.4},\"bicubic_psnr\":{bicubic:.4}}}"
+                    "{{\"step\":{step},\"val_psnr\":{psnr:.4},\"bicubic_psnr\":{bicubic:.4}{raw}}}"
                 )?;
                 bar.println(format!(
-                    "step {step}: validation PSNR {psnr:.2} dB (bicubic {bicubic:.2} dB)"
+                    "step {step}: validation PSNR {psnr:.2} dB{raw_text} (bicubic {bicubic:.2} dB)"
                 ));
             }
         }
         if step % o.checkpoint_every == 0 || step == o.steps || stopping {
-            checkpoint::save(&ckpt_path, c, &identity, step, &trainer.values()?)?;
+            let mut values = trainer.values()?;
+            if let Some(e) = &ema {
+                values.extend(e.checkpoint_values());
+            }
+            checkpoint::save(&ckpt_path, c, &identity, step, &values)?;
         }
         if stopping {
             interrupted = true;
@@ -264,7 +303,10 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
     }
     // The model before the curves: it is what the run is for.
     let model_path = o.out.join("model.onnx");
-    crate::util::write_atomic(&model_path, &export(c, &*trainer, &meta)?)?;
+    if let Some(d) = o.ema {
+        meta.push(("ema_decay".to_string(), d.to_string()));
+    }
+    crate::util::write_atomic(&model_path, &model(c, &*trainer, ema.as_ref(), &meta)?)?;
     let title = format!(
         "{} x{}, {} blocks, {} filters",
         c.arch.name(),
@@ -332,14 +374,27 @@ fn refuse_existing_run(o: &TrainOptions) -> Result<()> {
     Ok(())
 }
 
+/// The run's model: the weights' moving average when there is one, else the weights.
+fn model(c: &ModelConfig, trainer: &dyn Trainer, ema: Option<&Ema>, extra: &[(String, String)]) -> Result<Vec<u8>> {
+    match ema {
+        Some(e) => export_values(c, e.values().to_vec(), extra),
+        None => export(c, trainer, extra),
+    }
+}
+
 /// The inference `.onnx` of the trainer's current parameters.
 pub fn export(c: &ModelConfig, trainer: &dyn Trainer, extra: &[(String, String)]) -> Result<Vec<u8>> {
-    let mut g = models::build(c)?;
     let values: Vec<(String, Tensor)> = trainer
         .values()?
         .into_iter()
         .filter(|(n, _)| !n.contains(".adam_"))
         .collect();
+    export_values(c, values, extra)
+}
+
+/// The inference `.onnx` of these parameters and buffers.
+fn export_values(c: &ModelConfig, values: Vec<(String, Tensor)>, extra: &[(String, String)]) -> Result<Vec<u8>> {
+    let mut g = models::build(c)?;
     g.set_values(&values)?;
     let params = g.param_count();
     let mut meta = c.metadata();
@@ -356,7 +411,10 @@ fn identity(o: &TrainOptions) -> Vec<(String, String)> {
     m.extend(o.train.metadata());
     m.push(("data_seed".into(), o.data_seed.to_string()));
     m.push(("base_learning_rate".into(), o.learning_rate.to_string()));
-    m.push(("halve_every".into(), o.halve_every.to_string()));
+    m.extend(o.schedule.metadata());
+    if let Some(d) = o.ema {
+        m.push(("ema".into(), d.to_string()));
+    }
     m
 }
 
