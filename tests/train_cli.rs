@@ -336,7 +336,8 @@ fn ctrl_c_stops_after_the_step_and_saves() {
     );
 }
 
-/// With `--ema`, validation scores the average (the model) and the weights beside it.
+/// With `--ema`, validation scores the average (the model) and the weights beside it; it
+/// reports RGB beside Y and the run's pace, on the first `--val-limit` pictures.
 #[test]
 fn ema_is_validated_beside_the_weights() {
     let dir = tempfile::tempdir().unwrap();
@@ -366,6 +367,8 @@ fn ema_is_validated_beside_the_weights() {
             "--out",
             "run",
             "--quiet",
+            "--val-limit",
+            "2",
         ],
         dir.path(),
     );
@@ -383,6 +386,23 @@ fn ema_is_validated_beside_the_weights() {
             "{v}"
         );
     }
+    for v in &vals {
+        // RGB with DIV2K's shave beside Y, and how fast the run goes and when it will end.
+        for key in [
+            "val_psnr_rgb",
+            "bicubic_psnr_rgb",
+            "steps_per_s",
+            "pictures_per_s",
+            "eta_s",
+        ] {
+            assert!(v[key].as_f64().is_some(), "{key} missing: {v}");
+        }
+    }
+    let meta = text(&srgraph(&["inspect", "run/model.onnx"], dir.path()));
+    assert!(
+        meta.contains("validation_limit = 2") && meta.contains("ema_decay = 0.5"),
+        "{meta}"
+    );
     fails_with(
         &srgraph(
             &["train", "wdsr-b", "--data", &set5, "--ema", "1.5", "--out", "run2"],

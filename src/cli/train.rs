@@ -23,9 +23,13 @@ pub struct TrainArgs {
     /// Training images: a folder of pictures, DIV2K's layout (DIV2K_train_HR, DIV2K_train_LR_bicubic/X{s}), or HR/ + LR_bicubic/X{s}/.
     #[arg(long)]
     pub data: PathBuf,
-    /// Validation images (same layouts); PSNR on Y with bicubic beside it, every --validate-every steps.
+    /// Validation images (same layouts); PSNR on Y (and on RGB with DIV2K's shave, scale + 6) with bicubic beside
+    /// it, every --validate-every steps, in the engine that trains; pictures over 512 px are run in tiles.
     #[arg(long)]
     pub val: Option<PathBuf>,
+    /// Validate on the first N pictures of --val only (DIV2K's 100 validation pictures are 2K).
+    #[arg(long, value_name = "N", value_parser = super::positive)]
+    pub val_limit: Option<u64>,
     #[command(flatten)]
     pub schedule: ScheduleArgs,
     /// The loss.
@@ -147,6 +151,7 @@ pub fn run(a: TrainArgs) -> Result<bool> {
         model: c,
         init,
         cache: a.cache.unwrap_or_else(crate::data::cache::default_root),
+        val_limit: a.val_limit.map(|n| n as usize),
     };
     let stop = super::stop_on_signals("stopping after this step: the checkpoint and model will be written")?;
     {

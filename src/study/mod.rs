@@ -358,6 +358,7 @@ fn train_options(o: &StudyOptions, spec: &RunSpec) -> TrainOptions {
         progress: o.progress && o.jobs == 1,
         init: init.map(|(_, values)| values.clone()),
         cache: o.cache.clone(),
+        val_limit: None,
     }
 }
 

@@ -11,7 +11,7 @@ mod validate;
 pub use checkpoint::{ensure_same_config, from_bytes as checkpoint_from_bytes, load as load_checkpoint, Checkpoint};
 pub use ema::Ema;
 pub use schedule::{Decay, Schedule};
-pub use validate::{bicubic_psnr, model_psnr};
+pub use validate::{bicubic_psnr, bicubic_scores, model_psnr, model_scores, Psnr};
 
 use crate::compiler::{compile, TrainConfig};
 use crate::data::cache::PixelCache;
@@ -60,6 +60,8 @@ pub struct TrainOptions {
     pub init: Option<Init>,
     /// Where the training set's pixel cache lives (`data::cache::default_root()` unless `--cache`).
     pub cache: PathBuf,
+    /// Validate on the first N pictures of `val` only.
+    pub val_limit: Option<usize>,
 }
 
 /// A network's starting weights, from a checkpoint `srgraph import` reads.
@@ -152,10 +154,13 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
     }
     let val = match &o.val {
         Some(dir) => {
-            let set = ImageSet::open(dir, c.scale).context("Validation data")?;
+            let mut set = ImageSet::open(dir, c.scale).context("Validation data")?;
+            if let Some(n) = o.val_limit {
+                set.files.truncate(n);
+            }
             let (pairs, warnings) = set.load().context("Validation data")?;
             warnings.iter().for_each(|w| eprintln!("warning: {w}"));
-            let bicubic = bicubic_psnr(&pairs, c.scale)?;
+            let bicubic = bicubic_scores(&pairs, c.scale)?;
             Some((pairs, bicubic))
         }
         None => None,
@@ -244,14 +249,9 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
         let stopping = stop.load(Ordering::Relaxed);
         if let Some((pairs, bicubic)) = &val {
             if step % o.validate_every == 0 || step == o.steps || stopping {
-                let psnr = model_psnr(
-                    &model(c, &*trainer, ema.as_ref(), &[])?,
-                    pairs,
-                    c.scale,
-                    o.engine,
-                    o.threads,
-                )?;
-                history.psnr.push((step, psnr, *bicubic));
+                let m = &model(c, &*trainer, ema.as_ref(), &[])?;
+                let psnr = model_scores(m, pairs, c.scale, o.engine, o.threads)?;
+                history.psnr.push((step, psnr.y, bicubic.y));
                 // With EMA the model is the average; the weights being trained are scored beside it.
                 let (raw, raw_text) = match &ema {
                     Some(_) => {
@@ -263,13 +263,31 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
                     }
                     None => (String::new(), String::new()),
                 };
+                // How the run is going, for whoever reads the folder rather than the terminal.
+                let seconds = began.elapsed().as_secs_f64();
+                let per_second = (step - start) as f64 / seconds.max(1e-9);
+                let eta = (o.steps - step) as f64 / per_second.max(1e-9);
                 writeln!(
                     log,
-                    "{{\"step\":{step},\"val_psnr\":{psnr:.4},\"bicubic_psnr\":{bicubic:.4}{raw}}}"
+                    "{{\"step\":{step},\"val_psnr\":{:.4},\"val_psnr_rgb\":{:.4},\"bicubic_psnr\":{:.4},\
+                     \"bicubic_psnr_rgb\":{:.4}{raw},\"steps_per_s\":{per_second:.4},\"pictures_per_s\":{:.2},\
+                     \"eta_s\":{eta:.0}}}",
+                    psnr.y,
+                    psnr.rgb,
+                    bicubic.y,
+                    bicubic.rgb,
+                    per_second * t.batch as f64
                 )?;
                 bar.println(format!(
-                    "step {step}: validation PSNR {psnr:.2} dB{raw_text} (bicubic {bicubic:.2} dB)"
+                    "step {step}: validation PSNR {:.2} dB (RGB {:.2}){raw_text}, bicubic {:.2} dB",
+                    psnr.y, psnr.rgb, bicubic.y
                 ));
+                plot::curves(
+                    &o.out.join("curves.png"),
+                    &curve_title(c),
+                    &history.losses,
+                    &history.psnr,
+                )?;
             }
         }
         if step % o.checkpoint_every == 0 || step == o.steps || stopping {
@@ -296,6 +314,9 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
         meta.push(("validation".to_string(), v.display().to_string()));
         meta.push(("validation_psnr_y".to_string(), format!("{model:.4}")));
         meta.push(("bicubic_psnr_y".to_string(), format!("{bicubic:.4}")));
+        if let Some(n) = o.val_limit {
+            meta.push(("validation_limit".to_string(), n.to_string()));
+        }
     }
     meta.extend(t.metadata());
     if let Some(init) = &o.init {
@@ -307,14 +328,12 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
         meta.push(("ema_decay".to_string(), d.to_string()));
     }
     crate::util::write_atomic(&model_path, &model(c, &*trainer, ema.as_ref(), &meta)?)?;
-    let title = format!(
-        "{} x{}, {} blocks, {} filters",
-        c.arch.name(),
-        c.scale,
-        c.blocks,
-        c.filters
-    );
-    plot::curves(&o.out.join("curves.png"), &title, &history.losses, &history.psnr)?;
+    plot::curves(
+        &o.out.join("curves.png"),
+        &curve_title(c),
+        &history.losses,
+        &history.psnr,
+    )?;
     Ok(TrainReport {
         steps: step,
         last_loss,
@@ -322,6 +341,16 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
         model: model_path,
         interrupted,
     })
+}
+
+fn curve_title(c: &ModelConfig) -> String {
+    format!(
+        "{} x{}, {} blocks, {} filters",
+        c.arch.name(),
+        c.scale,
+        c.blocks,
+        c.filters
+    )
 }
 
 /// Makes (or reopens) the run folder and locks it for this process. A folder holding
