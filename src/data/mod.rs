@@ -5,6 +5,7 @@ pub mod bicubic;
 pub mod cache;
 pub mod dataset;
 pub mod picture;
+pub mod sampler;
 
 use anyhow::{ensure, Context, Result};
 use ndarray::{s, Array3, Array4, ArrayD, Axis};
