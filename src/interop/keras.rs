@@ -128,7 +128,7 @@ fn srgraph_names(convs: &[ConvLayer]) -> Result<Vec<String>> {
     if !wdsr {
         let upsampler = convs.iter().filter(|c| c.name.contains("_scale_")).count();
         ensure!(
-            (1..=2).contains(&upsampler) && n >= 4 + upsampler && (n - 3 - upsampler) % 2 == 0,
+            (1..=2).contains(&upsampler) && n >= 4 + upsampler && (n - 3 - upsampler).is_multiple_of(2),
             "its {n} conv layers ({upsampler} named *_scale_*) are not krasserm's EDSR (head, 2 per block, the conv \
              after the blocks, 1 or 2 upsampling convs, the last conv)"
         );
@@ -150,7 +150,7 @@ fn srgraph_names(convs: &[ConvLayer]) -> Result<Vec<String>> {
     ensure!(n >= 5, "its {n} conv layers are too few for WDSR");
     let per_block = if convs[1].k() == 1 { 3 } else { 2 };
     ensure!(
-        (n - 3) % per_block == 0,
+        (n - 3).is_multiple_of(per_block),
         "its {n} conv layers do not make WDSR's head, blocks of {per_block}, main and skip"
     );
     let mut names = vec!["head.0".to_string()];

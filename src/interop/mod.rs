@@ -230,7 +230,7 @@ fn read_srgraph_model(bytes: &[u8], proto: &crate::onnx::pb::ModelProto, source:
             format: "srgraph model",
             wrapper: None,
             tensors: training_values_of_model(&crate::onnx::Model::from_bytes(bytes)?.graph, &config)
-                .with_context(|| format!("{source}"))?,
+                .with_context(|| source.to_string())?,
             config: Some(config),
             steps,
             recorded: vec![],

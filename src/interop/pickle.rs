@@ -147,14 +147,14 @@ impl Machine<'_> {
         Ok(s)
     }
 
-    fn new(&mut self, o: Obj) -> Result<Id> {
+    fn alloc(&mut self, o: Obj) -> Result<Id> {
         ensure!(self.objects.len() < MAX_OBJECTS, "the pickle makes too many objects");
         self.objects.push(o);
         Ok(self.objects.len() - 1)
     }
 
     fn push(&mut self, o: Obj) -> Result<()> {
-        let id = self.new(o)?;
+        let id = self.alloc(o)?;
         self.stack.push(id);
         Ok(())
     }
@@ -546,7 +546,7 @@ fn long(b: Vec<u8>) -> Obj {
 
 fn pairs(items: &[Id]) -> Result<Vec<(Id, Id)>> {
     ensure!(
-        items.len() % 2 == 0,
+        items.len().is_multiple_of(2),
         "the pickle gives a dictionary an odd number of keys and values"
     );
     Ok(items.chunks(2).map(|c| (c[0], c[1])).collect())

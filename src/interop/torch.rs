@@ -177,7 +177,6 @@ pub fn read_zip(bytes: &[u8]) -> Result<Value> {
     // PyTorch's writer starts the archive at byte 0; detecting an offset misreads its zip64 records.
     let config = zip::read::Config {
         archive_offset: zip::read::ArchiveOffset::Known(0),
-        ..Default::default()
     };
     let mut zip =
         zip::ZipArchive::with_config(config, std::io::Cursor::new(bytes)).context("its zip directory does not read")?;
