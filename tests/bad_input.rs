@@ -155,6 +155,26 @@ fn options_out_of_range_are_usage_errors_naming_the_flag() {
         refused(&train(&["--steps", "0"]), 2, "--steps");
         refused(&train(&["--threads", "100000"]), 2, "--threads");
         refused(&train(&["--resume", "--force"]), 2, "--resume");
+        refused(&train(&["--schedule", "linear"]), 2, "--schedule");
+        refused(&train(&["--schedule", "multistep:20,10"]), 2, "--schedule");
+        refused(&train(&["--ema", "1.5"]), 2, "--ema");
+        refused(
+            &train(&["--schedule", "cosine", "--warmup", "5000", "--steps", "100"]),
+            1,
+            "--warmup",
+        );
+        refused(&train(&["--val-limit", "0"]), 2, "--val-limit");
+        refused(&srgraph(&["prepare", "no-such-folder"], d), 1, "no-such-folder");
+        refused(
+            &srgraph(&["export", "no-such-run", "-o", "x.safetensors"], d),
+            1,
+            "no-such-run",
+        );
+        refused(
+            &srgraph(&["import", "x.pt", "--rgb-mean", "110,110,100", "-o", "x.onnx"], d),
+            2,
+            "--rgb-mean",
+        );
         refused(
             &srgraph(&["study", "blocks", "--validate-every", "0", "--out", "s"], d),
             2,

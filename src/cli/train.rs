@@ -82,7 +82,7 @@ pub struct ScheduleArgs {
     pub lr: Option<f32>,
     /// The learning-rate schedule: step (halve every --halve-every steps, the paper's), multistep:S1,S2,... (halve
     /// at those steps), or cosine (anneal to 0 by the last step).
-    #[arg(long, default_value = "step", value_name = "step|multistep:S1,S2|cosine")]
+    #[arg(long, default_value = "step", value_name = "step|multistep:S1,S2|cosine", value_parser = schedule_spec)]
     pub schedule: String,
     /// With --schedule step: halve the learning rate every this many steps.
     #[arg(long, default_value_t = 200_000, value_parser = super::positive)]
@@ -92,11 +92,24 @@ pub struct ScheduleArgs {
     pub warmup: u64,
     /// Keep an exponential moving average of the weights with this decay (e.g. 0.999, as BasicSR's ema_decay);
     /// the model written is the average, and validation scores both.
-    #[arg(long, value_name = "DECAY")]
+    #[arg(long, value_name = "DECAY", value_parser = ema_decay)]
     pub ema: Option<f32>,
     /// Seed of the data: which crops, flips and rotations each step sees.
     #[arg(long, default_value_t = 0)]
     pub data_seed: u64,
+}
+
+/// A usage error (exit code 2) for a schedule that cannot be one, whatever the run's length.
+fn schedule_spec(s: &str) -> Result<String, String> {
+    crate::train::Schedule::parse(s, 1, 0, u64::MAX).map_err(|e| format!("{e:#}"))?;
+    Ok(s.to_string())
+}
+
+fn ema_decay(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(d) if d > 0.0 && d < 1.0 => Ok(d),
+        _ => Err(format!("'{s}' is not a decay between 0 and 1 (BasicSR uses 0.999)")),
+    }
 }
 
 impl ScheduleArgs {
