@@ -132,7 +132,12 @@ fn build(u: &Unpickled, id: Id, fetch: &mut dyn FnMut(&str) -> Result<Vec<u8>>, 
             Value::Tensor(gather(&bytes, r.element, *offset, shape, stride)?)
         }
         Obj::List(_) | Obj::Tuple(_) => Value::Other("a list".into()),
-        other => Value::Other(format!("{other:?}").chars().take(40).collect()),
+        Obj::None => Value::Other("None".into()),
+        Obj::Bool(_) => Value::Other("a boolean".into()),
+        Obj::Int(_) | Obj::BigInt(_) | Obj::Float(_) => Value::Other("a number".into()),
+        Obj::Str(_) | Obj::Bytes(_) => Value::Other("a string".into()),
+        Obj::Global(m, n) => Value::Other(format!("{m}.{n}")),
+        Obj::Persistent(_) => Value::Other("a bare storage".into()),
     })
 }
 
