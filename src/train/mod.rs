@@ -11,7 +11,7 @@ mod validate;
 pub use checkpoint::{ensure_same_config, from_bytes as checkpoint_from_bytes, load as load_checkpoint, Checkpoint};
 pub use ema::Ema;
 pub use schedule::{Decay, Schedule};
-pub use validate::{bicubic_psnr, bicubic_scores, model_psnr, model_scores, Psnr};
+pub use validate::{bicubic_psnr, bicubic_scores, model_psnr, model_scores, Pictures, Psnr};
 
 use crate::compiler::{compile, TrainConfig};
 use crate::data::cache::PixelCache;
@@ -154,14 +154,16 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
     }
     let val = match &o.val {
         Some(dir) => {
+            // Mapped from the data cache too, so that DIV2K's 2K validation pictures are read
+            // one at a time rather than held.
             let mut set = ImageSet::open(dir, c.scale).context("Validation data")?;
             if let Some(n) = o.val_limit {
                 set.files.truncate(n);
             }
-            let (pairs, warnings) = set.load().context("Validation data")?;
-            warnings.iter().for_each(|w| eprintln!("warning: {w}"));
-            let bicubic = bicubic_scores(&pairs, c.scale)?;
-            Some((pairs, bicubic))
+            let pictures = PixelCache::open_or_build(&set, &o.cache, o.progress).context("Validation data")?;
+            pictures.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
+            let bicubic = bicubic_scores(&pictures, c.scale)?;
+            Some((pictures, bicubic))
         }
         None => None,
     };
@@ -255,7 +257,7 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
                 // With EMA the model is the average; the weights being trained are scored beside it.
                 let (raw, raw_text) = match &ema {
                     Some(_) => {
-                        let raw = model_psnr(&export(c, &*trainer, &[])?, pairs, c.scale, o.engine, o.threads)?;
+                        let raw = model_scores(&export(c, &*trainer, &[])?, pairs, c.scale, o.engine, o.threads)?.y;
                         (
                             format!(",\"val_psnr_raw\":{raw:.4}"),
                             format!(", without EMA {raw:.2} dB"),

@@ -4,10 +4,12 @@
 
 use super::Engine;
 use crate::data::bicubic;
+use crate::data::cache::PixelCache;
 use crate::data::dataset::{from_nchw, Pair};
 use crate::infer::SrModel;
 use crate::metrics::{psnr_rgb, psnr_y};
 use anyhow::Result;
+use ndarray::ArrayView3;
 
 /// Mean PSNRs over a validation set, in dB.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -39,25 +41,62 @@ fn mean(all: &[Psnr]) -> Psnr {
     }
 }
 
+/// A validation set's pictures, (LR, HR) HWC: decoded in memory, or memory-mapped from
+/// the data cache (then one picture at a time is copied out, however large the set).
+pub trait Pictures {
+    fn count(&self) -> usize;
+    fn pair(&self, i: usize) -> (ArrayView3<'_, u8>, ArrayView3<'_, u8>);
+}
+
+impl Pictures for [Pair] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn pair(&self, i: usize) -> (ArrayView3<'_, u8>, ArrayView3<'_, u8>) {
+        (self[i].lr.view(), self[i].hr.view())
+    }
+}
+
+impl Pictures for PixelCache {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn pair(&self, i: usize) -> (ArrayView3<'_, u8>, ArrayView3<'_, u8>) {
+        let (hr, lr, _) = PixelCache::pair(self, i);
+        (lr, hr)
+    }
+}
+
 /// Mean PSNRs of bicubic upscaling over the set: the baseline beside every model.
-pub fn bicubic_scores(pairs: &[Pair], scale: usize) -> Result<Psnr> {
-    let all = pairs
-        .iter()
-        .map(|p| scores(&bicubic::upscale(&p.lr, scale)?, &p.hr, scale))
+pub fn bicubic_scores(set: &(impl Pictures + ?Sized), scale: usize) -> Result<Psnr> {
+    let all = (0..set.count())
+        .map(|i| {
+            let (lr, hr) = set.pair(i);
+            scores(&bicubic::upscale(&lr.to_owned(), scale)?, &hr.to_owned(), scale)
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok(mean(&all))
 }
 
 /// Mean PSNRs of the model (an inference `.onnx`) over the set, in the engine the run
 /// trains in: the same computation as `srgraph eval`.
-pub fn model_scores(onnx: &[u8], pairs: &[Pair], scale: usize, engine: Engine, threads: usize) -> Result<Psnr> {
+pub fn model_scores(
+    onnx: &[u8],
+    set: &(impl Pictures + ?Sized),
+    scale: usize,
+    engine: Engine,
+    threads: usize,
+) -> Result<Psnr> {
     let mut model = SrModel::from_bytes(onnx.to_vec(), "the model being trained", engine, threads)?;
     let mut all = vec![];
-    for p in pairs {
-        let (h, w, _) = p.lr.dim();
+    for i in 0..set.count() {
+        let (lr, hr) = set.pair(i);
+        let (h, w, _) = lr.dim();
         let tile = (h.max(w) > WHOLE_UP_TO).then_some(TILE);
-        let sr = from_nchw(model.upscale(&p.lr, tile, &|| {})?.view());
-        all.push(scores(&sr, &p.hr, scale)?);
+        let sr = from_nchw(model.upscale(&lr.to_owned(), tile, &|| {})?.view());
+        all.push(scores(&sr, &hr.to_owned(), scale)?);
     }
     Ok(mean(&all))
 }
