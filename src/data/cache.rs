@@ -155,8 +155,8 @@ impl PixelCache {
         if let Ok(cache) = Self::open(&dir, set.scale, &sources) {
             return Ok(cache);
         }
-        build(set, &dir, sources, progress)?;
-        Self::open(&dir, set.scale, &sources_of(&set.files)?)
+        build(set, &dir, sources.clone(), progress)?;
+        Self::open(&dir, set.scale, &sources)
             .with_context(|| format!("the data cache {} does not read back", dir.display()))
     }
 

@@ -191,16 +191,7 @@ fn plain_weights(values: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>> {
         if let Some(conv) = name.strip_suffix(".weight_v") {
             let g =
                 find(&format!("{conv}.weight_g")).with_context(|| format!("{conv} has weight_v but no weight_g"))?;
-            let sq = eval(&Op::Mul, &[t, t])?;
-            let sum = eval(
-                &Op::ReduceSum {
-                    axes: vec![1, 2, 3],
-                    keepdims: true,
-                },
-                &[&sq],
-            )?;
-            let norm = eval(&Op::Sqrt, &[&sum])?;
-            let scale = eval(&Op::Div, &[g, &norm])?;
+            let scale = eval(&Op::Div, &[g, &super::unfold::channel_norms(t)?])?;
             out.push((format!("{conv}.weight"), eval(&Op::Mul, &[t, &scale])?));
         } else {
             out.push((name.clone(), t.clone()));

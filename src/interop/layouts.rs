@@ -440,7 +440,7 @@ fn mean_shift(t: &HashMap<String, Tensor>, h: &Hints, c: &mut ModelConfig, read:
 /// Every parameter and buffer of `c`'s training-form network, from the checkpoint;
 /// a key the network has no use for is an error (it means another network).
 fn gather(t: &HashMap<String, Tensor>, c: &ModelConfig, layout: Layout) -> Result<Vec<(String, Tensor)>> {
-    let g = models::build(c)?;
+    let g = models::build_dry(c)?;
     let mut values = vec![];
     let mut used = HashSet::new();
     for (name, want) in g.params().chain(g.buffers()) {

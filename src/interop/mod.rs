@@ -209,7 +209,7 @@ fn read_srgraph_model(bytes: &[u8], proto: &crate::onnx::pb::ModelProto, source:
         Some("checkpoint") => {
             let ckpt = crate::train::checkpoint_from_bytes(bytes, std::path::Path::new(source))?;
             // The network's parameters and buffers; not its constants, nor Adam's moments.
-            let g = crate::models::build(&config)?;
+            let g = crate::models::build_dry(&config)?;
             let state: std::collections::HashSet<&str> = g.params().chain(g.buffers()).map(|(n, _)| n).collect();
             let tensors = ckpt
                 .values

@@ -88,18 +88,10 @@ fn storage_ref(u: &Unpickled, pid: Id) -> Result<StorageRef> {
     })
 }
 
-/// The pickle's tree with each tensor gathered from its storage's bytes.
+/// The pickle's tree with each tensor gathered from its storage's bytes. A storage two
+/// tensors share is read twice rather than kept: memory holds one storage at a time.
 fn resolve(u: &Unpickled, storages: &mut dyn FnMut(&str) -> Result<Vec<u8>>) -> Result<Value> {
-    let mut cache: HashMap<String, Vec<u8>> = HashMap::new();
-    let mut fetch = |key: &str| -> Result<Vec<u8>> {
-        if let Some(b) = cache.get(key) {
-            return Ok(b.clone());
-        }
-        let b = storages(key)?;
-        cache.insert(key.to_string(), b.clone());
-        Ok(b)
-    };
-    build(u, u.root, &mut fetch, 0)
+    build(u, u.root, storages, 0)
 }
 
 fn build(u: &Unpickled, id: Id, fetch: &mut dyn FnMut(&str) -> Result<Vec<u8>>, depth: usize) -> Result<Value> {

@@ -43,7 +43,7 @@ pub fn training_values_of_model(g: &Graph, c: &ModelConfig) -> Result<Vec<(Strin
         c.norm != Norm::Batch,
         "it uses batch norm, which folds into no reference layout; export or import its run's checkpoint.onnx instead"
     );
-    let training = models::build(c)?;
+    let training = models::build_dry(c)?;
     let mut values = vec![];
     let mut inexact = 0usize;
     for (name, _) in training.params() {
@@ -150,9 +150,9 @@ fn channel_means(c: &ModelConfig, channels: usize) -> Vec<f32> {
     pre
 }
 
-/// g = ||w|| per output channel, computed by the very ops the fold runs, so that the
-/// fold's g / ||v|| is exactly 1.
-fn channel_norms(w: &Tensor) -> Result<Tensor> {
+/// ||w|| per output channel of a [O, I, kh, kw] weight, computed by the very ops the
+/// graph's weight norm runs (so that unfolding as g = ||w|| re-folds to w * 1 exactly).
+pub(super) fn channel_norms(w: &Tensor) -> Result<Tensor> {
     let sq = eval(&Op::Mul, &[w, w])?;
     let sum = eval(
         &Op::ReduceSum {

@@ -17,7 +17,7 @@ pub struct Ema {
 }
 
 fn names(c: &ModelConfig) -> Result<Vec<(String, bool)>> {
-    let g = models::build(c)?;
+    let g = models::build_dry(c)?;
     let params = g.params().map(|(n, _)| (n.to_string(), true));
     let buffers = g.buffers().map(|(n, _)| (n.to_string(), false));
     Ok(params.chain(buffers).collect())
