@@ -24,3 +24,4 @@ pub mod runtime;
 pub mod study;
 pub mod train;
 pub mod util;
+pub mod web;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command: sets up what the tests need on a fresh machine (the Python
 # venv for the cross-runtime checks, whose onnxruntime wheel also provides the
-# ONNX Runtime library, and a second venv with ONNX Runtime's training API,
-# onnxruntime-training-cpu 1.19.2, for the training-artefact checks), then runs
+# ONNX Runtime library, a second venv with ONNX Runtime's training API,
+# onnxruntime-training-cpu 1.19.2, for the training-artefact checks, and Debian's Chromium
+# with the page's npm packages for the browser tests), then runs
 # every test (with the `keras` feature, whose HDF5 library tools/setup-hdf5.sh installs from
 # Debian), and each fuzz target for 30 s ($SRGRAPH_FUZZ_SECONDS; tools/fuzz.sh).
 set -euo pipefail
@@ -10,6 +11,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 tools/setup-python.sh
 tools/setup-training-venv.sh "$root/.venv-training"
+# Chromium and the page's npm packages, for the browser tests (tests/browser.rs).
+tools/setup-web.sh
 # The keras feature (Keras .h5 weights in `srgraph import`) links Debian's HDF5 library. On a
 # machine where it cannot be installed (no root, no sudo), the rest is tested without it, loudly.
 features=(--features keras)

@@ -8,6 +8,7 @@ mod eval;
 mod inspect;
 mod interop;
 mod prepare;
+mod serve;
 mod study;
 mod train;
 mod upscale;
@@ -54,6 +55,8 @@ pub enum Command {
     Import(interop::ImportArgs),
     /// Write a model's or run's weights as safetensors under a reference implementation's names.
     Export(interop::ExportArgs),
+    /// Serve the browser page (upscale and train in onnxruntime-web) and a model on 127.0.0.1.
+    Serve(serve::ServeArgs),
     /// List the named presets (from graphs/).
     Presets,
 }
@@ -77,6 +80,13 @@ pub fn run_with(cli: Cli) -> Result<Outcome> {
         Command::Eval(a) => eval::run(a).map(|_| Outcome::Done),
         Command::Upscale(a) => upscale::run(a).map(|_| Outcome::Done),
         Command::Prepare(a) => prepare::run(a).map(|_| Outcome::Done),
+        Command::Serve(a) => serve::run(a).map(|_| {
+            if STOPPED_BY.load(std::sync::atomic::Ordering::SeqCst) != 0 {
+                Outcome::Interrupted
+            } else {
+                Outcome::Done
+            }
+        }),
         Command::Study(a) => study::run(a).map(|stopped| if stopped { Outcome::Interrupted } else { Outcome::Done }),
         Command::Import(a) => interop::run_import(a).map(|_| Outcome::Done),
         Command::Export(a) => interop::run_export(a).map(|_| Outcome::Done),

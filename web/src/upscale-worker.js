@@ -1,0 +1,79 @@
+// Super-resolution of one picture in tiles, off the page's thread. Messages in:
+// {model: ArrayBuffer, picture: {width, height, rgb}, tile, margin, backend, threads};
+// out: {type: 'progress', done, total}, then {type: 'done', picture, ms, backend, threads}
+// or {type: 'error', message}.
+import { loadRuntime } from './runtime.js';
+import { tileGrid } from './pictures.js';
+
+self.onmessage = async (e) => {
+  try {
+    self.postMessage(await upscale(e.data), []);
+  } catch (err) {
+    self.postMessage({ type: 'error', message: String((err && err.message) || err) });
+  }
+};
+
+async function upscale({ model, picture, tile, margin, backend, threads }) {
+  const rt = await loadRuntime({ backend, threads });
+  const session = await rt.ort.InferenceSession.create(model, {
+    executionProviders: [rt.backend],
+    graphOptimizationLevel: 'all',
+  });
+  const [input] = session.inputNames;
+  const [output] = session.outputNames;
+  const { width: w, height: h, rgb } = picture;
+  const tiles = tileGrid(h, w, tile, margin);
+  let s = 0;
+  let out = null;
+  const start = performance.now();
+  for (const [i, t] of tiles.entries()) {
+    // [1, 3, h, w] in [0, 255], as srgraph's networks take them.
+    const x = new Float32Array(3 * t.h * t.w);
+    const plane = t.h * t.w;
+    for (let r = 0; r < t.h; r++) {
+      for (let c = 0; c < t.w; c++) {
+        const src = ((t.y + r) * w + t.x + c) * 3;
+        const dst = r * t.w + c;
+        x[dst] = rgb[src];
+        x[plane + dst] = rgb[src + 1];
+        x[2 * plane + dst] = rgb[src + 2];
+      }
+    }
+    const result = await session.run({ [input]: new rt.ort.Tensor('float32', x, [1, 3, t.h, t.w]) });
+    const y = result[output];
+    const [n, ch, oh, ow] = y.dims;
+    if (n !== 1 || ch !== 3 || oh % t.h !== 0 || oh / t.h !== ow / t.w) {
+      throw new Error(`the model gave an output of [${y.dims}] for a [1, 3, ${t.h}, ${t.w}] input: not an x-scale picture`);
+    }
+    if (!out) {
+      s = oh / t.h;
+      out = new Uint8Array(h * s * w * s * 3);
+    } else if (oh / t.h !== s) throw new Error('the model changed its scale between tiles');
+    const data = y.getData ? await y.getData() : y.data;
+    const [y0, y1, x0, x1] = t.core;
+    const oplane = oh * ow;
+    for (let r = (y0 - t.y) * s; r < (y1 - t.y) * s; r++) {
+      for (let c = (x0 - t.x) * s; c < (x1 - t.x) * s; c++) {
+        const dst = ((t.y * s + r) * w * s + t.x * s + c) * 3;
+        for (let k = 0; k < 3; k++) {
+          const v = data[k * oplane + r * ow + c];
+          if (!Number.isFinite(v)) throw new Error('the model gave NaN or infinite values: its weights are damaged');
+          // Rounded and clamped as srgraph does (half away from zero; only differs below 0).
+          out[dst + k] = Math.min(255, Math.max(0, Math.round(v)));
+        }
+      }
+    }
+    y.dispose && y.dispose();
+    self.postMessage({ type: 'progress', done: i + 1, total: tiles.length });
+  }
+  await session.release();
+  return {
+    type: 'done',
+    picture: { width: w * s, height: h * s, rgb: out },
+    scale: s,
+    tiles: tiles.length,
+    ms: performance.now() - start,
+    backend: rt.backend,
+    threads: rt.threads,
+  };
+}
