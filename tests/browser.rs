@@ -346,3 +346,115 @@ fn training_in_the_page_matches_onnx_runtime_and_its_model_passes_srgraph_eval()
     );
     assert!(last < 0.7 * first, "the loss should fall: {first:.2} -> {last:.2}");
 }
+
+/// A GET over a plain TCP connection: (status, head, body).
+fn get(base: &str, path: &str) -> (u16, String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let split = all.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP head");
+    let head = String::from_utf8_lossy(&all[..split]).to_string();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head, all[split + 4..].to_vec())
+}
+
+#[test]
+fn serve_is_isolated_keeps_to_its_folders_builds_graphs_on_request_and_refuses_bad_input() {
+    let d = tmp("serve");
+    std::fs::write(d.join("notes.txt"), "not a model").unwrap();
+    let server = Server::start(None, &d);
+    let (status, head, body) = get(&server.base, "/");
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("srgraph"));
+    for h in [
+        "Cross-Origin-Opener-Policy: same-origin",
+        "Cross-Origin-Embedder-Policy: require-corp",
+    ] {
+        assert!(head.contains(h), "{h} missing from:\n{head}");
+    }
+    let (status, head, _) = get(&server.base, "/ort/ort-wasm-simd-threaded.wasm");
+    assert_eq!(status, 200);
+    assert!(head.contains("application/wasm"), "{head}");
+    assert_eq!(get(&server.base, "/files/notes.txt").0, 200);
+    for outside in [
+        "/files/../Cargo.toml",
+        "/files/%2e%2e/Cargo.toml",
+        "/ort/../../package.json",
+        "/../Cargo.toml",
+    ] {
+        let (status, _, body) = get(&server.base, outside);
+        assert_eq!(status, 404, "{outside}: {}", String::from_utf8_lossy(&body));
+    }
+    let (status, _, body) = get(&server.base, "/model.onnx");
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).contains("no MODEL"));
+    let (status, _, body) = get(&server.base, "/graphs/train_step.onnx?arch=nope");
+    assert_eq!(status, 400);
+    assert!(
+        String::from_utf8_lossy(&body).contains("'nope'"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (status, _, body) = get(
+        &server.base,
+        "/graphs/train_step.onnx?arch=wdsr-b&blocks=1&batch=2&patch=25",
+    );
+    assert_eq!(status, 400);
+    assert!(
+        String::from_utf8_lossy(&body).contains("patch 25"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (status, _, body) = get(
+        &server.base,
+        "/graphs/model.onnx?arch=wdsr-b&blocks=1&filters=8&scale=3",
+    );
+    assert_eq!(status, 200);
+    let m = pb::ModelProto::decode(body.as_slice()).unwrap();
+    let meta: std::collections::HashMap<_, _> = m
+        .metadata_props
+        .iter()
+        .map(|p| (p.key.as_str(), p.value.as_str()))
+        .collect();
+    assert_eq!(
+        (meta["graph"], meta["scale"], meta["blocks"]),
+        ("training-form", "3", "1")
+    );
+    drop(server);
+
+    // Bad input: a clear error naming what is wrong, exit code 1.
+    let o = srgraph(&["serve", "--port", "0", d.join("notes.txt").to_str().unwrap()], &d);
+    common::fails_with(&o, "notes.txt");
+    let o = srgraph(&["serve", "--port", "0", "--ort-web", d.to_str().unwrap()], &d);
+    common::fails_with(&o, "npm ci");
+    let o = srgraph(
+        &["serve", "--port", "0", "--files", d.join("missing").to_str().unwrap()],
+        &d,
+    );
+    common::fails_with(&o, "missing");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let o = srgraph(&["serve", "--port", &port], &d);
+    common::fails_with(&o, "cannot listen");
+
+    // SIGTERM stops it, with 143 as for any command stopped by a signal.
+    let server = Server::start(None, &d);
+    let pid = server.child.id().to_string();
+    let mut server = server;
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "srgraph serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(143));
+}

@@ -3,7 +3,8 @@
 # venv for the cross-runtime checks, whose onnxruntime wheel also provides the
 # ONNX Runtime library, a second venv with ONNX Runtime's training API,
 # onnxruntime-training-cpu 1.19.2, for the training-artefact checks, and Debian's Chromium
-# with the page's npm packages for the browser tests), then runs
+# with the page's npm packages for the browser tests, and a one-node Slurm cluster on
+# localhost for the study's Slurm test), then runs
 # every test (with the `keras` feature, whose HDF5 library tools/setup-hdf5.sh installs from
 # Debian), and each fuzz target for 30 s ($SRGRAPH_FUZZ_SECONDS; tools/fuzz.sh).
 set -euo pipefail
@@ -13,6 +14,8 @@ tools/setup-python.sh
 tools/setup-training-venv.sh "$root/.venv-training"
 # Chromium and the page's npm packages, for the browser tests (tests/browser.rs).
 tools/setup-web.sh
+# A one-node Slurm cluster on localhost, for the study's Slurm test (tests/slurm.rs).
+tools/setup-slurm.sh
 # The keras feature (Keras .h5 weights in `srgraph import`) links Debian's HDF5 library. On a
 # machine where it cannot be installed (no root, no sudo), the rest is tested without it, loudly.
 features=(--features keras)

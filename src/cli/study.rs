@@ -5,8 +5,9 @@ use super::train::ScheduleArgs;
 use super::{EngineArg, EngineArgs};
 use crate::compiler::TrainConfig;
 use crate::models::{Arch, Norm};
-use crate::study::{plan_blocks, plan_norm, run_study, Kind, StudyOptions};
-use anyhow::Result;
+use crate::study::slurm::{self, Resources};
+use crate::study::{collect_study, plan_blocks, plan_norm, run_study, Kind, StudyOptions};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
@@ -101,6 +102,42 @@ pub struct CommonArgs {
     pub cache: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EmitArg {
+    Slurm,
+}
+
+/// Running a study's runs as separate jobs.
+#[derive(Args, Debug)]
+pub struct ClusterArgs {
+    /// Train and score only run INDEX (0-based, in the order the study lists them; a Slurm array task's
+    /// $SLURM_ARRAY_TASK_ID), resuming it from its checkpoint; other runs may train at the same time. The table is
+    /// left to --collect.
+    #[arg(long, value_name = "INDEX", conflicts_with_all = ["collect", "emit"])]
+    pub only: Option<usize>,
+    /// Train nothing: write the table and plots from the runs that have finished, naming those that have not.
+    #[arg(long, conflicts_with = "emit")]
+    pub collect: bool,
+    /// Train nothing: write OUT/slurm/study.sbatch (an array job, one task per run), collect.sbatch (the table,
+    /// after every run) and submit.sh (sbatch of both, chained).
+    #[arg(long, value_enum)]
+    pub emit: Option<EmitArg>,
+    /// With --emit slurm: GPUs for each run (#SBATCH --gpus-per-task); use with --device cuda.
+    #[arg(long, value_name = "N", requires = "emit")]
+    pub gpus_per_run: Option<usize>,
+    /// With --emit slurm: CPU cores for each run (#SBATCH --cpus-per-task).
+    #[arg(long, value_name = "N", requires = "emit")]
+    pub cpus_per_run: Option<usize>,
+    /// With --emit slurm: each run's time limit, as Slurm writes it (04:00:00, 2-00:00:00).
+    #[arg(long, requires = "emit")]
+    pub time: Option<String>,
+    /// With --emit slurm: the partition to run in.
+    #[arg(long, requires = "emit")]
+    pub partition: Option<String>,
 }
 
 /// Ok(true) when stopped by Ctrl-C.
@@ -175,11 +212,61 @@ pub fn run(a: StudyArgs) -> Result<bool> {
         jobs: c.jobs,
         progress: !c.quiet,
         equal_params,
+        only: c.cluster.only,
     };
+    if c.cluster.emit == Some(EmitArg::Slurm) {
+        let resources = Resources {
+            gpus_per_run: c.cluster.gpus_per_run,
+            cpus_per_run: c.cluster.cpus_per_run,
+            time: c.cluster.time.clone(),
+            partition: c.cluster.partition.clone(),
+        };
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let exe = std::env::current_exe().context("cannot tell where this srgraph is")?;
+        let files = slurm::emit(&o, &args, &std::env::current_dir()?, &exe, &resources)?;
+        let mut out = std::io::stdout().lock();
+        for f in &files {
+            writeln!(out, "wrote       {}", f.display())?;
+        }
+        writeln!(out, "submit with {}", files[2].display())?;
+        writeln!(
+            out,
+            "            ({} runs as one array job, then the table; `squeue --me` follows them; \
+             `srgraph study ... --collect` writes the table of what has finished at any time)",
+            o.runs.len()
+        )?;
+        return Ok(false);
+    }
+    if c.cluster.collect {
+        let (report, missing) = collect_study(&o)?;
+        let mut out = std::io::stdout().lock();
+        out.write_all(&std::fs::read(o.out.join("table.md"))?)?;
+        writeln!(
+            out,
+            "\nwrote {}/table.md, table.csv and the plots from {} finished run{}",
+            o.out.display(),
+            report.results.len(),
+            if report.results.len() == 1 { "" } else { "s" }
+        )?;
+        if !missing.is_empty() {
+            writeln!(out, "not finished yet: {}", missing.join(", "))?;
+        }
+        return Ok(false);
+    }
     let stop = super::stop_on_signals("stopping after this step: the run's checkpoint is kept; --resume continues")?;
     let report = run_study(&o, &stop, &|line| println!("{line}"))?;
     let mut out = std::io::stdout().lock();
-    if !report.results.is_empty() {
+    if o.only.is_some() {
+        if let Some(r) = report.results.first() {
+            writeln!(
+                out,
+                "run {} done: its result is in {}/runs/{}/result.json; --collect writes the table",
+                r.name,
+                o.out.display(),
+                r.name
+            )?;
+        }
+    } else if !report.results.is_empty() {
         writeln!(out)?;
         out.write_all(&std::fs::read(o.out.join("table.md"))?)?;
         writeln!(

@@ -8,6 +8,7 @@
 //! resumes where it stopped, and any cell of the table traces to its run.
 
 mod plot;
+pub mod slurm;
 mod table;
 
 use crate::compiler::TrainConfig;
@@ -87,6 +88,9 @@ pub struct StudyOptions {
     pub init: Option<(ModelConfig, crate::train::Init)>,
     /// The data cache's root (see `TrainOptions::cache`).
     pub cache: PathBuf,
+    /// Train and score this run alone (0-based; a Slurm array task's index), leaving the
+    /// table to `collect_study`. Runs of one study may then train at once, on other machines.
+    pub only: Option<usize>,
 }
 
 /// Whether two configurations are the same network (widths, depth, scale, norm, shuffle),
@@ -184,6 +188,9 @@ pub fn run_study(o: &StudyOptions, stop: &AtomicBool, announce: &(dyn Fn(String)
         o.out.display()
     );
     std::fs::create_dir_all(o.out.join("runs")).with_context(|| format!("cannot create {}", o.out.display()))?;
+    if let Some(i) = o.only {
+        return run_only(o, i, stop, announce);
+    }
     let _lock = crate::util::FolderLock::acquire(&o.out, "study")?;
     crate::util::remove_stale_temporaries(&o.out);
     let started: Vec<&RunSpec> = o
@@ -242,6 +249,65 @@ pub fn run_study(o: &StudyOptions, stop: &AtomicBool, announce: &(dyn Fn(String)
         interrupted: results.len() < total,
         results,
     })
+}
+
+/// `--only i`: run i alone, resumed if it has a checkpoint, skipped if it has a result.
+/// Neither the study's lock nor its stale-file sweep applies: other runs of the study may
+/// be training in the same folder at the same time, on other machines (whose process ids
+/// mean nothing here). The run's own folder is locked by its training.
+fn run_only(o: &StudyOptions, i: usize, stop: &AtomicBool, announce: &(dyn Fn(String) + Sync)) -> Result<StudyReport> {
+    let total = o.runs.len();
+    let spec = o.runs.get(i).with_context(|| {
+        format!(
+            "--only {i}: the study has {total} runs, numbered 0 to {}",
+            total.saturating_sub(1)
+        )
+    })?;
+    train_options(o, spec)
+        .validate()
+        .with_context(|| format!("run {}", spec.name))?;
+    let result = one_run(o, spec, i, total, stop, announce).with_context(|| format!("run {}", spec.name))?;
+    Ok(StudyReport {
+        interrupted: result.is_none(),
+        results: result.into_iter().collect(),
+    })
+}
+
+/// `--collect`: the table and plots of the runs that have finished (each one's
+/// `result.json`), whichever order they finished in; the runs still missing, by name.
+pub fn collect_study(o: &StudyOptions) -> Result<(StudyReport, Vec<String>)> {
+    ensure!(
+        o.out.join("runs").is_dir(),
+        "{} holds no study (no runs/ folder): run the study first",
+        o.out.display()
+    );
+    let _lock = crate::util::FolderLock::acquire(&o.out, "study")?;
+    let mut results = Vec::new();
+    let mut missing = Vec::new();
+    for spec in &o.runs {
+        let path = o.out.join("runs").join(&spec.name).join("result.json");
+        match std::fs::read(&path) {
+            Ok(bytes) => results.push(
+                serde_json::from_slice::<RunResult>(&bytes)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
+            ),
+            Err(_) => missing.push(spec.name.clone()),
+        }
+    }
+    ensure!(
+        !results.is_empty(),
+        "no run of the study in {} has finished yet ({} runs, none with a result.json)",
+        o.out.display(),
+        o.runs.len()
+    );
+    write_outputs(o, &results)?;
+    Ok((
+        StudyReport {
+            interrupted: !missing.is_empty(),
+            results,
+        },
+        missing,
+    ))
 }
 
 /// Trains (or resumes) one run and scores its model; None when stopped by Ctrl-C.

@@ -2,7 +2,7 @@
 // (README, "In the browser"): with ?model=URL&image=URL the page upscales and then sets
 // document.title to {"ok": true, "width": W, "height": H, "png": "data:image/png;base64,..."}
 // or {"ok": false, "error": "..."}; ?train=1&... trains and reports the same way.
-import { decodePicture, encodePng, toImageData, bicubicUp, bicubicDown, modcrop } from './pictures.js';
+import { decodePicture, encodePng, toImageData, bicubicUp, bicubicDown, modcrop, crop } from './pictures.js';
 import { describeModel, upscaleInWorker } from './upscale.js';
 import { trainInWorker } from './train.js';
 
@@ -55,7 +55,9 @@ function setModel(buffer, name) {
     ['training steps', m.training_steps ?? 'not recorded'],
     ['validation PSNR-Y', m.validation_psnr_y ? `${Number(m.validation_psnr_y).toFixed(2)} dB on ${m.validation || '?'} (bicubic ${m.bicubic_psnr_y ? Number(m.bicubic_psnr_y).toFixed(2) : '?'} dB)` : 'not recorded'],
     ['receptive radius', `${info.radius} px (the tiles' margin)`],
+    ['pixel values', info.range ? `0-${info.range}` : 'not recorded: choose below (0-255 assumed)'],
   ];
+  if (info.range) $('range').value = String(info.range);
   $('model-info').replaceChildren(
     ...rows.map(([k, v]) => {
       const tr = document.createElement('tr');
@@ -79,13 +81,15 @@ function draw(canvas, picture) {
   canvas.getContext('2d').putImageData(toImageData(picture), 0, 0);
 }
 
-async function upscale({ tile = Number($('tile').value) || 0, backend = 'auto', threads } = {}) {
+async function upscale({ tile = Number($('tile').value) || 0, range = Number($('range').value), backend = 'auto', threads, repeat = 1 } = {}) {
   $('upscale-status').textContent = 'running…';
   $('upscale-progress').value = 0;
   const result = await upscaleInWorker(state.model, state.picture, {
     tile,
+    range,
     backend,
     threads,
+    repeat,
     onProgress: (done, total) => {
       $('upscale-progress').value = done / total;
     },
@@ -105,6 +109,7 @@ async function upscale({ tile = Number($('tile').value) || 0, backend = 'auto', 
 function clip() {
   const v = Number($('slider').value);
   $('sr-canvas').style.clipPath = `inset(0 0 0 ${v}%)`;
+  $('divider').style.left = `${v}%`;
 }
 
 // ---- train ----
@@ -286,12 +291,29 @@ async function automate() {
     const modelUrl = query.get('model');
     setModel(await fetchBytes(modelUrl), modelUrl.split('/').pop());
     await setPicture(new Blob([await fetchBytes(query.get('image'))]), query.get('image').split('/').pop());
+    if (query.get('crop')) {
+      // A part of the picture (benchmarks): crop=Y,X,H,W.
+      const [y, x, h, w] = query.get('crop').split(',').map(Number);
+      state.picture = crop(state.picture, y, x, h, w);
+    }
     const { result, png } = await upscale({
       tile: number('tile', 128),
+      range: number('range', Number($('range').value)),
       backend: query.get('backend') || 'auto',
       threads: query.has('threads') ? number('threads') : undefined,
+      repeat: number('repeat', 1),
     });
-    return { ok: true, width: result.picture.width, height: result.picture.height, ms: result.ms, tiles: result.tiles, backend: result.backend, threads: result.threads, png: await dataUrl(png) };
+    return {
+      ok: true,
+      width: result.picture.width,
+      height: result.picture.height,
+      ms: result.ms,
+      times: result.times,
+      tiles: result.tiles,
+      backend: result.backend,
+      threads: result.threads,
+      png: await dataUrl(png),
+    };
   }
   return null;
 }

@@ -1,7 +1,9 @@
 // Super-resolution of one picture in tiles, off the page's thread. Messages in:
-// {model: ArrayBuffer, picture: {width, height, rgb}, tile, margin, backend, threads};
-// out: {type: 'progress', done, total}, then {type: 'done', picture, ms, backend, threads}
-// or {type: 'error', message}.
+// {model: ArrayBuffer, picture: {width, height, rgb}, tile, margin, range, backend, threads,
+// repeat}; out: {type: 'progress', done, total}, then {type: 'done', picture, ms, backend,
+// threads} or {type: 'error', message}. `range`: the pixel range the model works in, 255
+// (srgraph, EDSR-PyTorch) or 1 (BasicSR, Real-ESRGAN). `repeat` > 1 times that many runs after
+// a first one (benchmarks): `ms` is their median, `times` all of them.
 import { loadRuntime } from './runtime.js';
 import { tileGrid } from './pictures.js';
 
@@ -13,7 +15,7 @@ self.onmessage = async (e) => {
   }
 };
 
-async function upscale({ model, picture, tile, margin, backend, threads }) {
+async function upscale({ model, picture, tile, margin, range = 255, backend, threads, repeat = 1 }) {
   const rt = await loadRuntime({ backend, threads });
   const session = await rt.ort.InferenceSession.create(model, {
     executionProviders: [rt.backend],
@@ -23,9 +25,10 @@ async function upscale({ model, picture, tile, margin, backend, threads }) {
   const [output] = session.outputNames;
   const { width: w, height: h, rgb } = picture;
   const tiles = tileGrid(h, w, tile, margin);
+  const run = async (report) => {
   let s = 0;
   let out = null;
-  const start = performance.now();
+  const toModel = range / 255;
   for (const [i, t] of tiles.entries()) {
     // [1, 3, h, w] in [0, 255], as srgraph's networks take them.
     const x = new Float32Array(3 * t.h * t.w);
@@ -34,9 +37,9 @@ async function upscale({ model, picture, tile, margin, backend, threads }) {
       for (let c = 0; c < t.w; c++) {
         const src = ((t.y + r) * w + t.x + c) * 3;
         const dst = r * t.w + c;
-        x[dst] = rgb[src];
-        x[plane + dst] = rgb[src + 1];
-        x[2 * plane + dst] = rgb[src + 2];
+        x[dst] = rgb[src] * toModel;
+        x[plane + dst] = rgb[src + 1] * toModel;
+        x[2 * plane + dst] = rgb[src + 2] * toModel;
       }
     }
     const result = await session.run({ [input]: new rt.ort.Tensor('float32', x, [1, 3, t.h, t.w]) });
@@ -56,7 +59,7 @@ async function upscale({ model, picture, tile, margin, backend, threads }) {
       for (let c = (x0 - t.x) * s; c < (x1 - t.x) * s; c++) {
         const dst = ((t.y * s + r) * w * s + t.x * s + c) * 3;
         for (let k = 0; k < 3; k++) {
-          const v = data[k * oplane + r * ow + c];
+          const v = data[k * oplane + r * ow + c] / toModel;
           if (!Number.isFinite(v)) throw new Error('the model gave NaN or infinite values: its weights are damaged');
           // Rounded and clamped as srgraph does (half away from zero; only differs below 0).
           out[dst + k] = Math.min(255, Math.max(0, Math.round(v)));
@@ -64,15 +67,27 @@ async function upscale({ model, picture, tile, margin, backend, threads }) {
       }
     }
     y.dispose && y.dispose();
-    self.postMessage({ type: 'progress', done: i + 1, total: tiles.length });
+    if (report) self.postMessage({ type: 'progress', done: i + 1, total: tiles.length });
   }
+  return { out, s };
+  };
+  const times = [];
+  let result;
+  for (let k = 0; k < (repeat > 1 ? repeat + 1 : 1); k++) {
+    const start = performance.now();
+    result = await run(k === 0);
+    times.push(performance.now() - start);
+  }
+  if (repeat > 1) times.shift(); // the first run warms up (kernels, memory)
+  const sorted = [...times].sort((a, b) => a - b);
   await session.release();
   return {
     type: 'done',
-    picture: { width: w * s, height: h * s, rgb: out },
-    scale: s,
+    picture: { width: w * result.s, height: h * result.s, rgb: result.out },
+    scale: result.s,
     tiles: tiles.length,
-    ms: performance.now() - start,
+    ms: sorted[Math.floor(sorted.length / 2)],
+    times,
     backend: rt.backend,
     threads: rt.threads,
   };

@@ -11,11 +11,13 @@ export function describeModel(buffer) {
   if (input.dims.length !== 4 || (typeof input.dims[1] === 'number' && input.dims[1] !== 3)) {
     throw new Error(`the model's input ${input.name} is [${input.dims}], not [N, 3, H, W]`);
   }
-  return { metadata: m.metadata, input: input.name, scale: Number(m.metadata.scale) || null, radius: receptiveRadius(m) };
+  // srgraph's models take and give pixels in [0, 255]; another model's range is not recorded.
+  const range = m.metadata.architecture ? 255 : null;
+  return { metadata: m.metadata, input: input.name, scale: Number(m.metadata.scale) || null, radius: receptiveRadius(m), range };
 }
 
 /// Super-resolve `picture` with the model in a worker; onProgress(done, total) per tile.
-export function upscaleInWorker(model, picture, { tile = 128, backend = 'auto', threads, onProgress } = {}) {
+export function upscaleInWorker(model, picture, { tile = 128, range = 255, backend = 'auto', threads, repeat = 1, onProgress } = {}) {
   const { radius } = describeModel(model);
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL('./upscale-worker.js', import.meta.url), { type: 'module' });
@@ -32,6 +34,6 @@ export function upscaleInWorker(model, picture, { tile = 128, backend = 'auto', 
       worker.terminate();
       reject(new Error(e.message || 'the upscale worker failed to start'));
     };
-    worker.postMessage({ model: model.slice(0), picture, tile, margin: radius, backend, threads });
+    worker.postMessage({ model: model.slice(0), picture, tile, margin: radius, range, backend, threads, repeat });
   });
 }

@@ -3,7 +3,7 @@
 // the run. Opens URL, waits for the page's automation result (document.title set to a JSON
 // object), and writes it to --out (or stdout).
 //
-//   node web/test/drive.mjs URL [--out FILE] [--timeout SECONDS] [--screenshot PNG]
+//   node web/test/drive.mjs URL [--out FILE] [--timeout SECONDS] [--screenshot PNG [--of SELECTOR]]
 //
 // Exit status: 0 when the page reported {"ok": true, ...}, 1 otherwise (its error printed).
 import { chromium } from 'playwright-core';
@@ -49,7 +49,8 @@ try {
   }
   result.outside_requests = outside.length;
   const shot = flag('screenshot');
-  if (shot) await page.screenshot({ path: shot, fullPage: true });
+  const of = flag('of');
+  if (shot) await (of ? page.locator(of).screenshot({ path: shot }) : page.screenshot({ path: shot, fullPage: true }));
   const text = JSON.stringify(result);
   const out = flag('out');
   if (out) writeFileSync(out, text);
