@@ -11,6 +11,7 @@ pub mod autodiff;
 pub mod cli;
 pub mod compiler;
 pub mod data;
+pub mod distributed;
 pub mod eval;
 pub mod export;
 pub mod infer;

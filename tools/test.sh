@@ -5,8 +5,8 @@
 # onnxruntime-training-cpu 1.19.2, for the training-artefact checks, and Debian's Chromium
 # with the page's npm packages for the browser tests, and a one-node Slurm cluster on
 # localhost for the study's Slurm test), then runs
-# every test (with the `keras` feature, whose HDF5 library tools/setup-hdf5.sh installs from
-# Debian), and each fuzz target for 30 s ($SRGRAPH_FUZZ_SECONDS; tools/fuzz.sh).
+# every test (with the `keras` and `mpi` features, whose HDF5 and OpenMPI libraries
+# tools/setup-hdf5.sh and tools/setup-mpi.sh install from Debian), and each fuzz target for 30 s ($SRGRAPH_FUZZ_SECONDS; tools/fuzz.sh).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -16,18 +16,29 @@ tools/setup-training-venv.sh "$root/.venv-training"
 tools/setup-web.sh
 # A one-node Slurm cluster on localhost, for the study's Slurm test (tests/slurm.rs).
 tools/setup-slurm.sh
-# The keras feature (Keras .h5 weights in `srgraph import`) links Debian's HDF5 library. On a
-# machine where it cannot be installed (no root, no sudo), the rest is tested without it, loudly.
-features=(--features keras)
-if ! tools/setup-hdf5.sh; then
+# The keras feature (Keras .h5 weights in `srgraph import`) links Debian's HDF5 library, the mpi
+# feature (data-parallel training under mpirun) OpenMPI's. On a machine where they cannot be
+# installed (no root, no sudo), the rest is tested without them, loudly.
+features=()
+if tools/setup-hdf5.sh; then
+    features+=(keras)
+else
     echo "!! test.sh: the HDF5 library could not be installed: testing without the keras feature" >&2
-    features=()
+fi
+if tools/setup-mpi.sh; then
+    features+=(mpi)
+else
+    echo "!! test.sh: OpenMPI could not be installed: testing without the mpi feature" >&2
+fi
+feature_args=()
+if [ ${#features[@]} -gt 0 ]; then
+    feature_args=(--features "$(IFS=,; echo "${features[*]}")")
 fi
 export SRGRAPH_PYTHON="$root/.venv/bin/python"
 export SRGRAPH_TRAINING_PYTHON="$root/.venv-training/bin/python"
 # srgraph's `ort` engine loads the library of the pinned onnxruntime wheel the venv holds.
 export ORT_DYLIB_PATH="$("$SRGRAPH_PYTHON" -c 'import onnxruntime, pathlib; print(next((pathlib.Path(onnxruntime.__file__).parent / "capi").glob("libonnxruntime.so.*")))')"
-cargo test --locked "${features[@]}" "$@"
+cargo test --locked "${feature_args[@]}" "$@"
 # The `ort-training` feature (off by default) changes what `--engine ort-training` says:
 # its tests run again in that build, unless the arguments pick tests.
 picks=0

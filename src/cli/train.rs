@@ -167,7 +167,9 @@ pub fn run(a: TrainArgs) -> Result<bool> {
         val_limit: a.val_limit.map(|n| n as usize),
     };
     let stop = super::stop_on_signals("stopping after this step: the checkpoint and model will be written")?;
-    {
+    // Under mpirun, rank 0 speaks for the job.
+    let leader = crate::distributed::is_leader();
+    if leader {
         let mut out = std::io::stdout().lock();
         for n in notes {
             writeln!(out, "{n}")?;
@@ -185,8 +187,19 @@ pub fn run(a: TrainArgs) -> Result<bool> {
             o.engine.name()
         )?;
         writeln!(out, "run folder  {}", o.out.display())?;
+        if let Some(l) = crate::distributed::launch() {
+            writeln!(
+                out,
+                "ranks       {} (mpirun), {} patches each per step, gradients summed with MPI's allreduce",
+                l.size,
+                o.train.batch / l.size.max(1)
+            )?;
+        }
     }
     let report = train(&o, &stop)?;
+    if !leader {
+        return Ok(report.interrupted);
+    }
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

@@ -188,6 +188,35 @@ fn eval_graph(mut g: Graph, t: &TrainConfig) -> Result<Graph> {
     Ok(g)
 }
 
+/// Adam on its own: inputs `learning_rate`, `step`, and per parameter `<p>.grad`, with the
+/// state `<p>`, `<p>.adam_m` and `<p>.adam_v` (overridable initialisers, as in the train
+/// step); outputs the `.new` of each. Data-parallel training runs it after summing the
+/// ranks' gradients, so every rank applies the same update.
+pub fn adam_graph(params: &[(String, Tensor)], adam: &Adam) -> Result<Graph> {
+    let mut g = Graph::new();
+    let learning_rate = g.input("learning_rate", Fact::f32(vec![]));
+    let step_no = g.input("step", Fact::f32(vec![]));
+    let scalars = adam.scalars(&mut g, learning_rate, step_no)?;
+    let mut outputs = Vec::new();
+    for (name, value) in params {
+        let shape: Vec<Dim> = value.shape().iter().map(|&d| Dim::Known(d)).collect();
+        let grad = g.input(format!("{name}.grad"), Fact::f32(shape));
+        let p = g.wire(name.clone(), Op::Param(value.clone()), &[])?;
+        let zeros = Tensor::f32(value.shape(), vec![0.0; value.len()]);
+        let m = g.wire(format!("{name}.adam_m"), Op::Buffer(zeros.clone()), &[])?;
+        let v = g.wire(format!("{name}.adam_v"), Op::Buffer(zeros), &[])?;
+        let [p2, m2, v2] = adam.update(&mut g, &scalars, name, p, grad, (m, v))?;
+        outputs.push((format!("{name}.new"), p2));
+        outputs.push((format!("{name}.adam_m.new"), m2));
+        outputs.push((format!("{name}.adam_v.new"), v2));
+    }
+    for (name, o) in outputs {
+        g.output(name, o);
+    }
+    g.check()?;
+    Ok(g)
+}
+
 /// How a training loop threads state through a step graph: the input each
 /// `X.new` output feeds at the next step.
 pub fn state_pairs(step: &Graph) -> Vec<(String, String)> {

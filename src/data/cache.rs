@@ -6,7 +6,7 @@
 //! pictures. BasicSR reaches the same end with LMDB or sub-images; a raw file is
 //! simpler, and a crop is a strided view into it.
 //!
-//! A cache is a folder `<name>-<hash of the data folder>-x<scale>` holding
+//! A cache is a folder `<name>-<hash of the data folder and its files>-x<scale>` holding
 //! `pixels.bin` and `index.json` (what each picture's bytes are, and the sizes and
 //! modification times of the files they came from, so a changed folder is
 //! noticed). Both are written to temporary files and renamed, the index last, so an
@@ -85,7 +85,11 @@ pub fn default_root() -> PathBuf {
     base.join("srgraph").join("data")
 }
 
-/// The cache folder of a set: named after the data folder, keyed by its real path and the scale.
+/// The cache folder of a set: named after the data folder, keyed by its real path, the
+/// files taken from it and the scale. The files are part of the key because one folder
+/// gives several sets: Set5 with its LR files and Set5/HR without, or the first N
+/// pictures of a validation folder (`--val-limit`); sharing a folder, they would rebuild
+/// each other's cache at every start.
 pub fn folder_for(set: &ImageSet, root: &Path) -> PathBuf {
     let real = std::fs::canonicalize(&set.root).unwrap_or_else(|_| set.root.clone());
     let name: String = real
@@ -97,9 +101,14 @@ pub fn folder_for(set: &ImageSet, root: &Path) -> PathBuf {
                 .collect()
         })
         .unwrap_or_default();
-    let hash = real
-        .to_string_lossy()
-        .bytes()
+    let files = set
+        .files
+        .iter()
+        .flat_map(|f| std::iter::once(&f.hr).chain(f.lr.as_ref()))
+        .map(|p| p.to_string_lossy().into_owned());
+    let hash = std::iter::once(real.to_string_lossy().into_owned())
+        .chain(files)
+        .flat_map(|s| s.into_bytes().into_iter().chain([0]))
         .fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
     root.join(format!("{name}-{hash:016x}-x{}", set.scale))
 }

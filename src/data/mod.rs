@@ -61,7 +61,7 @@ fn check_png_palette(bytes: &[u8]) -> Result<()> {
         let kind = &rest[4..8];
         if kind == b"PLTE" {
             ensure!(
-                len % 3 == 0 && len <= 768,
+                len.is_multiple_of(3) && len <= 768,
                 "its palette holds {len} bytes, not whole RGB entries (at most 256 of 3 bytes): the file is damaged"
             );
         }

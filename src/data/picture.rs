@@ -31,7 +31,7 @@ impl Picture {
     fn of(img: image::DynamicImage) -> Result<Picture> {
         let color = img.color();
         let grey = matches!(color, ColorType::L8 | ColorType::La8 | ColorType::L16 | ColorType::La16);
-        let reduced_from_16 = color.bytes_per_pixel() / color.channel_count() as u8 > 1;
+        let reduced_from_16 = color.bytes_per_pixel() / color.channel_count() > 1;
         let alpha = color.has_alpha().then(|| {
             let a = img.to_rgba8();
             let (w, h) = a.dimensions();

@@ -181,8 +181,15 @@ impl PatchSampler {
     /// The batch for step `step` (0-based), a pure function of (seed, step): NCHW float32 in
     /// [0, 255], (lr [B, 3, P/s, P/s], hr [B, 3, P, P]).
     pub fn batch(&self, step: u64, batch: usize) -> Result<(Array4<f32>, Array4<f32>)> {
+        self.batch_items(step, 0..batch)
+    }
+
+    /// Items `items` of step `step`'s batch: one rank's share in data-parallel training, the
+    /// same patches the whole batch holds at those places.
+    pub fn batch_items(&self, step: u64, items: std::ops::Range<usize>) -> Result<(Array4<f32>, Array4<f32>)> {
         let (s, p) = (self.scale, self.patch);
-        let items: Vec<(Array3<f32>, Array3<f32>)> = (0..batch)
+        let batch = items.len();
+        let items: Vec<(Array3<f32>, Array3<f32>)> = items
             .into_par_iter()
             .map(|i| {
                 let c = self.crop(step, i);
@@ -216,11 +223,21 @@ pub struct Prefetcher {
 impl Prefetcher {
     /// Prepares steps `start_step`, `start_step + 1`, ... of `batch` items each.
     pub fn new(sampler: Arc<PatchSampler>, batch: usize, start_step: u64, ahead: usize) -> Prefetcher {
+        Prefetcher::items(sampler, 0..batch, start_step, ahead)
+    }
+
+    /// As `new`, the items `items` of each step's batch (one rank's share).
+    pub fn items(
+        sampler: Arc<PatchSampler>,
+        items: std::ops::Range<usize>,
+        start_step: u64,
+        ahead: usize,
+    ) -> Prefetcher {
         // A bound of 0 would be a rendezvous channel, with nothing prepared ahead.
         let (tx, rx) = mpsc::sync_channel(ahead.max(1));
         let work = move || {
             for step in start_step.. {
-                let result = sampler.batch(step, batch).map(|(lr, hr)| (step, lr, hr));
+                let result = sampler.batch_items(step, items.clone()).map(|(lr, hr)| (step, lr, hr));
                 let failed = result.is_err();
                 // A send fails once the receiver is dropped: that is the signal to stop.
                 if tx.send(result).is_err() || failed {

@@ -42,6 +42,11 @@ pub trait Trainer {
     fn values(&self) -> Result<Vec<(String, Tensor)>>;
     /// Replace some of them (resuming from a checkpoint).
     fn set_values(&mut self, values: &[(String, Tensor)]) -> Result<()>;
+    /// Whether the run stops after this step, given this process's own Ctrl-C / SIGTERM flag.
+    /// A data-parallel trainer answers what all ranks agreed in the step, so that they stop together.
+    fn stop_agreed(&self, local: bool) -> bool {
+        local
+    }
 }
 
 /// A trainer of `c` under ONNX Runtime's own training API (`--engine ort-training`).

@@ -96,6 +96,13 @@ pub fn session(onnx: &[u8], device: Device, threads: usize) -> Result<(Session, 
     on_device(device, |cuda| Ok(builder(cuda, threads)?.commit_from_memory(onnx)?))
 }
 
+/// The GPU CUDA sessions run on: 0, or a data-parallel rank's local rank (one rank per GPU).
+static CUDA_DEVICE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+pub fn set_cuda_device(id: i32) {
+    CUDA_DEVICE.store(id, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Session options: all optimisations, `threads` (0: all cores), CUDA or not.
 pub fn builder(cuda: bool, threads: usize) -> Result<SessionBuilder> {
     // The builder's errors carry the builder, which is not Send: keep their message.
@@ -107,8 +114,12 @@ pub fn builder(cuda: bool, threads: usize) -> Result<SessionBuilder> {
         b = b.with_intra_threads(threads).map_err(msg)?;
     }
     if cuda {
+        let device = CUDA_DEVICE.load(std::sync::atomic::Ordering::Relaxed);
         b = b
-            .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
+            .with_execution_providers([ort::ep::CUDA::default()
+                .with_device_id(device)
+                .build()
+                .error_on_failure()])
             .map_err(msg)?;
     }
     Ok(b)

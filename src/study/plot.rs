@@ -18,12 +18,15 @@ fn colour(name: &str) -> RGBColor {
     }
 }
 
+/// A labelled line of (x, y) points.
+type Series = (String, RGBColor, Vec<(f64, f64)>);
+
 /// Lines of (x, y) points, each with a label, and a dashed-grey reference line.
 fn panel(
     area: &Area,
     caption: &str,
     x_desc: &str,
-    series: &[(String, RGBColor, Vec<(f64, f64)>)],
+    series: &[Series],
     reference: Option<(&str, f64)>,
 ) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| anyhow!("cannot draw {caption}: {e}");

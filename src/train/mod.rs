@@ -140,20 +140,57 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
         // Before the data is loaded, which can take minutes.
         crate::runtime::ensure_training_api()?;
     }
-    let _lock = open_run_folder(o)?;
+    // Under mpirun, the ranks training this one model; rank 0 (the leader) alone writes the
+    // run's files, validates and prints.
+    let mut group = crate::distributed::join()?;
+    let leader = group.as_ref().is_none_or(|g| g.rank() == 0);
+    if let Some(g) = &group {
+        ensure!(
+            matches!(o.engine, Engine::Ort(_)),
+            "data-parallel training (mpirun) runs in ONNX Runtime: leave out --engine, or use --engine ort"
+        );
+        ensure!(
+            t.batch.is_multiple_of(g.size()),
+            "--batch {} does not divide among {} ranks: give a multiple of {} (--batch is the whole batch, split \
+             across the ranks)",
+            t.batch,
+            g.size(),
+            g.size()
+        );
+        if let Some(l) = crate::distributed::launch() {
+            // One rank per GPU: a rank's GPU is its rank on its machine.
+            crate::runtime::ort::set_cuda_device(l.local_rank as i32);
+        }
+    }
+    let _lock = if leader { Some(open_run_folder(o)?) } else { None };
     let ckpt_path = o.out.join("checkpoint.onnx");
 
     // The training pixels are memory-mapped from the data cache (made on first use), so
-    // the process holds none of them however many there are.
+    // the process holds none of them however many there are. The leader makes it; the
+    // other ranks wait, then map the same one.
     let set = ImageSet::open(&o.data, c.scale).context("Training data")?;
-    let cache = PixelCache::open_or_build(&set, &o.cache, o.progress).context("Training data")?;
+    let open_cache = || PixelCache::open_or_build(&set, &o.cache, o.progress && leader).context("Training data");
+    let cache = match &mut group {
+        Some(g) if leader => {
+            let cache = open_cache();
+            g.barrier()?;
+            cache?
+        }
+        Some(g) => {
+            g.barrier()?;
+            open_cache()?
+        }
+        None => open_cache()?,
+    };
     let warnings = cache.warnings.clone();
     let sampler = PatchSampler::from_cache(cache, t.patch, c.scale, o.data_seed).context("Training data")?;
-    for w in warnings.iter().chain(sampler.warnings()) {
-        eprintln!("warning: {w}");
+    if leader {
+        for w in warnings.iter().chain(sampler.warnings()) {
+            eprintln!("warning: {w}");
+        }
     }
     let val = match &o.val {
-        Some(dir) => {
+        Some(dir) if leader => {
             // Mapped from the data cache too, so that DIV2K's 2K validation pictures are read
             // one at a time rather than held.
             let mut set = ImageSet::open(dir, c.scale).context("Validation data")?;
@@ -165,14 +202,32 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
             let bicubic = bicubic_scores(&pictures, c.scale)?;
             Some((pictures, bicubic))
         }
-        None => None,
+        _ => None,
     };
 
-    let graphs = compile(c, t)?;
-    let mut trainer: Box<dyn Trainer> = match o.engine {
-        Engine::Ort(device) => Box::new(OrtTrainer::new(&graphs.train_step, device, o.threads)?),
-        Engine::OrtTraining(device) => crate::runtime::training_api_trainer(c, t, device, o.threads)?,
-        Engine::Tract => Box::new(TractTrainer::new(&graphs.train_step)?),
+    // Each rank computes its share of the batch: items [rank b, (rank + 1) b) of each step's.
+    let ranks = group.as_ref().map_or(1, |g| g.size());
+    let rank = group.as_ref().map_or(0, |g| g.rank());
+    let share = t.batch / ranks;
+    let graphs = compile(
+        c,
+        &TrainConfig {
+            batch: share,
+            ..t.clone()
+        },
+    )?;
+    let mut trainer: Box<dyn Trainer + '_> = match (o.engine, group) {
+        (Engine::Ort(device), Some(g)) => Box::new(crate::distributed::DataParallelTrainer::new(
+            &graphs.gradients,
+            &t.adam,
+            device,
+            o.threads,
+            g,
+            stop,
+        )?),
+        (Engine::Ort(device), None) => Box::new(OrtTrainer::new(&graphs.train_step, device, o.threads)?),
+        (Engine::OrtTraining(device), _) => crate::runtime::training_api_trainer(c, t, device, o.threads)?,
+        (Engine::Tract, _) => Box::new(TractTrainer::new(&graphs.train_step)?),
     };
     let identity = identity(o);
     let mut start = 0;
@@ -183,13 +238,13 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
     }
     // The average starts at the starting weights (a resumed run's comes from its checkpoint).
     let mut ema = match o.ema {
-        Some(decay) if !o.resume => Some(Ema::new(decay, c, &trainer.values()?)?),
+        Some(decay) if !o.resume && leader => Some(Ema::new(decay, c, &trainer.values()?)?),
         _ => None,
     };
     if o.resume {
         let ckpt = checkpoint::load(&ckpt_path)?;
         checkpoint::ensure_same(&ckpt, &identity, &ckpt_path)?;
-        if let Some(decay) = o.ema {
+        if let (Some(decay), true) = (o.ema, leader) {
             ema = Some(Ema::from_checkpoint(decay, c, &ckpt.values).with_context(|| ckpt_path.display().to_string())?);
         }
         let state: Vec<String> = trainer.values()?.into_iter().map(|(n, _)| n).collect();
@@ -216,13 +271,27 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
         );
     }
 
-    let mut history = History::load(&o.out.join("log.jsonl"), start)?;
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(o.out.join("log.jsonl"))?;
-    let bar = progress_bar(o, start);
-    let mut prefetch = Prefetcher::new(Arc::new(sampler), t.batch, start, 2);
+    // The log is the leader's: it trims the lines a resumed run redoes and appends.
+    let mut history = if leader {
+        History::load(&o.out.join("log.jsonl"), start)?
+    } else {
+        History {
+            losses: vec![],
+            psnr: vec![],
+        }
+    };
+    let mut log: Box<dyn Write> = if leader {
+        Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(o.out.join("log.jsonl"))?,
+        )
+    } else {
+        Box::new(std::io::sink())
+    };
+    let bar = progress_bar(o.progress && leader, o.steps, start);
+    let mut prefetch = Prefetcher::items(Arc::new(sampler), rank * share..(rank + 1) * share, start, 2);
     let began = Instant::now();
     // A run resumed at its last step trains no more: its last loss is the log's.
     let last_logged = history.losses.last().map_or(f32::NAN, |l| l.1);
@@ -248,7 +317,7 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
         )?;
         bar.set_position(step);
         bar.set_message(format!("loss {loss:.3}"));
-        let stopping = stop.load(Ordering::Relaxed);
+        let stopping = trainer.stop_agreed(stop.load(Ordering::Relaxed));
         if let Some((pairs, bicubic)) = &val {
             if step % o.validate_every == 0 || step == o.steps || stopping {
                 let m = &model(c, &*trainer, ema.as_ref(), &[])?;
@@ -292,7 +361,7 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
                 )?;
             }
         }
-        if step % o.checkpoint_every == 0 || step == o.steps || stopping {
+        if leader && (step % o.checkpoint_every == 0 || step == o.steps || stopping) {
             let mut values = trainer.values()?;
             if let Some(e) = &ema {
                 values.extend(e.checkpoint_values());
@@ -305,6 +374,16 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
         }
     }
     bar.finish_and_clear();
+    let model_path = o.out.join("model.onnx");
+    if !leader {
+        return Ok(TrainReport {
+            steps: step,
+            last_loss,
+            psnr: None,
+            model: model_path,
+            interrupted,
+        });
+    }
 
     let psnr = history.psnr.last().map(|p| (p.1, p.2));
     let mut meta = vec![
@@ -325,7 +404,6 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
         meta.push(("initialised_from".to_string(), init.source.clone()));
     }
     // The model before the curves: it is what the run is for.
-    let model_path = o.out.join("model.onnx");
     if let Some(d) = o.ema {
         meta.push(("ema_decay".to_string(), d.to_string()));
     }
@@ -449,11 +527,11 @@ fn identity(o: &TrainOptions) -> Vec<(String, String)> {
     m
 }
 
-fn progress_bar(o: &TrainOptions, start: u64) -> indicatif::ProgressBar {
-    if !o.progress {
+fn progress_bar(shown: bool, steps: u64, start: u64) -> indicatif::ProgressBar {
+    if !shown {
         return indicatif::ProgressBar::hidden();
     }
-    let bar = indicatif::ProgressBar::new(o.steps);
+    let bar = indicatif::ProgressBar::new(steps);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {per_sec}  {msg}  ETA {eta}")
             .expect("a valid template"),
@@ -483,8 +561,13 @@ impl History {
     }
 }
 
+/// (step, loss) of each step.
+pub type Losses = Vec<(u64, f32)>;
+/// (step, model PSNR, bicubic PSNR) of each validation.
+pub type Validations = Vec<(u64, f64, f64)>;
+
 /// A run's `log.jsonl`: (step, loss) every step and (step, model PSNR, bicubic PSNR) at each validation.
-pub fn read_log(path: &Path) -> Result<(Vec<(u64, f32)>, Vec<(u64, f64, f64)>)> {
+pub fn read_log(path: &Path) -> Result<(Losses, Validations)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let (h, _) = parse_log(&text, u64::MAX);
     Ok((h.losses, h.psnr))
