@@ -22,13 +22,7 @@ fn colour(name: &str) -> RGBColor {
 type Series = (String, RGBColor, Vec<(f64, f64)>);
 
 /// Lines of (x, y) points, each with a label, and a dashed-grey reference line.
-fn panel(
-    area: &Area,
-    caption: &str,
-    x_desc: &str,
-    series: &[Series],
-    reference: Option<(&str, f64)>,
-) -> Result<()> {
+fn panel(area: &Area, caption: &str, x_desc: &str, series: &[Series], reference: Option<(&str, f64)>) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| anyhow!("cannot draw {caption}: {e}");
     let xs = series.iter().flat_map(|s| s.2.iter().map(|p| p.0));
     let ys = series

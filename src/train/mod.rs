@@ -275,10 +275,7 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
     let mut history = if leader {
         History::load(&o.out.join("log.jsonl"), start)?
     } else {
-        History {
-            losses: vec![],
-            psnr: vec![],
-        }
+        History::default()
     };
     let mut log: Box<dyn Write> = if leader {
         Box::new(
@@ -327,6 +324,7 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
                 let (raw, raw_text) = match &ema {
                     Some(_) => {
                         let raw = model_scores(&export(c, &*trainer, &[])?, pairs, c.scale, o.engine, o.threads)?.y;
+                        history.raw.push((step, raw));
                         (
                             format!(",\"val_psnr_raw\":{raw:.4}"),
                             format!(", without EMA {raw:.2} dB"),
@@ -358,6 +356,7 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
                     &curve_title(c),
                     &history.losses,
                     &history.psnr,
+                    &history.raw,
                 )?;
             }
         }
@@ -413,6 +412,7 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
         &curve_title(c),
         &history.losses,
         &history.psnr,
+        &history.raw,
     )?;
     Ok(TrainReport {
         steps: step,
@@ -541,19 +541,19 @@ fn progress_bar(shown: bool, steps: u64, start: u64) -> indicatif::ProgressBar {
 }
 
 /// The curves so far: read back from the log when a run resumes.
+#[derive(Default)]
 struct History {
     losses: Vec<(u64, f32)>,
     psnr: Vec<(u64, f64, f64)>,
+    /// The raw weights' PSNR beside an EMA model's: (step, dB).
+    raw: Vec<(u64, f64)>,
 }
 
 impl History {
     /// The log's curves up to step `upto`; later lines (steps a resumed run redoes) are removed from the file.
     fn load(path: &Path, upto: u64) -> Result<History> {
         if !path.exists() {
-            return Ok(History {
-                losses: vec![],
-                psnr: vec![],
-            });
+            return Ok(History::default());
         }
         let (h, kept) = parse_log(&std::fs::read_to_string(path)?, upto);
         crate::util::write_atomic(path, kept.as_bytes())?;
@@ -575,10 +575,7 @@ pub fn read_log(path: &Path) -> Result<(Losses, Validations)> {
 
 /// The curves of the lines up to step `upto`, and those lines.
 fn parse_log(text: &str, upto: u64) -> (History, String) {
-    let mut h = History {
-        losses: vec![],
-        psnr: vec![],
-    };
+    let mut h = History::default();
     let mut kept = String::new();
     for line in text.lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
@@ -602,6 +599,29 @@ fn parse_log(text: &str, upto: u64) -> (History, String) {
             }
             h.psnr.push((step, p, b));
         }
+        if let Some(r) = v["val_psnr_raw"].as_f64() {
+            if h.raw.last().is_some_and(|x| x.0 == step) {
+                h.raw.pop();
+            }
+            h.raw.push((step, r));
+        }
     }
     (h, kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_gives_losses_validations_and_the_raw_weights_psnr_up_to_a_step() {
+        let log = "{\"step\":1,\"loss\":5.0}\n{\"step\":2,\"loss\":4.0}\n\
+                   {\"step\":2,\"val_psnr\":30.0,\"bicubic_psnr\":29.0,\"val_psnr_raw\":31.0}\n\
+                   {\"step\":3,\"loss\":3.0}\nnot json\n";
+        let (h, kept) = parse_log(log, 2);
+        assert_eq!(h.losses, vec![(1, 5.0), (2, 4.0)]);
+        assert_eq!(h.psnr, vec![(2, 30.0, 29.0)]);
+        assert_eq!(h.raw, vec![(2, 31.0)]);
+        assert_eq!(kept.lines().count(), 3, "lines past step 2 and bad lines are dropped");
+    }
 }
