@@ -151,6 +151,7 @@ fn check_node(n: &pb::NodeProto, weights: &HashMap<&str, &pb::TensorProto>) -> R
             }
             Ok(())
         }
+        "Resize" | "Upsample" => check_resize(n, weights),
         "Transpose" => {
             if let Some(perm) = ints(n, "perm")? {
                 let mut sorted = perm.clone();
@@ -165,6 +166,66 @@ fn check_node(n: &pb::NodeProto, weights: &HashMap<&str, &pb::TensorProto>) -> R
         }
         _ => Ok(()),
     }
+}
+
+/// How much a Resize may enlarge in all, and along one axis: srgraph runs models of x1 to
+/// x16 (`data::bicubic::MAX_SCALE`), and a file asking for x131072 would have the 16 x 16
+/// probe run allocate gigabytes (a fuzzing finding).
+const MAX_RESIZE_AXIS: f32 = crate::data::bicubic::MAX_SCALE as f32;
+const MAX_RESIZE_TOTAL: f32 = MAX_RESIZE_AXIS * MAX_RESIZE_AXIS;
+
+/// Resize / Upsample with constant scales or sizes: each scale finite, positive and at most
+/// x16, x256 in all; constant sizes within `LIMIT` along each axis.
+fn check_resize(n: &pb::NodeProto, weights: &HashMap<&str, &pb::TensorProto>) -> Result<()> {
+    let constant = |k: usize| {
+        n.input
+            .get(k)
+            .filter(|x| !x.is_empty())
+            .and_then(|x| weights.get(x.as_str()))
+    };
+    // Resize-10 and Upsample-9: (X, scales); Resize-11+: (X, roi, scales, sizes); Upsample-7: an attribute.
+    let scales: Option<Vec<f32>> = match (n.op_type.as_str(), n.input.len()) {
+        (_, 2) => constant(1).map(|t| floats_of(t)).transpose()?,
+        ("Resize", _) => constant(2).map(|t| floats_of(t)).transpose()?,
+        _ => n
+            .attribute
+            .iter()
+            .find(|a| a.name == "scales")
+            .map(|a| a.floats.clone()),
+    };
+    if let Some(scales) = scales.filter(|s| !s.is_empty()) {
+        for (axis, &s) in scales.iter().enumerate() {
+            ensure!(
+                s.is_finite() && s > 0.0 && s <= MAX_RESIZE_AXIS,
+                "scale {s} on axis {axis}: srgraph runs networks that resize by more than 0 and at most x{MAX_RESIZE_AXIS}"
+            );
+        }
+        let total: f32 = scales.iter().product();
+        ensure!(
+            total <= MAX_RESIZE_TOTAL,
+            "scales {scales:?} enlarge x{total} in all, more than the x{MAX_RESIZE_TOTAL} srgraph runs"
+        );
+    }
+    if let Some(sizes) = constant(3) {
+        let sizes = crate::onnx::tensor_from_proto(sizes)
+            .ok()
+            .and_then(|t| t.as_i64().map(|a| a.iter().copied().collect::<Vec<i64>>()))
+            .context("the sizes input is not an int64 tensor")?;
+        for (axis, &d) in sizes.iter().enumerate() {
+            ensure!(
+                (1..=LIMIT).contains(&d),
+                "size {d} on axis {axis} is outside 1..={LIMIT}"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn floats_of(t: &pb::TensorProto) -> Result<Vec<f32>> {
+    crate::onnx::tensor_from_proto(t)
+        .ok()
+        .and_then(|t| t.as_f32().map(|a| a.iter().copied().collect()))
+        .context("the scales input is not a float32 tensor")
 }
 
 /// Conv and ConvTranspose: one value per spatial axis in kernel_shape, strides,
@@ -448,5 +509,42 @@ mod tests {
         g.node[0].op_type = "ConvTranspose".into();
         g.initializer[1].dims = vec![3];
         assert!(format!("{:#}", check_graph(&g).unwrap_err()).contains("removes more"));
+    }
+
+    fn resize(scales: &[f32]) -> pb::GraphProto {
+        pb::GraphProto {
+            node: vec![pb::NodeProto {
+                op_type: "Resize".into(),
+                input: vec!["x".into(), "".into(), "scales".into()],
+                ..Default::default()
+            }],
+            input: vec![pb::ValueInfoProto {
+                name: "x".into(),
+                ..Default::default()
+            }],
+            initializer: vec![pb::TensorProto {
+                name: "scales".into(),
+                dims: vec![scales.len() as i64],
+                data_type: 1,
+                float_data: scales.to_vec(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn resize_scales_are_bounded() {
+        check_graph(&resize(&[1.0, 1.0, 4.0, 4.0])).unwrap();
+        check_graph(&resize(&[1.0, 1.0, 0.5, 0.5])).unwrap();
+        for bad in [
+            [1.0, 1.0, 131072.0, 2.0],
+            [1.0, 1.0, 0.0, 2.0],
+            [1.0, 1.0, f32::NAN, 2.0],
+            [16.0, 1.0, 16.0, 16.0],
+        ] {
+            let e = format!("{:#}", check_graph(&resize(&bad)).unwrap_err());
+            assert!(e.contains("scale"), "{bad:?}: {e}");
+        }
     }
 }
