@@ -14,6 +14,7 @@ const LIMIT: i64 = 1 << 16;
 /// Checks every node of `g`; errors name the node and the attribute.
 pub fn check_graph(g: &pb::GraphProto) -> Result<()> {
     check_names(g)?;
+    check_tensors(g)?;
     let weights: HashMap<&str, &pb::TensorProto> = g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
     let ranks = ranks(g);
     for (i, n) in g.node.iter().enumerate() {
@@ -101,6 +102,36 @@ fn check_axes(n: &pb::NodeProto, rank: Option<usize>, weights: &HashMap<&str, &p
     };
     for a in axes {
         ensure!((-r..r).contains(&a), "axis {a} is out of range for a rank-{rank} input");
+    }
+    Ok(())
+}
+
+/// ONNX element types whose raw bytes tract reads (float, the integer widths, bool, float16,
+/// double); it panics ("FIXME, raw tensor loading") on any other type given as raw data.
+const RAW_TYPES: [i32; 12] = [1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13];
+
+/// Constant tensors (initialisers, and those in node attributes, subgraphs included) of a
+/// type tract can read: a fuzzing finding, a string tensor given as raw bytes.
+fn check_tensors(g: &pb::GraphProto) -> Result<()> {
+    let check = |t: &pb::TensorProto| -> Result<()> {
+        ensure!(
+            t.raw_data.is_empty() || RAW_TYPES.contains(&t.data_type),
+            "the constant tensor {:?} holds raw data of element type {} (ONNX code), which srgraph's runtimes do \
+             not read: srgraph runs float32 networks",
+            t.name,
+            t.data_type
+        );
+        Ok(())
+    };
+    g.initializer.iter().try_for_each(check)?;
+    for n in &g.node {
+        for a in &n.attribute {
+            a.t.iter().chain(&a.tensors).try_for_each(check)?;
+            a.g.iter()
+                .map(|g| g.as_ref())
+                .chain(&a.graphs)
+                .try_for_each(check_tensors)?;
+        }
     }
     Ok(())
 }
