@@ -104,13 +104,7 @@ class TorchStep:
     """The reference model's forward, L1, backward and Adam."""
 
     def __init__(self, refs, arch, scale, channels_last):
-        case = {"scale": scale, "blocks": 8, "res_scale": 1.0}
-        if arch == "edsr":
-            case.update(layout="edsr-pytorch", arch="edsr", filters=64)
-        else:
-            case.update(layout="official-wdsr", arch=arch, filters=32, weight_norm="hook",
-                        wide=32 * 4 if arch == "wdsr-a" else None)
-        self.model = ref.build(refs, case).train()
+        self.model = ref.build(refs, ref.seed_case(arch, scale)).train()
         self.format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = self.model.to(memory_format=self.format)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-4, betas=(0.9, 0.999), eps=1e-8)

@@ -331,6 +331,19 @@ def edsr_pytorch_conv(refs):
     return conv
 
 
+def seed_case(arch, scale):
+    """The seed study's 8-block network of `arch` as a reference case: EDSR-PyTorch's EDSR with
+    64 filters, the official WDSR-A (32 filters, block_feats 128) or WDSR-B (32 filters), weight
+    norm through the hook API. What tools/bench_vs_pytorch.py and tools/gpu/check.py time."""
+    case = {"scale": scale, "blocks": 8, "res_scale": 1.0}
+    if arch == "edsr":
+        case.update(layout="edsr-pytorch", arch="edsr", filters=64)
+    else:
+        case.update(layout="official-wdsr", arch=arch, filters=32, weight_norm="hook",
+                    wide=32 * 4 if arch == "wdsr-a" else None)
+    return case
+
+
 def build(refs, case, res_scale=None):
     """A fresh reference model for the case (initialisation weights)."""
     rs = case["res_scale"] if res_scale is None else res_scale

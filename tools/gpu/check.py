@@ -141,14 +141,8 @@ def load_refs(kit):
 
 def torch_step_times(ref, refs, arch, scale, device, channels_last, steps, warmup):
     import torch
-    case = {"scale": scale, "blocks": 8, "res_scale": 1.0}
-    if arch == "edsr":
-        case.update(layout="edsr-pytorch", arch="edsr", filters=64)
-    else:
-        case.update(layout="official-wdsr", arch=arch, filters=32, weight_norm="hook",
-                    wide=32 * 4 if arch == "wdsr-a" else None)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = ref.build(refs, case).train().to(device).to(memory_format=fmt)
+    model = ref.build(refs, ref.seed_case(arch, scale)).train().to(device).to(memory_format=fmt)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.999), eps=1e-8)
     g = torch.Generator().manual_seed(0)
     times = []
