@@ -7,11 +7,4 @@ if pkg-config --exists hdf5 2>/dev/null || [ -e /usr/include/hdf5/serial/hdf5.h 
     exit 0
 fi
 echo "== installing the HDF5 C library (Debian's libhdf5-dev) for the keras feature"
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || { echo "setup-hdf5: not root and no sudo: install libhdf5-dev by hand" >&2; exit 1; }
-    sudo="sudo"
-fi
-# A fresh machine's package lists can be stale: libhdf5-dev's dependencies then do not resolve.
-$sudo apt-get update -q >/dev/null
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends libhdf5-dev pkg-config >/dev/null
+"$(dirname "$0")/apt-install.sh" libhdf5-dev pkg-config

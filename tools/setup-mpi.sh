@@ -8,10 +8,4 @@ if command -v mpirun >/dev/null && command -v mpicc >/dev/null && ls /usr/lib/ll
     exit 0
 fi
 echo "== installing OpenMPI and libclang (Debian's openmpi-bin, libopenmpi-dev, libclang-dev) for the mpi feature"
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || { echo "setup-mpi: not root and no sudo: install openmpi-bin, libopenmpi-dev and libclang-dev by hand" >&2; exit 1; }
-    sudo="sudo"
-fi
-$sudo apt-get update -q >/dev/null
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends openmpi-bin libopenmpi-dev libclang-dev >/dev/null
+"$(dirname "$0")/apt-install.sh" openmpi-bin libopenmpi-dev libclang-dev

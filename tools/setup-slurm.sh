@@ -14,8 +14,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v munged >/dev/null; then
     echo "== installing Slurm (Debian's slurmctld, slurmd, slurm-client, munge)"
-    $sudo apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null
+    "$(dirname "$0")/apt-install.sh" slurmctld slurmd slurm-client munge
 fi
 host="$(hostname -s)"
 cpus="$(nproc)"
@@ -51,7 +50,9 @@ CONF
 $sudo rm -f /etc/slurm/cgroup.conf
 # munge: its key comes with the package; the daemon runs as the munge user.
 $sudo chown munge:munge /run/munge
-pgrep -x munged >/dev/null || $sudo -u munge /usr/sbin/munged 2>/dev/null || runuser -u munge -- /usr/sbin/munged
+if ! pgrep -x munged >/dev/null; then
+    if [ -n "$sudo" ]; then sudo -u munge /usr/sbin/munged; else runuser -u munge -- /usr/sbin/munged; fi
+fi
 pgrep -x slurmctld >/dev/null || $sudo /usr/sbin/slurmctld
 pgrep -x slurmd >/dev/null || $sudo /usr/sbin/slurmd
 for _ in $(seq 60); do

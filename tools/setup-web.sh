@@ -7,13 +7,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 if [ -z "${SRGRAPH_CHROMIUM:-}" ] && ! [ -x /usr/bin/chromium ]; then
     echo "== installing Chromium (Debian's chromium) for the browser tests"
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null || { echo "setup-web: not root and no sudo: install Debian's chromium by hand, or set SRGRAPH_CHROMIUM" >&2; exit 1; }
-        sudo="sudo"
-    fi
-    $sudo apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends chromium >/dev/null
+    "$root/tools/apt-install.sh" chromium || { echo "setup-web: or set SRGRAPH_CHROMIUM to a Chromium of your own" >&2; exit 1; }
 fi
 # npm ci starts from an empty node_modules each time: only when the lock file is newer than the install.
 if ! [ -f "$root/web/node_modules/.package-lock.json" ] || [ "$root/web/package-lock.json" -nt "$root/web/node_modules/.package-lock.json" ]; then
