@@ -278,13 +278,18 @@ pub fn run(a: BuildArgs) -> Result<()> {
 /// `--train`: the inference graph and the three training graphs, in one folder.
 impl BuildArgs {
     fn train_config(&self) -> TrainConfig {
-        let d = TrainConfig::default();
-        TrainConfig {
-            batch: self.batch.unwrap_or(d.batch),
-            patch: self.patch.unwrap_or(d.patch),
-            loss: self.loss.map_or(d.loss, Loss::from),
-            ..d
-        }
+        train_config(self.batch, self.patch, self.loss)
+    }
+}
+
+/// The training configuration `--batch`, `--patch` and `--loss` give, defaults elsewhere.
+pub fn train_config(batch: Option<usize>, patch: Option<usize>, loss: Option<LossArg>) -> TrainConfig {
+    let d = TrainConfig::default();
+    TrainConfig {
+        batch: batch.unwrap_or(d.batch),
+        patch: patch.unwrap_or(d.patch),
+        loss: loss.map_or(d.loss, Loss::from),
+        ..d
     }
 }
 

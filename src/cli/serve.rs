@@ -1,7 +1,7 @@
 //! `srgraph serve`: the browser page, a model and the graphs the page trains with, on 127.0.0.1.
 
-use super::build::{resolve, LossArg, ModelArgs};
-use crate::compiler::{compile, Loss, TrainConfig};
+use super::build::{resolve, train_config, LossArg, ModelArgs};
+use crate::compiler::compile;
 use crate::models;
 use crate::onnx::Model;
 use crate::web::{default_ort_web, serve, Site};
@@ -65,18 +65,11 @@ fn graph(file: &str, query: &[(String, String)]) -> Result<Vec<u8>> {
     }
     let q = GraphQuery::try_parse_from(&args).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
     let (c, _) = resolve(&q.model)?;
-    let d = TrainConfig::default();
-    let t = TrainConfig {
-        batch: q.batch.unwrap_or(d.batch),
-        patch: q.patch.unwrap_or(d.patch),
-        loss: q.loss.map_or(d.loss, Loss::from),
-        ..d
-    };
+    let t = train_config(q.batch, q.patch, q.loss);
     t.validate(c.scale)?;
-    let training_form = models::build(&c)?;
     let mut meta = c.metadata();
     meta.extend([
-        ("parameters".to_string(), training_form.param_count().to_string()),
+        ("parameters".to_string(), models::param_count(&c)?.to_string()),
         ("training_steps".to_string(), "0".to_string()),
         ("srgraph_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
     ]);
@@ -85,7 +78,7 @@ fn graph(file: &str, query: &[(String, String)]) -> Result<Vec<u8>> {
             meta.extend(t.metadata());
             ("train-step", compile(&c, &t)?.train_step)
         }
-        "model.onnx" => ("training-form", training_form),
+        "model.onnx" => ("training-form", models::build(&c)?),
         _ => bail!("no graph named {file}: /graphs/ serves train_step.onnx and model.onnx"),
     };
     meta.push(("graph".to_string(), kind.to_string()));
