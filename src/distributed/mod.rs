@@ -63,9 +63,11 @@ pub trait Group {
     }
 }
 
-/// The group this process was launched into, or None when it runs alone.
+/// The group this process was launched into, or None when it runs alone. A rank's CUDA
+/// sessions run on the GPU of its local rank: one rank per GPU.
 pub fn join() -> Result<Option<Box<dyn Group>>> {
     let Some(l) = launch() else { return Ok(None) };
+    crate::runtime::ort::set_cuda_device(l.local_rank as i32);
     #[cfg(feature = "mpi")]
     {
         let group = mpi_group::MpiGroup::init()?;

@@ -160,10 +160,6 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
             g.size(),
             g.size()
         );
-        if let Some(l) = crate::distributed::launch() {
-            // One rank per GPU: a rank's GPU is its rank on its machine.
-            crate::runtime::ort::set_cuda_device(l.local_rank as i32);
-        }
     }
     let _lock = if leader { Some(open_run_folder(o)?) } else { None };
     let ckpt_path = o.out.join("checkpoint.onnx");
