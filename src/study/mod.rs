@@ -285,13 +285,9 @@ pub fn collect_study(o: &StudyOptions) -> Result<(StudyReport, Vec<String>)> {
     let mut results = Vec::new();
     let mut missing = Vec::new();
     for spec in &o.runs {
-        let path = o.out.join("runs").join(&spec.name).join("result.json");
-        match std::fs::read(&path) {
-            Ok(bytes) => results.push(
-                serde_json::from_slice::<RunResult>(&bytes)
-                    .with_context(|| format!("cannot read {}", path.display()))?,
-            ),
-            Err(_) => missing.push(spec.name.clone()),
+        match read_result(&o.out.join("runs").join(&spec.name).join("result.json"))? {
+            Some(r) => results.push(r),
+            None => missing.push(spec.name.clone()),
         }
     }
     ensure!(
@@ -308,6 +304,16 @@ pub fn collect_study(o: &StudyOptions) -> Result<(StudyReport, Vec<String>)> {
         },
         missing,
     ))
+}
+
+/// A finished run's `result.json`, or None when the run has not finished.
+fn read_result(path: &std::path::Path) -> Result<Option<RunResult>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let r = serde_json::from_slice(&bytes).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Some(r))
 }
 
 /// Trains (or resumes) one run and scores its model; None when stopped by Ctrl-C.
@@ -339,9 +345,7 @@ fn one_run(
         c.norm.name(),
         crate::util::grouped(params)
     );
-    if result_path.exists() {
-        let r: RunResult = serde_json::from_slice(&std::fs::read(&result_path)?)
-            .with_context(|| format!("cannot read {}", result_path.display()))?;
+    if let Some(r) = read_result(&result_path)? {
         announce(format!("{what}: done earlier, {:.2} dB", r.psnr_y));
         return Ok(Some(r));
     }
