@@ -24,5 +24,6 @@ pub mod ortapi;
 pub mod runtime;
 pub mod study;
 pub mod train;
+pub mod tune;
 pub mod util;
 pub mod web;

@@ -17,7 +17,7 @@ mod common;
 use ndarray::ArrayD;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use srgraph::autodiff::{gradients, WeightGradLowering};
+use srgraph::autodiff::{gradients, ConvSpelling, InputGrad, Spellings, WeightGrad};
 use srgraph::ir::{Graph, Op, Outlet, ShuffleMode, Tensor};
 use srgraph::onnx::Model;
 use srgraph::runtime::tract::TractModel;
@@ -53,12 +53,12 @@ fn mse(g: &mut Graph, rng: &mut ChaCha8Rng, y: Outlet) -> Outlet {
 }
 
 /// Check d(loss)/d(params) of the graph `g` (whose parameters are its Params) along random directions.
-fn check(what: &str, mut g: Graph, loss: Outlet, lowering: WeightGradLowering, seed: u64) {
+fn check(what: &str, mut g: Graph, loss: Outlet, spellings: &Spellings, seed: u64) {
     let wrt: Vec<Outlet> = (0..g.nodes.len())
         .filter(|&i| matches!(g.nodes[i].op, Op::Param(_)))
         .map(|node| Outlet { node, slot: 0 })
         .collect();
-    let grads = gradients(&mut g, loss, &wrt, lowering).unwrap();
+    let grads = gradients(&mut g, loss, &wrt, spellings).unwrap();
     g.output("loss", loss);
     for (i, gr) in grads.iter().enumerate() {
         g.output(format!("grad{i}"), *gr);
@@ -151,31 +151,36 @@ fn check_graph_with(what: &str, g: &Graph, data: Vec<ArrayD<f32>>, seed: u64, ep
     }
 }
 
-fn conv_case(k: usize, cin: usize, cout: usize, lowering: WeightGradLowering) {
+fn conv_case(k: usize, cin: usize, cout: usize, pads: [usize; 4], spelling: ConvSpelling) {
     let mut rng = ChaCha8Rng::seed_from_u64(k as u64 * 100 + cin as u64);
     let mut g = Graph::new();
     let x = param(&mut g, &mut rng, "x", &[2, cin, 5, 6]);
     let w = param(&mut g, &mut rng, "w", &[cout, cin, k, k]);
     let b = param(&mut g, &mut rng, "b", &[cout]);
-    let p = k / 2;
-    let y = g.wire("conv", Op::Conv { pads: [p; 4] }, &[x, w, b]).unwrap();
+    let y = g.wire("conv", Op::Conv { pads }, &[x, w, b]).unwrap();
     let loss = mse(&mut g, &mut rng, y);
     check(
-        &format!("conv {k}x{k} {cin}->{cout} {lowering:?}"),
+        &format!("conv {k}x{k} {cin}->{cout} pads {pads:?} {spelling:?}"),
         g,
         loss,
-        lowering,
+        &Spellings::forced(spelling),
         1,
     );
 }
 
 #[test]
-fn conv_1x1_3x3_5x5_with_bias_both_lowerings() {
-    for lowering in [WeightGradLowering::ShiftInput, WeightGradLowering::ShiftOutputGrad] {
-        conv_case(1, 4, 6, lowering);
-        conv_case(3, 3, 5, lowering);
-        conv_case(3, 6, 2, lowering);
-        conv_case(5, 3, 4, lowering);
+fn conv_1x1_3x3_5x5_with_bias_every_spelling() {
+    for input in [InputGrad::ConvTranspose, InputGrad::FlippedConv] {
+        for weight in [WeightGrad::ShiftInput, WeightGrad::ShiftOutputGrad] {
+            let spelling = ConvSpelling { input, weight };
+            conv_case(1, 4, 6, [0; 4], spelling);
+            conv_case(3, 3, 5, [1; 4], spelling);
+            conv_case(3, 6, 2, [1; 4], spelling);
+            conv_case(5, 3, 4, [2; 4], spelling);
+            // Unequal and missing padding: the flipped kernel's padding is k - 1 - p per side.
+            conv_case(3, 3, 4, [0, 1, 2, 0], spelling);
+            conv_case(3, 2, 3, [0; 4], spelling);
+        }
     }
 }
 
@@ -185,12 +190,13 @@ fn unary(name: &str, op: Op) {
     let x = param(&mut g, &mut rng, "x", &[2, 3, 4]);
     let y = g.wire(name, op, &[x]).unwrap();
     let loss = mse(&mut g, &mut rng, y);
-    check(name, g, loss, WeightGradLowering::Auto, 2);
+    check(name, g, loss, &Spellings::default(), 2);
 }
 
 #[test]
 fn elementwise_unary() {
     unary("relu", Op::Relu);
+    unary("flip", Op::Flip { axes: vec![0, 2] });
     unary("neg", Op::Neg);
     unary("abs", Op::Abs);
     unary(
@@ -244,7 +250,7 @@ fn sqrt_of_positive_values() {
         .unwrap();
     let y = g.wire("sqrt", Op::Sqrt, &[x]).unwrap();
     let loss = mse(&mut g, &mut rng, y);
-    check("sqrt", g, loss, WeightGradLowering::Auto, 3);
+    check("sqrt", g, loss, &Spellings::default(), 3);
 }
 
 #[test]
@@ -260,7 +266,7 @@ fn binary_ops_with_broadcasting() {
             let b = g.wire("b", Op::Param(Tensor::f32(&b_shape, bv)), &[]).unwrap();
             let y = g.wire(name, op.clone(), &[a, b]).unwrap();
             let loss = mse(&mut g, &mut rng, y);
-            check(&format!("{name} by {b_shape:?}"), g, loss, WeightGradLowering::Auto, 4);
+            check(&format!("{name} by {b_shape:?}"), g, loss, &Spellings::default(), 4);
         }
     }
 }
@@ -279,7 +285,7 @@ fn matmul_concat_where() {
     let neg = g.wire("neg", Op::Neg, &[cat]).unwrap();
     let y = g.wire("where", Op::Where, &[pos, cat, neg]).unwrap();
     let loss = mse(&mut g, &mut rng, y);
-    check("matmul, concat, where", g, loss, WeightGradLowering::Auto, 5);
+    check("matmul, concat, where", g, loss, &Spellings::default(), 5);
 }
 
 #[test]
@@ -295,7 +301,7 @@ fn pixel_shuffle_both_layouts() {
                 &format!("depth_to_space {mode:?} x{s}"),
                 g,
                 loss,
-                WeightGradLowering::Auto,
+                &Spellings::default(),
                 6,
             );
         }
@@ -365,7 +371,7 @@ fn an_op_without_a_rule_is_named() {
     let two = g.constant("two", Tensor::scalar(2.0));
     let y = g.wire("pow", Op::Pow, &[x, two]).unwrap();
     let loss = mse(&mut g, &mut rng, y);
-    let err = gradients(&mut g, loss, &[x], WeightGradLowering::Auto).unwrap_err();
+    let err = gradients(&mut g, loss, &[x], &Spellings::default()).unwrap_err();
     let msg = format!("{err:#}");
     assert!(
         msg.contains("pow (Pow)") && msg.contains("no gradient rule for Pow"),

@@ -48,6 +48,7 @@ CONFIGS = [
     ("edsr", "study-edsr-8", 2), ("edsr", "study-edsr-8", 4),
 ]
 BATCH, PATCH = 16, 96
+TUNE = ["--tune"]  # as `srgraph train` compiles it: gradient spellings measured in ONNX Runtime
 
 
 def batch(scale, seed):
@@ -63,7 +64,7 @@ class SrgraphStep:
     def __init__(self, binary, preset, scale, threads, tmp):
         out = pathlib.Path(tmp) / f"{preset}-x{scale}"
         subprocess.run([binary, "build", preset, "--scale", str(scale), "--train", "--batch", str(BATCH),
-                        "--patch", str(PATCH), "-o", str(out), "--force"], check=True, capture_output=True)
+                        "--patch", str(PATCH), "-o", str(out), "--force"] + TUNE, check=True, capture_output=True)
         model = onnx.load(str(out / "train_step.onnx"))
         self.state = [i.name for i in model.graph.input if i.name not in ("lr", "hr", "learning_rate", "step")]
         inits = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
@@ -163,10 +164,14 @@ def main():
     ap.add_argument("--steps", type=int, default=5, help="timed steps per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", help="write the results as JSON here")
+    ap.add_argument("--no-tune", action="store_true",
+                    help="compile the rule's gradient spellings instead of those measured (as `srgraph train --no-tune`)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--one-config", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args()
     a.srgraph = os.path.abspath(a.srgraph)
+    if a.no_tune:
+        TUNE.clear()
     if a.one:
         return one(a)
     torch.set_num_threads(a.threads)
@@ -186,7 +191,8 @@ def main():
             for who in ("srgraph", "torch-cl" if best_cl else "torch"):
                 out = subprocess.run([sys.executable, __file__, "--one", who, "--one-config", str(k),
                                       "--srgraph", a.srgraph, "--edsr-pytorch", a.edsr_pytorch,
-                                      "--wdsr-git", a.wdsr_git, "--threads", str(a.threads)],
+                                      "--wdsr-git", a.wdsr_git, "--threads", str(a.threads)]
+                                     + (["--no-tune"] if a.no_tune else []),
                                      check=True, capture_output=True, text=True).stdout
                 mem[who.split("-")[0]] = json.loads(out.strip().splitlines()[-1])["peak_rss_mb"]
             row = {

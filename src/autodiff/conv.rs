@@ -1,6 +1,13 @@
-//! The weight gradient of a convolution, spelled the way that is fast.
+//! A convolution's gradients, spelled the way that is fast.
 //!
-//! dW[o, i, ky, kx] = sum over n, h, w of dy[n, o, h, w] * x_pad[n, i, h + ky, w + kx].
+//! Input gradient, dx = the adjoint of the conv applied to dy, two spellings:
+//! ONNX's ConvTranspose with the same weight, or a plain Conv of dy with the kernel
+//! flipped and its first two axes swapped (padding k - 1 - p). Each wins on some
+//! shapes in ONNX Runtime's CPU kernels: the flipped Conv is 1.5-3x faster when dx
+//! has at least as many channels as dy, ConvTranspose when it has far fewer
+//! (tools/bench in DESIGN.md; `tune` measures instead of guessing).
+//!
+//! Weight gradient, dW[o, i, ky, kx] = sum over n, h, w of dy[n, o, h, w] * x_pad[n, i, h + ky, w + kx].
 //! The textbook spelling, one Conv over batch/channel-swapped tensors, is the
 //! slowest in ONNX Runtime (DESIGN.md: 2.3-5x). Instead: k*k shifted copies of
 //! one operand (Pad, Slice per tap, Concat: an im2col in standard ops), then one
@@ -11,14 +18,116 @@
 use super::Emitter;
 use crate::ir::{Op, Outlet};
 use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum WeightGradLowering {
-    /// Shift whichever of x and dy has fewer channels.
-    #[default]
-    Auto,
+/// How a conv's input gradient is spelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputGrad {
+    ConvTranspose,
+    FlippedConv,
+}
+
+/// Which operand of a conv's weight gradient is copied k*k times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WeightGrad {
     ShiftInput,
     ShiftOutputGrad,
+}
+
+/// One conv's spelling of its two gradients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvSpelling {
+    pub input: InputGrad,
+    pub weight: WeightGrad,
+}
+
+/// A conv as its gradients see it: input [N, I, H, W], weight [O, I, kh, kw], pads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConvShape {
+    pub x: [usize; 4],
+    pub w: [usize; 4],
+    pub pads: [usize; 4],
+}
+
+impl ConvShape {
+    /// Whether the flipped-kernel Conv can express the adjoint (padding k - 1 - p >= 0).
+    pub fn flippable(&self) -> bool {
+        let [pt, pl, pb, pr] = self.pads;
+        pt.max(pb) < self.w[2] && pl.max(pr) < self.w[3]
+    }
+
+    pub fn is_pointwise(&self) -> bool {
+        self.w[2] == 1 && self.w[3] == 1 && self.pads == [0; 4]
+    }
+
+    /// The spelling chosen without measuring: the flipped Conv when dx has at least as
+    /// many channels as dy (always for a 1x1 conv, a plain GEMM), and the shift of the
+    /// operand with fewer channels.
+    pub fn rule(&self) -> ConvSpelling {
+        let (o, i) = (self.w[0], self.w[1]);
+        let input = if self.flippable() && (i >= o || self.is_pointwise()) {
+            InputGrad::FlippedConv
+        } else {
+            InputGrad::ConvTranspose
+        };
+        let weight = if i <= o {
+            WeightGrad::ShiftInput
+        } else {
+            WeightGrad::ShiftOutputGrad
+        };
+        ConvSpelling { input, weight }
+    }
+}
+
+/// The spellings of a graph's convs: one forced on all (tests, benchmarks), or those
+/// measured for each shape (`tune`), and the rule for the rest.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Spellings {
+    pub forced: Option<ConvSpelling>,
+    pub measured: BTreeMap<ConvShape, ConvSpelling>,
+}
+
+impl Spellings {
+    pub fn forced(s: ConvSpelling) -> Spellings {
+        Spellings {
+            forced: Some(s),
+            measured: BTreeMap::new(),
+        }
+    }
+
+    pub fn of(&self, shape: &ConvShape) -> ConvSpelling {
+        let mut s = self
+            .forced
+            .or_else(|| self.measured.get(shape).copied())
+            .unwrap_or_else(|| shape.rule());
+        if !shape.flippable() {
+            s.input = InputGrad::ConvTranspose;
+        }
+        s
+    }
+}
+
+/// dx of a conv, as `spelling` says.
+pub fn input_grad(e: &mut Emitter, dy: Outlet, w: Outlet, shape: &ConvShape, spelling: InputGrad) -> Result<Outlet> {
+    let pads = shape.pads;
+    match spelling {
+        InputGrad::ConvTranspose => e.op(Op::ConvTranspose { pads }, &[dy, w]),
+        InputGrad::FlippedConv => {
+            let [_, _, kh, kw] = shape.w;
+            let [pt, pl, pb, pr] = pads;
+            let swapped = e.op(Op::Transpose { perm: vec![1, 0, 2, 3] }, &[w])?;
+            let kernel = if kh * kw == 1 {
+                swapped
+            } else {
+                e.op(Op::Flip { axes: vec![2, 3] }, &[swapped])?
+            };
+            let pads = [kh - 1 - pt, kw - 1 - pl, kh - 1 - pb, kw - 1 - pr];
+            e.op(Op::Conv { pads }, &[dy, kernel])
+        }
+    }
 }
 
 pub fn weight_grad(
@@ -27,7 +136,7 @@ pub fn weight_grad(
     dy: Outlet,
     w: Outlet,
     pads: [usize; 4],
-    lowering: WeightGradLowering,
+    spelling: WeightGrad,
 ) -> Result<Outlet> {
     let ws = e.shape(w)?;
     let (o, i, kh, kw) = (ws[0], ws[1], ws[2], ws[3]);
@@ -43,11 +152,7 @@ pub fn weight_grad(
             &[dw],
         );
     }
-    let shift_input = match lowering {
-        WeightGradLowering::Auto => i <= o,
-        WeightGradLowering::ShiftInput => true,
-        WeightGradLowering::ShiftOutputGrad => false,
-    };
+    let shift_input = spelling == WeightGrad::ShiftInput;
     let (xs, ys) = (e.shape(x)?, e.shape(dy)?);
     let [pt, pl, pb, pr] = pads;
     if shift_input {

@@ -9,7 +9,8 @@
 mod conv;
 mod rules;
 
-pub use conv::WeightGradLowering;
+pub use conv::{ConvShape, ConvSpelling, InputGrad, Spellings, WeightGrad};
+pub use conv::{input_grad, weight_grad};
 
 use crate::ir::{show, Dim, Graph, Op, Outlet, Tensor};
 use anyhow::{bail, ensure, Context, Result};
@@ -60,7 +61,7 @@ impl<'g> Emitter<'g> {
 }
 
 /// Gradients of the scalar `loss` with respect to each of `wrt`, added to `g`.
-pub fn gradients(g: &mut Graph, loss: Outlet, wrt: &[Outlet], lowering: WeightGradLowering) -> Result<Vec<Outlet>> {
+pub fn gradients(g: &mut Graph, loss: Outlet, wrt: &[Outlet], spellings: &Spellings) -> Result<Vec<Outlet>> {
     ensure!(
         g.fact(loss).shape.is_empty(),
         "the loss must be a scalar, not {}",
@@ -87,7 +88,7 @@ pub fn gradients(g: &mut Graph, loss: Outlet, wrt: &[Outlet], lowering: WeightGr
         let node = g.node(id).clone();
         let input_needs: Vec<bool> = node.inputs.iter().map(|i| needs[i.node]).collect();
         let mut e = Emitter::new(g, format!("grad.{}", node.name));
-        let dxs = rules::backward(&mut e, id, dy, &input_needs, lowering)
+        let dxs = rules::backward(&mut e, id, dy, &input_needs, spellings)
             .with_context(|| format!("Differentiating node {} ({})", node.name, node.op.name()))?;
         ensure!(
             dxs.len() == node.inputs.len(),

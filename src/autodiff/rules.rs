@@ -2,24 +2,33 @@
 //! gradients of its inputs (`None` where an input needs none). Broadcasting is
 //! undone by the driver, so a rule may return a gradient of the output's shape.
 
-use super::conv::{weight_grad, WeightGradLowering};
+use super::conv::{input_grad, weight_grad, ConvShape, Spellings};
 use super::Emitter;
 use crate::ir::{DType, Op, Outlet, ShuffleMode};
 use anyhow::{bail, Result};
 
 type Grads = Vec<Option<Outlet>>;
 
-pub fn backward(e: &mut Emitter, id: usize, dy: Outlet, needs: &[bool], lowering: WeightGradLowering) -> Result<Grads> {
+pub fn backward(e: &mut Emitter, id: usize, dy: Outlet, needs: &[bool], spellings: &Spellings) -> Result<Grads> {
     let node = e.g.node(id).clone();
     let x = &node.inputs;
     let y = Outlet { node: id, slot: 0 };
     Ok(match &node.op {
         Op::Input | Op::Const(_) | Op::Param(_) | Op::Buffer(_) => vec![],
-        // y = conv(x, w) + b:  dx = conv_transpose(dy, w) (see input_grad),  dw = sum over n, h, w of dy * shifted x,  db = sum of dy.
+        // y = conv(x, w) + b:  dx = the conv's adjoint applied to dy,  dw = sum over n, h, w of
+        // dy * shifted x,  db = sum of dy; spelled as `spellings` says for the conv's shape (conv.rs).
         Op::Conv { pads } => {
-            let dx = needs[0].then(|| input_grad(e, dy, x[1], *pads)).transpose()?;
+            let shape = ConvShape {
+                x: e.shape(x[0])?.try_into().map_err(|_| anyhow::anyhow!("Conv of a rank other than 4"))?,
+                w: e.shape(x[1])?.try_into().map_err(|_| anyhow::anyhow!("Conv weight of a rank other than 4"))?,
+                pads: *pads,
+            };
+            let spelling = spellings.of(&shape);
+            let dx = needs[0]
+                .then(|| input_grad(e, dy, x[1], &shape, spelling.input))
+                .transpose()?;
             let dw = needs[1]
-                .then(|| weight_grad(e, x[0], dy, x[1], *pads, lowering))
+                .then(|| weight_grad(e, x[0], dy, x[1], *pads, spelling.weight))
                 .transpose()?;
             let mut out = vec![dx, dw];
             if x.len() == 3 {
@@ -169,6 +178,8 @@ pub fn backward(e: &mut Emitter, id: usize, dy: Outlet, needs: &[bool], lowering
             }
             out
         }
+        // A permutation: its adjoint is itself.
+        Op::Flip { axes } => vec![Some(e.op(Op::Flip { axes: axes.clone() }, &[dy])?)],
         op @ (Op::ConvTranspose { .. } | Op::Pow) => {
             bail!(
                 "no gradient rule for {}: srgraph only emits it in gradients and optimiser updates",
@@ -176,19 +187,6 @@ pub fn backward(e: &mut Emitter, id: usize, dy: Outlet, needs: &[bool], lowering
             )
         }
     })
-}
-
-/// dx of a conv: ConvTranspose with the same weight, except for a 1x1 conv
-/// without padding, whose adjoint is a 1x1 conv with the weight's first two
-/// axes swapped: exact, and ONNX Runtime runs it as a plain GEMM, faster than
-/// its ConvTranspose.
-fn input_grad(e: &mut Emitter, dy: Outlet, w: Outlet, pads: [usize; 4]) -> Result<Outlet> {
-    let ws = e.shape(w)?;
-    if ws[2] == 1 && ws[3] == 1 && pads == [0; 4] {
-        let wt = e.op(Op::Transpose { perm: vec![1, 0, 2, 3] }, &[w])?;
-        return e.op(Op::Conv { pads }, &[dy, wt]);
-    }
-    e.op(Op::ConvTranspose { pads }, &[dy, w])
 }
 
 /// The adjoint of DepthToSpace, in Reshape and Transpose (ONNX Runtime's

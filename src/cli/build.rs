@@ -6,6 +6,7 @@ use crate::ir::{show, ShuffleMode};
 use crate::models::describe;
 use crate::models::{self, fit_budget, parse_count, Arch, ModelConfig, Norm};
 use crate::onnx::Model;
+use crate::runtime::{ort::Device, Engine};
 use crate::util::{check_output, grouped};
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
@@ -82,6 +83,11 @@ pub struct BuildArgs {
     /// moments and step, so that the training API continues the run (same network, batch, patch and loss).
     #[arg(long, value_name = "CHECKPOINT")]
     pub from: Option<PathBuf>,
+    /// With --train: time both spellings of each conv's gradients in this runtime (all cores) and compile the
+    /// faster, as `srgraph train` does; cached under $SRGRAPH_CACHE (else ~/.cache/srgraph/data)/spellings. Without
+    /// it the graphs follow the rule (DESIGN.md), fit for any runtime.
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "ort-cpu", value_name = "RUNTIME", requires = "train")]
+    pub tune: Option<TuneFor>,
     /// Output file (default: <name>-x<scale>.onnx), or with --train the output folder (default: <name>-x<scale>/).
     #[arg(long, short, visible_alias = "out")]
     pub output: Option<PathBuf>,
@@ -105,6 +111,14 @@ impl From<NormArg> for Norm {
             NormArg::None => Norm::None,
         }
     }
+}
+
+/// The runtime `--tune` measures in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TuneFor {
+    OrtCpu,
+    OrtCuda,
+    Tract,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -368,6 +382,16 @@ fn run_train(a: &BuildArgs, c: &ModelConfig, notes: Vec<String>) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from(format!("{name}-x{}", c.scale)));
     for file in TRAIN_FILES {
         check_output(&dir.join(file), a.force, &[])?;
+    }
+    let mut t = t;
+    if let Some(runtime) = a.tune {
+        let engine = match runtime {
+            TuneFor::OrtCpu => Engine::Ort(Device::Cpu),
+            TuneFor::OrtCuda => Engine::Ort(Device::Cuda),
+            TuneFor::Tract => Engine::Tract,
+        };
+        let target = crate::tune::Target { engine, threads: 0 };
+        t.spellings = crate::tune::spellings(c, &t, &target, &crate::data::cache::default_root(), true)?;
     }
     let graphs = compile(c, &t)?;
     let training_form = models::build(c)?;

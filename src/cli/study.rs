@@ -202,6 +202,7 @@ pub fn run(a: StudyArgs) -> Result<bool> {
         engine: c.engine.engine(EngineArg::Ort)?,
         threads: c.engine.threads,
         data_seed: c.schedule.data_seed,
+        tune: !c.schedule.no_tune,
         out: c.out.unwrap_or_else(|| {
             PathBuf::from(match kind {
                 Kind::Blocks => "runs/study-blocks",

@@ -97,6 +97,11 @@ pub struct ScheduleArgs {
     /// Seed of the data: which crops, flips and rotations each step sees.
     #[arg(long, default_value_t = 0)]
     pub data_seed: u64,
+    /// Compile each conv's gradients with the rule instead of timing both spellings in the engine first. The
+    /// timings are cached per engine, thread count and CPU (under --cache, in spellings/), so only the first run of
+    /// a network measures (a few seconds).
+    #[arg(long)]
+    pub no_tune: bool,
 }
 
 /// A usage error (exit code 2) for a schedule that cannot be one, whatever the run's length.
@@ -165,6 +170,7 @@ pub fn run(a: TrainArgs) -> Result<bool> {
         init,
         cache: a.cache.unwrap_or_else(crate::data::cache::default_root),
         val_limit: a.val_limit.map(|n| n as usize),
+        tune: !a.schedule.no_tune,
     };
     let stop = super::stop_on_signals("stopping after this step: the checkpoint and model will be written")?;
     // Under mpirun, rank 0 speaks for the job.

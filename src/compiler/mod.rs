@@ -21,7 +21,7 @@ mod loss;
 pub use adam::Adam;
 pub use loss::{loss, Loss};
 
-use crate::autodiff::{gradients, WeightGradLowering};
+use crate::autodiff::{gradients, Spellings};
 use crate::ir::{Dim, Fact, Graph, Op, Outlet, Tensor};
 use crate::models::{build_network, ModelConfig, Network};
 use anyhow::{ensure, Context, Result};
@@ -33,7 +33,8 @@ pub struct TrainConfig {
     pub patch: usize,
     pub loss: Loss,
     pub adam: Adam,
-    pub lowering: WeightGradLowering,
+    /// How each conv's gradients are spelled in ONNX ops (`tune` measures them).
+    pub spellings: Spellings,
 }
 
 impl Default for TrainConfig {
@@ -44,7 +45,7 @@ impl Default for TrainConfig {
             patch: 96,
             loss: Loss::L1,
             adam: Adam::default(),
-            lowering: WeightGradLowering::Auto,
+            spellings: Spellings::default(),
         }
     }
 }
@@ -136,7 +137,7 @@ fn gradient_and_step(net: Network, t: &TrainConfig) -> Result<(Graph, Graph)> {
         .map(|i| (g.nodes[i].name.clone(), Outlet { node: i, slot: 0 }))
         .collect();
     let outlets: Vec<Outlet> = params.iter().map(|(_, o)| *o).collect();
-    let grads = gradients(&mut g, loss, &outlets, t.lowering).context("Differentiating the loss")?;
+    let grads = gradients(&mut g, loss, &outlets, &t.spellings).context("Differentiating the loss")?;
 
     let mut grad_graph = g.clone();
     grad_graph.output("loss", loss);

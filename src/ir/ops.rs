@@ -95,6 +95,11 @@ pub enum Op {
     Concat {
         axis: usize,
     },
+    /// Reverse the order along each of `axes` (a conv kernel's spatial axes, for the
+    /// flipped-kernel input gradient). ONNX has no Flip: it is written as a Slice with step -1.
+    Flip {
+        axes: Vec<usize>,
+    },
     Cast {
         to: DType,
     },
@@ -152,6 +157,7 @@ impl Op {
             Op::Pad { .. } => "Pad",
             Op::Slice { .. } => "Slice",
             Op::Concat { .. } => "Concat",
+            Op::Flip { .. } => "Flip",
             Op::Cast { .. } => "Cast",
         }
     }
@@ -190,6 +196,11 @@ impl Op {
             Op::Conv { pads } => conv_fact(inputs, pads)?,
             Op::ConvTranspose { pads } => conv_transpose_fact(inputs, pads)?,
             Op::Relu | Op::Sqrt | Op::Neg | Op::Abs | Op::Sign => inputs[0].clone(),
+            Op::Flip { axes } => {
+                let rank = inputs[0].shape.len();
+                ensure!(axes.iter().all(|&a| a < rank), "Flip of axes {axes:?} of rank {rank}");
+                inputs[0].clone()
+            }
             Op::Cast { to } => Fact {
                 dtype: *to,
                 shape: inputs[0].shape.clone(),

@@ -86,6 +86,16 @@ pub fn write(
             attrs.push(int("axis", *axis as i64));
             "Concat"
         }
+        Op::Flip { axes } => {
+            // From the last element down to before the first: ONNX clamps `ends` to -1
+            // for a negative step, so i64::MIN reads "past the start" in every runtime.
+            let n = axes.len();
+            const_input("starts", Tensor::i64_vec(&vec![-1; n]), &mut inputs);
+            const_input("ends", Tensor::i64_vec(&vec![i64::MIN; n]), &mut inputs);
+            const_input("axes", Tensor::i64_vec(&to_i64(axes)), &mut inputs);
+            const_input("steps", Tensor::i64_vec(&vec![-1; n]), &mut inputs);
+            "Slice"
+        }
         Op::Cast { to } => {
             attrs.push(int("to", super::tensor::elem_type(*to) as i64));
             "Cast"
@@ -231,6 +241,10 @@ pub fn read(node: &NodeProto, constant: &dyn Fn(&str) -> Option<Tensor>) -> Resu
                 1,
             )
         }
+        "Slice" if flipped(node, &const_arg)? => {
+            let axes = to_usize(const_arg(3, "axes")?, "axes")?;
+            (Op::Flip { axes }, 1)
+        }
         "Slice" => {
             let starts = to_usize(const_arg(1, "starts")?, "starts")?;
             let ends = to_usize(const_arg(2, "ends")?, "ends")?;
@@ -357,4 +371,15 @@ impl Attrs<'_> {
             .map(|a| String::from_utf8(a.s.clone()).with_context(|| format!("attribute '{name}' is not UTF-8")))
             .transpose()
     }
+}
+
+/// Whether a Slice is srgraph's `Flip`: step -1 on every axis, from the last element to
+/// past the first.
+fn flipped(node: &NodeProto, const_arg: &dyn Fn(usize, &str) -> Result<Vec<i64>>) -> Result<bool> {
+    if node.input.len() < 5 {
+        return Ok(false);
+    }
+    Ok(const_arg(4, "steps")?.iter().all(|&s| s == -1)
+        && const_arg(1, "starts")?.iter().all(|&s| s == -1)
+        && const_arg(2, "ends")?.iter().all(|&e| e == i64::MIN))
 }

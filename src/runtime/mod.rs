@@ -33,6 +33,20 @@ impl Engine {
     }
 }
 
+/// The median seconds of `runs` runs (after a warm-up) of `onnx` on `inputs` (in graph
+/// order) in `engine` with `threads` (0: all cores): how `tune` compares spellings.
+pub fn median_run_time(engine: Engine, onnx: &[u8], inputs: &[ArrayD<f32>], threads: usize, runs: usize) -> Result<f64> {
+    match engine {
+        Engine::Ort(device) | Engine::OrtTraining(device) => ort::median_run_time(onnx, inputs, device, threads, runs),
+        Engine::Tract => tract::median_run_time(onnx, inputs, runs),
+    }
+}
+
+fn median(times: &mut [f64]) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times.get(times.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 /// A runtime executing a train-step graph (see `compiler`), keeping the
 /// parameters, Adam moments and buffers between steps.
 pub trait Trainer {

@@ -290,3 +290,24 @@ impl OrtModel {
         })
     }
 }
+
+/// Run `onnx` (inputs in graph order) once to warm up, then `runs` times; the median
+/// seconds of a run. For comparing spellings of one computation (`tune`).
+pub fn median_run_time(onnx: &[u8], inputs: &[ArrayD<f32>], device: Device, threads: usize, runs: usize) -> Result<f64> {
+    super::guarded("ONNX Runtime", "time a graph", || {
+        let (mut session, _) = session(onnx, device, threads)?;
+        let values = inputs
+            .iter()
+            .map(|a| Ok(OrtTensor::from_array(a.clone())?.into()))
+            .collect::<Result<Vec<ort::session::SessionInputValue>>>()?;
+        let mut times = Vec::with_capacity(runs);
+        for i in 0..=runs {
+            let start = std::time::Instant::now();
+            session.run(&values[..])?;
+            if i > 0 {
+                times.push(start.elapsed().as_secs_f64());
+            }
+        }
+        Ok(super::median(&mut times))
+    })
+}

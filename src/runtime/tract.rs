@@ -168,3 +168,19 @@ impl super::Trainer for TractTrainer {
         Ok(())
     }
 }
+
+/// As `ort::median_run_time`, in tract.
+pub fn median_run_time(onnx: &[u8], inputs: &[ArrayD<f32>], runs: usize) -> Result<f64> {
+    let shapes: Vec<Vec<usize>> = inputs.iter().map(|a| a.shape().to_vec()).collect();
+    let shape_refs: Vec<&[usize]> = shapes.iter().map(|s| s.as_slice()).collect();
+    let model = TractModel::new(onnx, &shape_refs)?;
+    let mut times = Vec::with_capacity(runs);
+    for i in 0..=runs {
+        let start = std::time::Instant::now();
+        model.run(inputs.to_vec())?;
+        if i > 0 {
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    Ok(super::median(&mut times))
+}

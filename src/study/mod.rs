@@ -88,6 +88,8 @@ pub struct StudyOptions {
     pub init: Option<(ModelConfig, crate::train::Init)>,
     /// The data cache's root (see `TrainOptions::cache`).
     pub cache: PathBuf,
+    /// Time each conv's gradient spellings before compiling (see `TrainOptions::tune`).
+    pub tune: bool,
     /// Train and score this run alone (0-based; a Slurm array task's index), leaving the
     /// table to `collect_study`. Runs of one study may then train at once, on other machines.
     pub only: Option<usize>,
@@ -429,6 +431,7 @@ fn train_options(o: &StudyOptions, spec: &RunSpec) -> TrainOptions {
         init: init.map(|(_, values)| values.clone()),
         cache: o.cache.clone(),
         val_limit: None,
+        tune: o.tune,
     }
 }
 

@@ -65,6 +65,8 @@ pub struct TrainOptions {
     pub cache: PathBuf,
     /// Validate on the first N pictures of `val` only.
     pub val_limit: Option<usize>,
+    /// Time each conv's gradient spellings in the engine and compile the faster (`tune`).
+    pub tune: bool,
 }
 
 /// A network's starting weights, from a checkpoint `srgraph import` reads.
@@ -208,13 +210,21 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
     let ranks = group.as_ref().map_or(1, |g| g.size());
     let rank = group.as_ref().map_or(0, |g| g.rank());
     let share = t.batch / ranks;
-    let graphs = compile(
-        c,
-        &TrainConfig {
-            batch: share,
-            ..t.clone()
-        },
-    )?;
+    let mut step_config = TrainConfig {
+        batch: share,
+        ..t.clone()
+    };
+    if o.tune && !matches!(o.engine, Engine::OrtTraining(_)) {
+        let target = crate::tune::Target {
+            engine: o.engine,
+            threads: o.threads,
+        };
+        // The ranks of a data-parallel run must compile the same graph: they only read
+        // spellings measured before (by a single-process run on the same machine).
+        step_config.spellings = crate::tune::spellings(c, &step_config, &target, &o.cache, ranks == 1)
+            .context("Measuring the gradient spellings (--no-tune skips it)")?;
+    }
+    let graphs = compile(c, &step_config)?;
     let mut trainer: Box<dyn Trainer + '_> = match (o.engine, group) {
         (Engine::Ort(device), Some(g)) => Box::new(crate::distributed::DataParallelTrainer::new(
             &graphs.gradients,
