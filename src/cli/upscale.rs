@@ -4,7 +4,7 @@ use super::{EngineArg, EngineArgs};
 use crate::data::bicubic;
 use crate::data::dataset::images_in;
 use crate::data::picture::{rgb_png, OutputFormat, Picture};
-use crate::infer::{compare, SrModel, DEFAULT_TILE};
+use crate::infer::{builtin, compare, SrModel, DEFAULT_TILE};
 use crate::util::{check_output, write_atomic};
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
@@ -15,17 +15,17 @@ use std::time::Instant;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
+    srgraph upscale photo.jpg                      (the built-in WDSR-B x2; writes photo_x2.png)\n  \
     srgraph upscale runs/wdsr-b-x2/model.onnx photo.jpg photo_x2.png\n  \
     srgraph upscale model.onnx ../shared/data/Set5/HR -o sr/ --compare\n  \
     srgraph upscale model.onnx small.png --compare --hr original.png\n\n\
     Greyscale stays greyscale and alpha is kept (upscaled by bicubic). Large pictures run in tiles of --tile\n\
     LR pixels, each with a margin of the network's receptive field, so the result equals the whole-image one.")]
 pub struct UpscaleArgs {
-    /// The inference .onnx.
-    pub model: PathBuf,
-    /// Pictures (PNG, JPEG, BMP) or folders of them. With one picture, a second path that does not exist yet
-    /// names the output.
-    #[arg(required = true, num_args = 1..)]
+    /// [MODEL.onnx] then pictures (PNG, JPEG, BMP) or folders of them. Without a model (no first path ending in
+    /// .onnx), the built-in WDSR-B x2 runs (see `srgraph inspect` of assets/wdsr-b-x2.onnx for its training and
+    /// scores). With one picture, a second path that does not exist yet names the output.
+    #[arg(required = true, num_args = 1.., value_name = "[MODEL.onnx] PICTURES")]
     pub paths: Vec<PathBuf>,
     /// Where to write: a picture file (one input; .png, .jpg or .bmp, by its extension) or a folder (default:
     /// the current folder), where files are named <name>_x<s>.png.
@@ -54,6 +54,17 @@ pub struct UpscaleArgs {
 }
 
 pub fn run(mut a: UpscaleArgs) -> Result<()> {
+    let model_path = match a.paths.first() {
+        Some(p) if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")) => Some(a.paths.remove(0)),
+        _ => None,
+    };
+    if a.paths.is_empty() {
+        clap::Error::raw(
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "no pictures to upscale: give them after the model (srgraph upscale MODEL.onnx PICTURE...)\n",
+        )
+        .exit();
+    }
     // `upscale MODEL IN OUT`: only when OUT does not exist, so no input is ever overwritten.
     if a.paths.len() == 2 && a.out.is_none() && a.paths[0].is_file() && !a.paths[1].exists() {
         a.out = a.paths.pop();
@@ -77,10 +88,13 @@ pub fn run(mut a: UpscaleArgs) -> Result<()> {
         }
     }
     let engine = a.engine.inference_engine(EngineArg::Tract)?;
-    let mut model = SrModel::load(&a.model, engine, a.engine.threads)?;
+    let mut model = match &model_path {
+        Some(path) => SrModel::load(path, engine, a.engine.threads)?,
+        None => builtin::load(a.scale, engine, a.engine.threads)?,
+    };
     let s = model.ensure_scale(a.scale)?;
     let outputs = output_paths(&inputs, a.out.as_deref(), s)?;
-    let input_refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).chain([a.model.as_path()]).collect();
+    let input_refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).chain(model_path.as_deref()).collect();
     for o in &outputs {
         check_output(o, a.force, &input_refs)?;
         if a.compare {

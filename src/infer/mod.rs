@@ -9,6 +9,7 @@
 //! single plan per image size, and tract's tiles run on all cores at once.
 
 mod attributes;
+pub mod builtin;
 pub mod compare;
 mod signature;
 
