@@ -6,16 +6,15 @@ In one run of under 8 minutes it:
      batches, and compares the parameters (export to safetensors, max relative difference);
   2. times the train step on CUDA for the six seed configurations (WDSR-B F=32 e=6, WDSR-A
      F=32 e=4, EDSR F=64; 8 blocks; x2 and x4; batch 16, HR patch 96): srgraph's (the median
-     of the per-step times its own log records, after a warm-up) beside PyTorch's own CUDA
-     train step on the reference model code (forward, L1, backward, Adam; the better of NCHW
-     and channels-last), ratio srgraph / PyTorch;
+     of the per-step times its own log records, after a warm-up), with the gradient spellings
+     measured on CUDA (`train`'s default) and with the rule's (`--no-tune`), beside PyTorch's
+     own CUDA train step on the reference model code (forward, L1, backward, Adam; the better
+     of NCHW and channels-last), ratio srgraph / PyTorch;
   3. trains the default WDSR-B x2 on T91 with --device cuda for --minutes, validating on
      Set5, and reports the validation PSNR it reached;
   4. scores that model with `srgraph eval --engine ort --device cuda` on Set5 and Set14.
 It writes everything to one JSON file (--out). `--device cpu --quick` runs the same code on
 the CPU with tiny step counts: the dry run that checks the script where no GPU is.
-
-srgraph has no tuned-spelling switch yet (issue 16's `--tune`), so (2) times one spelling.
 """
 import argparse
 import glob
@@ -64,6 +63,8 @@ class Kit:
         self.data = self.root / "data"
         libs = sorted((self.root / "lib").glob("libonnxruntime.so.*"))
         self.env = dict(os.environ)
+        # The data cache and the measured gradient spellings, kept in the kit (reported by (2)).
+        self.env.setdefault("SRGRAPH_CACHE", str(self.root / "cache"))
         if device == "cuda":
             if not libs:
                 sys.exit(f"no ONNX Runtime GPU library in {self.root / 'lib'}: unpack the whole kit")
@@ -177,19 +178,22 @@ def speed(kit, tmp, steps, warmup):
         print(f"  PyTorch not usable ({e}): srgraph alone", flush=True)
     rows = []
     for arch, preset, scale in CONFIGS:
-        out = pathlib.Path(tmp) / f"speed-{preset}-x{scale}"
-        kit.srgraph("train", preset, "--scale", scale, "--batch", BATCH, "--patch", PATCH,
-                    "--steps", warmup + steps + 1, "--validate-every", 100000, "--data", kit.data / "T91",
-                    "--device", kit.device, "--out", out, "--force", "--quiet")
-        ours = statistics.median(per_step_from_log(out / "log.jsonl", warmup))
-        row = {"network": arch, "preset": preset, "scale": scale, "srgraph_s": ours}
+        row = {"network": arch, "preset": preset, "scale": scale}
+        for key, flags in (("srgraph_s", []), ("srgraph_untuned_s", ["--no-tune"])):
+            out = pathlib.Path(tmp) / f"speed-{preset}-x{scale}{'-'.join([''] + flags)}"
+            kit.srgraph("train", preset, "--scale", scale, "--batch", BATCH, "--patch", PATCH,
+                        "--steps", warmup + steps + 1, "--validate-every", 100000, "--data", kit.data / "T91",
+                        "--device", kit.device, "--out", out, "--force", "--quiet", *flags)
+            row[key] = statistics.median(per_step_from_log(out / "log.jsonl", warmup))
+        ours = row["srgraph_s"]
         if ref is not None:
             best = min(statistics.median(torch_step_times(ref, refs, arch, scale, kit.device, cl, steps, warmup))
                        for cl in (False, True))
             row.update(pytorch_s=best, ratio=ours / best)
         print(f"  {preset} x{scale}: {row}", flush=True)
         rows.append(row)
-    return rows
+    spellings = sorted(glob.glob(os.path.join(kit.env.get("SRGRAPH_CACHE", ""), "spellings", "*.json")))
+    return {"rows": rows, "spellings": {os.path.basename(p): json.load(open(p)) for p in spellings}}
 
 
 def train_default(kit, tmp, minutes):
