@@ -18,6 +18,7 @@ use crate::compiler::TrainConfig;
 use crate::ir::{known, Dim, Fact, Graph, Op};
 use crate::models::{build_network, ModelConfig};
 use crate::onnx::Model;
+use crate::runtime::ort::Device;
 use crate::runtime::{median_run_time, Engine};
 use anyhow::{Context, Result};
 use ndarray::ArrayD;
@@ -90,6 +91,23 @@ pub fn cache_path(cache: &Path, target: &Target) -> PathBuf {
 /// read from the cache, measuring (and caching) the shapes it lacks. `measure: false`
 /// only reads, leaving the rule for the shapes not cached.
 pub fn spellings(c: &ModelConfig, t: &TrainConfig, target: &Target, cache: &Path, measure: bool) -> Result<Spellings> {
+    // `--device auto` trains where CUDA starts: measure there, once decided.
+    let resolved;
+    let target = match target.engine {
+        Engine::Ort(Device::Auto) => {
+            let device = if crate::runtime::ort::builder(true, 0).is_ok() {
+                Device::Cuda
+            } else {
+                Device::Cpu
+            };
+            resolved = Target {
+                engine: Engine::Ort(device),
+                threads: target.threads,
+            };
+            &resolved
+        }
+        _ => target,
+    };
     let path = cache_path(cache, target);
     let mut file = read_cache(&path);
     let shapes = conv_shapes(c, t)?;
