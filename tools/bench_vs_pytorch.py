@@ -78,6 +78,7 @@ class SrgraphStep:
         o.intra_op_num_threads = threads
         o.inter_op_num_threads = 1
         o.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        o.enable_mem_pattern = False  # as OrtTrainer: no up-front block for all intermediates
         o.log_severity_level = 3
         self.session = ort.InferenceSession(model.SerializeToString(), o, providers=["CPUExecutionProvider"])
         self.sets = [[ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(inits[n], np.float32))

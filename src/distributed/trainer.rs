@@ -12,7 +12,7 @@ use super::Group;
 use crate::compiler::{adam_graph, Adam};
 use crate::ir::{Graph, Tensor};
 use crate::onnx::Model;
-use crate::runtime::ort::{session, Device};
+use crate::runtime::ort::{training_session, Device};
 use crate::runtime::Trainer;
 use anyhow::{ensure, Context, Result};
 use ndarray::{ArrayD, IxDyn};
@@ -72,8 +72,8 @@ impl<'a> DataParallelTrainer<'a> {
         }
         let index = state.iter().enumerate().map(|(i, (n, _))| (n.clone(), i)).collect();
         Ok(DataParallelTrainer {
-            gradients: session(&bytes(lifted, "gradients")?, device, threads)?.0,
-            adam: session(&bytes(adam_lifted, "adam")?, device, threads)?.0,
+            gradients: training_session(&bytes(lifted, "gradients")?, device, threads)?.0,
+            adam: training_session(&bytes(adam_lifted, "adam")?, device, threads)?.0,
             params: params.into_iter().map(|(n, _)| n).collect(),
             buffers,
             state,

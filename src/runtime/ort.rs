@@ -96,6 +96,20 @@ pub fn session(onnx: &[u8], device: Device, threads: usize) -> Result<(Session, 
     on_device(device, |cuda| Ok(builder(cuda, threads)?.commit_from_memory(onnx)?))
 }
 
+/// A session for a graph run step after step in training. Without the memory pattern
+/// ONNX Runtime plans no block for all of a step's intermediates up front: the WDSR-B x2
+/// step (batch 16 of 96 px) peaks at 535 MB instead of 961 MB, for about 1% more time
+/// (measured side by side in one process).
+pub fn training_session(onnx: &[u8], device: Device, threads: usize) -> Result<(Session, Device)> {
+    on_device(device, |cuda| {
+        let msg = |e: ort::Error<SessionBuilder>| anyhow::anyhow!("{e}");
+        Ok(builder(cuda, threads)?
+            .with_memory_pattern(false)
+            .map_err(msg)?
+            .commit_from_memory(onnx)?)
+    })
+}
+
 /// The GPU CUDA sessions run on: 0, or a data-parallel rank's local rank (one rank per GPU).
 static CUDA_DEVICE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
@@ -172,7 +186,7 @@ impl OrtTrainer {
             );
         }
         let bytes = crate::onnx::Model::new(lifted, vec![]).to_bytes("train_step")?;
-        let (session, device) = session(&bytes, device, threads)?;
+        let (session, device) = training_session(&bytes, device, threads)?;
         let allocator = match device {
             Device::Cuda => Allocator::new(
                 &session,
