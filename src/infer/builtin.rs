@@ -1,25 +1,32 @@
-//! The model `srgraph upscale` uses when it is given none: a small WDSR-B x2 that
-//! srgraph trained itself (T91 + BSD200, EMA of the weights; its metadata holds the
-//! command, the steps and the Set5/Set14 scores). It is built into the binary, so the
-//! command works with nothing but a picture. `assets/README.md` says how it was made.
+//! The models `srgraph upscale` uses when it is given none: small WDSR-Bs (16 blocks,
+//! 32 filters) that srgraph trained itself on T91 + BSD200, x2, x3 and x4. Their
+//! metadata holds the command, the steps and the Set5/Set14 scores. They are built
+//! into the binary, so the command works with nothing but a picture. `assets/README.md`
+//! says how they were made.
 
 use super::SrModel;
 use crate::runtime::Engine;
 use anyhow::{bail, Result};
 
-/// The name messages give it.
-pub const NAME: &str = "the built-in WDSR-B x2 (assets/wdsr-b-x2.onnx)";
-
-const WDSR_B_X2: &[u8] = include_bytes!("../../assets/wdsr-b-x2.onnx");
+/// The built-in models by scale.
+const MODELS: [(usize, &[u8]); 3] = [
+    (2, include_bytes!("../../assets/wdsr-b-x2.onnx")),
+    (3, include_bytes!("../../assets/wdsr-b-x3.onnx")),
+    (4, include_bytes!("../../assets/wdsr-b-x4.onnx")),
+];
 
 /// The built-in model for `scale` (2 when not given).
 pub fn load(scale: Option<usize>, engine: Engine, threads: usize) -> Result<SrModel> {
-    match scale.unwrap_or(2) {
-        2 => SrModel::from_bytes(WDSR_B_X2.to_vec(), NAME, engine, threads),
-        s => bail!(
-            "srgraph has a built-in model for x2 only; for x{s} pass a model: `srgraph train wdsr-b --scale {s} \
-             --data PICTURES` trains one (runs/wdsr-b-x{s}/model.onnx), and `srgraph import` reads PyTorch and Keras \
-             checkpoints"
+    let s = scale.unwrap_or(2);
+    match MODELS.iter().find(|(k, _)| *k == s) {
+        Some((_, bytes)) => {
+            let name = format!("the built-in WDSR-B x{s} (assets/wdsr-b-x{s}.onnx)");
+            SrModel::from_bytes(bytes.to_vec(), &name, engine, threads)
+        }
+        None => bail!(
+            "srgraph has built-in models for x2, x3 and x4 only; for x{s} pass a model: `srgraph train wdsr-b \
+             --scale {s} --data PICTURES` trains one (runs/wdsr-b-x{s}/model.onnx), and `srgraph import` reads \
+             PyTorch and Keras checkpoints"
         ),
     }
 }
