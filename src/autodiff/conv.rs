@@ -65,10 +65,11 @@ impl ConvShape {
 
     /// The spelling chosen without measuring: the flipped Conv when dx has at least as
     /// many channels as dy (always for a 1x1 conv, a plain GEMM), and the shift of the
-    /// operand with fewer channels.
+    /// operand with fewer channels. (`Spellings::of` keeps ConvTranspose where the flip
+    /// cannot express the adjoint.)
     pub fn rule(&self) -> ConvSpelling {
         let (o, i) = (self.w[0], self.w[1]);
-        let input = if self.flippable() && (i >= o || self.is_pointwise()) {
+        let input = if i >= o || self.is_pointwise() {
             InputGrad::FlippedConv
         } else {
             InputGrad::ConvTranspose

@@ -16,6 +16,7 @@ use std::time::Instant;
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
     srgraph upscale photo.jpg                      (the built-in WDSR-B x2; writes photo_x2.png)\n  \
+    srgraph upscale photo.jpg --scale 4            (the built-in WDSR-B x4)\n  \
     srgraph upscale runs/wdsr-b-x2/model.onnx photo.jpg photo_x2.png\n  \
     srgraph upscale model.onnx ../shared/data/Set5/HR -o sr/ --compare\n  \
     srgraph upscale model.onnx small.png --compare --hr original.png\n\n\
@@ -23,8 +24,9 @@ use std::time::Instant;
     LR pixels, each with a margin of the network's receptive field, so the result equals the whole-image one.")]
 pub struct UpscaleArgs {
     /// [MODEL.onnx] then pictures (PNG, JPEG, BMP) or folders of them. Without a model (no first path ending in
-    /// .onnx), the built-in WDSR-B x2 runs (see `srgraph inspect` of assets/wdsr-b-x2.onnx for its training and
-    /// scores). With one picture, a second path that does not exist yet names the output.
+    /// .onnx), the built-in WDSR-B of --scale runs: x2 (the default), x3 or x4 (`srgraph inspect` of
+    /// assets/wdsr-b-x<s>.onnx shows its training and scores). With one picture, a second path that does not exist
+    /// yet names the output.
     #[arg(required = true, num_args = 1.., value_name = "[MODEL.onnx] PICTURES")]
     pub paths: Vec<PathBuf>,
     /// Where to write: a picture file (one input; .png, .jpg or .bmp, by its extension) or a folder (default:

@@ -42,9 +42,17 @@ pub fn median_run_time(engine: Engine, onnx: &[u8], inputs: &[ArrayD<f32>], thre
     }
 }
 
-fn median(times: &mut [f64]) -> f64 {
+/// Call `run` once to warm up, then `runs` times; the median seconds of a call.
+fn median_seconds(runs: usize, mut run: impl FnMut() -> Result<()>) -> Result<f64> {
+    run()?;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = std::time::Instant::now();
+        run()?;
+        times.push(start.elapsed().as_secs_f64());
+    }
     times.sort_by(f64::total_cmp);
-    times.get(times.len() / 2).copied().unwrap_or(f64::NAN)
+    Ok(times.get(times.len() / 2).copied().unwrap_or(f64::NAN))
 }
 
 /// A runtime executing a train-step graph (see `compiler`), keeping the

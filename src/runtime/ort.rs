@@ -314,14 +314,9 @@ pub fn median_run_time(onnx: &[u8], inputs: &[ArrayD<f32>], device: Device, thre
             .iter()
             .map(|a| Ok(OrtTensor::from_array(a.clone())?.into()))
             .collect::<Result<Vec<ort::session::SessionInputValue>>>()?;
-        let mut times = Vec::with_capacity(runs);
-        for i in 0..=runs {
-            let start = std::time::Instant::now();
+        super::median_seconds(runs, || {
             session.run(&values[..])?;
-            if i > 0 {
-                times.push(start.elapsed().as_secs_f64());
-            }
-        }
-        Ok(super::median(&mut times))
+            Ok(())
+        })
     })
 }

@@ -19,6 +19,12 @@ impl TractModel {
         )
     }
 
+    /// As `new`, for the shapes of these inputs.
+    pub fn for_inputs(onnx: &[u8], inputs: &[ArrayD<f32>]) -> Result<TractModel> {
+        let shapes: Vec<&[usize]> = inputs.iter().map(|a| a.shape()).collect();
+        TractModel::new(onnx, &shapes)
+    }
+
     /// As `new`, for a double-precision model (`Model::to_bytes_f64`).
     pub fn new_f64(onnx: &[u8], input_shapes: &[&[usize]]) -> Result<TractModel> {
         Self::planned(
@@ -69,9 +75,7 @@ impl TractModel {
 
 /// Load and run once: for one-off checks.
 pub fn run_once(onnx: &[u8], inputs: Vec<ArrayD<f32>>) -> Result<Vec<ArrayD<f32>>> {
-    let shapes: Vec<Vec<usize>> = inputs.iter().map(|a| a.shape().to_vec()).collect();
-    let shape_refs: Vec<&[usize]> = shapes.iter().map(|s| s.as_slice()).collect();
-    TractModel::new(onnx, &shape_refs)?.run(inputs)
+    TractModel::for_inputs(onnx, &inputs)?.run(inputs)
 }
 
 /// Runs a train-step graph (see `compiler`) step after step in tract, keeping
@@ -171,16 +175,9 @@ impl super::Trainer for TractTrainer {
 
 /// As `ort::median_run_time`, in tract.
 pub fn median_run_time(onnx: &[u8], inputs: &[ArrayD<f32>], runs: usize) -> Result<f64> {
-    let shapes: Vec<Vec<usize>> = inputs.iter().map(|a| a.shape().to_vec()).collect();
-    let shape_refs: Vec<&[usize]> = shapes.iter().map(|s| s.as_slice()).collect();
-    let model = TractModel::new(onnx, &shape_refs)?;
-    let mut times = Vec::with_capacity(runs);
-    for i in 0..=runs {
-        let start = std::time::Instant::now();
+    let model = TractModel::for_inputs(onnx, inputs)?;
+    super::median_seconds(runs, || {
         model.run(inputs.to_vec())?;
-        if i > 0 {
-            times.push(start.elapsed().as_secs_f64());
-        }
-    }
-    Ok(super::median(&mut times))
+        Ok(())
+    })
 }

@@ -193,7 +193,8 @@ fn write_cache(path: &Path, file: &CacheFile) -> Result<()> {
 /// The distinct shapes of the convs whose gradients the train step computes.
 pub fn conv_shapes(c: &ModelConfig, t: &TrainConfig) -> Result<Vec<ConvShape>> {
     let side = Dim::Known(t.patch / c.scale);
-    let net = build_network(c, [Dim::Known(t.batch), side.clone(), side], true, false)?;
+    // Dry: zero weights, the shapes alone, without drawing the initialisation.
+    let net = build_network(c, [Dim::Known(t.batch), side.clone(), side], true, true)?;
     let g = &net.graph;
     let mut shapes = Vec::new();
     for node in &g.nodes {
