@@ -98,8 +98,8 @@ pub fn session(onnx: &[u8], device: Device, threads: usize) -> Result<(Session, 
 
 /// A session for a graph run step after step in training. Without the memory pattern
 /// ONNX Runtime plans no block for all of a step's intermediates up front: the WDSR-B x2
-/// step (batch 16 of 96 px) peaks at 535 MB instead of 961 MB, for about 1% more time
-/// (measured side by side in one process).
+/// step (batch 16 of 96 px) peaks at 531 MB instead of 957 MB, its time within 1.5%
+/// (tools/ort_step_ab.py pattern).
 pub fn training_session(onnx: &[u8], device: Device, threads: usize) -> Result<(Session, Device)> {
     on_device(device, |cuda| {
         let msg = |e: ort::Error<SessionBuilder>| anyhow::anyhow!("{e}");
