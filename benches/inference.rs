@@ -8,7 +8,7 @@ use srgraph::export::inference_graph;
 use srgraph::infer::SrModel;
 use srgraph::models::{self, ModelConfig};
 use srgraph::onnx::Model;
-use srgraph::runtime::{ort::Device, Engine};
+use srgraph::runtime::{ort::Device, Runtime};
 use std::hint::black_box;
 
 fn study(name: &str) -> ModelConfig {
@@ -43,11 +43,11 @@ fn upscale_256(c: &mut Criterion) {
         let bytes = Model::new(inference_graph(&models::build(&cfg).unwrap()).unwrap(), cfg.metadata())
             .to_bytes(name)
             .unwrap();
-        let runs: [(&str, Engine, Option<usize>); 4] = [
-            ("tract whole", Engine::Tract, None),
-            ("tract tiles 128", Engine::Tract, Some(128)),
-            ("tract tiles 64", Engine::Tract, Some(64)),
-            ("onnxruntime-cpu whole", Engine::Ort(Device::Cpu), None),
+        let runs: [(&str, Runtime, Option<usize>); 4] = [
+            ("tract whole", Runtime::Tract, None),
+            ("tract tiles 128", Runtime::Tract, Some(128)),
+            ("tract tiles 64", Runtime::Tract, Some(64)),
+            ("onnxruntime-cpu whole", Runtime::Ort(Device::Cpu), None),
         ];
         for (how, engine, tile) in runs {
             let mut m = SrModel::from_bytes(bytes.clone(), name, engine, 0).unwrap();

@@ -4,10 +4,15 @@
 //! the graph IR (`ir`); `export` folds the training form into the inference
 //! graph; `onnx` writes and reads `.onnx` files; `runtime` runs them (tract or
 //! ONNX Runtime); `compiler` and `autodiff` make the training graphs and `train`
-//! runs them; `data` loads pictures; `infer` super-resolves them (tiled) and
-//! `eval` scores them with `metrics`; `cli` is the `srgraph` command.
+//! runs them, saving a `checkpoint`; `data` loads pictures; `infer` super-resolves
+//! them (tiled) and `eval` scores them with `metrics`; `cli` is the `srgraph` command.
+//!
+//! Modules form layers, each importing only those below it (the test `layers` holds
+//! the order): util, ir, onnx, autodiff, models, export, compiler, checkpoint, ortapi,
+//! runtime, data, metrics, infer, eval, tune, distributed, train, study, interop, web, cli.
 
 pub mod autodiff;
+pub mod checkpoint;
 pub mod cli;
 pub mod compiler;
 pub mod data;
@@ -150,7 +155,8 @@ mod layers {
 
     #[test]
     fn imports_are_found_in_groups_and_paths() {
-        let code = "use crate::ir::Tensor;\nuse crate::{models::{self, A}, onnx};\n// crate::cli\nlet x = crate::data::f();";
+        let code =
+            "use crate::ir::Tensor;\nuse crate::{models::{self, A}, onnx};\n// crate::cli\nlet x = crate::data::f();";
         assert_eq!(crate_imports(code), ["ir", "models", "onnx", "data"]);
     }
 }

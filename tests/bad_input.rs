@@ -126,7 +126,7 @@ fn mutated_models_are_errors_not_panics() {
             let at = (next() % bytes.len() as u64) as usize;
             bytes[at] = next() as u8;
         }
-        let r = srgraph::infer::SrModel::from_bytes(bytes, "mutant.onnx", srgraph::runtime::Engine::Tract, 1);
+        let r = srgraph::infer::SrModel::from_bytes(bytes, "mutant.onnx", srgraph::runtime::Runtime::Tract, 1);
         if let Err(e) = r {
             errors += 1;
             assert!(
@@ -383,7 +383,7 @@ fn sigterm_and_sighup_save_the_run_like_ctrl_c() {
         assert!(kill.success());
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(code), "SIG{signal}");
-        let ckpt = srgraph::train::load_checkpoint(&d.join(&out).join("checkpoint.onnx")).unwrap();
+        let ckpt = srgraph::checkpoint::load(&d.join(&out).join("checkpoint.onnx")).unwrap();
         assert!(ckpt.step >= 3, "SIG{signal}: checkpoint at step {}", ckpt.step);
         assert!(d.join(&out).join("model.onnx").exists(), "SIG{signal}: no model");
     }

@@ -8,7 +8,7 @@ mod common;
 use common::{data, text};
 use srgraph::data::load_hwc;
 use srgraph::infer::SrModel;
-use srgraph::runtime::Engine;
+use srgraph::runtime::Runtime;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -69,7 +69,7 @@ fn run(mut c: Command) -> Output {
 /// The model's output on a Set5 picture, in grey levels.
 fn output(model: &Path) -> ndarray::Array4<f32> {
     let lr = load_hwc(&common::data_dir().join("Set5/LR_bicubic/X2/birdx2.png")).unwrap();
-    let mut m = SrModel::load(model, Engine::Tract, 0).unwrap();
+    let mut m = SrModel::load(model, Runtime::Tract, 0).unwrap();
     m.upscale(&lr, None, &|| {}).unwrap()
 }
 
@@ -179,11 +179,7 @@ fn ended(mut job: std::process::Child, what: &str) -> Output {
 fn sigterm_stops_every_rank_at_one_step_a_killed_rank_ends_the_job_and_resume_continues() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let ckpt_step = |dir: &Path| {
-        srgraph::train::load_checkpoint(&dir.join("checkpoint.onnx"))
-            .unwrap()
-            .step
-    };
+    let ckpt_step = |dir: &Path| srgraph::checkpoint::load(&dir.join("checkpoint.onnx")).unwrap().step;
     let logged_steps = |dir: &Path| {
         std::fs::read_to_string(dir.join("log.jsonl"))
             .unwrap()

@@ -10,7 +10,7 @@ use prost::Message;
 use srgraph::data::bicubic;
 use srgraph::infer::SrModel;
 use srgraph::onnx::pb;
-use srgraph::runtime::{ort::Device, Engine};
+use srgraph::runtime::{ort::Device, Runtime};
 use std::path::Path;
 
 fn build(dir: &Path, args: &[&str], file: &str) {
@@ -33,7 +33,7 @@ fn tiled_equals_whole_and_a_margin_short_of_the_receptive_field_does_not() {
     let lr = srgraph::data::load_hwc(&data_dir().join("Set5/HR/woman.png")).unwrap();
     for preset in ["study-edsr-8", "study-wdsr-a-8", "study-wdsr-b-8"] {
         build(dir.path(), &[preset], &format!("{preset}.onnx"));
-        let mut m = SrModel::load(&dir.path().join(format!("{preset}.onnx")), Engine::Tract, 0).unwrap();
+        let mut m = SrModel::load(&dir.path().join(format!("{preset}.onnx")), Runtime::Tract, 0).unwrap();
         let whole = m.upscale(&lr, None, &|| {}).unwrap();
         let tiles = m.tiles(228, 344, Some(48)).len();
         assert!(tiles >= 12, "{tiles} tiles");
@@ -52,8 +52,8 @@ fn tiled_equals_whole_and_a_margin_short_of_the_receptive_field_does_not() {
         assert!(seams > 1.0, "{preset}: no margin, yet only {seams} apart");
     }
     // ONNX Runtime's tiles against tract's whole image: the two runtimes agree to ~1e-4.
-    let mut ort = SrModel::load(&dir.path().join("study-wdsr-b-8.onnx"), Engine::Ort(Device::Cpu), 2).unwrap();
-    let mut tract = SrModel::load(&dir.path().join("study-wdsr-b-8.onnx"), Engine::Tract, 0).unwrap();
+    let mut ort = SrModel::load(&dir.path().join("study-wdsr-b-8.onnx"), Runtime::Ort(Device::Cpu), 2).unwrap();
+    let mut tract = SrModel::load(&dir.path().join("study-wdsr-b-8.onnx"), Runtime::Tract, 0).unwrap();
     let err = max_abs_diff(
         &ort.upscale(&lr, Some(64), &|| {}).unwrap(),
         &tract.upscale(&lr, None, &|| {}).unwrap(),
@@ -157,7 +157,7 @@ fn upscale_keeps_grey_and_alpha_writes_compare_and_never_overwrites_an_input() {
         .enumerate_pixels()
         .all(|(x, y, p)| p[3] == want[[y as usize, x as usize, 0]]));
     // The RGB of an RGBA picture is what the model makes of its RGB (same tiles: same rounding).
-    let mut m = SrModel::load(&d.join("m.onnx"), Engine::Tract, 0).unwrap();
+    let mut m = SrModel::load(&d.join("m.onnx"), Runtime::Tract, 0).unwrap();
     let rgb3 = Array3::from_shape_fn((128, 128, 3), |(y, x, c)| rgba.get_pixel(x as u32, y as u32)[c]);
     let sr = srgraph::data::dataset::from_nchw(m.upscale(&rgb3, Some(48), &|| {}).unwrap().view());
     assert!(big
@@ -314,7 +314,7 @@ fn upscale_without_a_model_runs_the_built_in_wdsr_b() {
         assert!(model > baseline + 1.5, "built-in x{s}: {model:.2} dB against bicubic {baseline:.2}");
 
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("assets/wdsr-b-x{s}.onnx"));
-        let meta = SrModel::from_bytes(std::fs::read(file).unwrap(), "built-in", Engine::Tract, 0)
+        let meta = SrModel::from_bytes(std::fs::read(file).unwrap(), "built-in", Runtime::Tract, 0)
             .unwrap()
             .metadata;
         for key in [

@@ -1,6 +1,6 @@
 use flatbuffers::FlatBufferBuilder;
 use srgraph::ortapi::checkpoint::{
-    self as oc, field, Checkpoint, CheckpointError, NamedTensor, OptimizerState, PropertyValue,
+    self as oc, field, CheckpointError, NamedTensor, OptimizerState, PropertyValue, TrainingApiCheckpoint,
 };
 
 const INITIAL: &[u8] = include_bytes!("fixtures/ort1192_initial.ckpt");
@@ -13,7 +13,7 @@ fn t(name: &str, dims: Vec<i64>, seed: f32) -> NamedTensor {
     NamedTensor::new(name, dims, (0..n).map(|i| (i as f32 * 0.7 + seed).sin()).collect())
 }
 
-fn sample() -> Checkpoint {
+fn sample() -> TrainingApiCheckpoint {
     let trainable = vec![
         t("body.0.weight", vec![8, 3, 3, 3], 0.1),
         t("body.0.bias", vec![8], 0.2),
@@ -23,7 +23,7 @@ fn sample() -> Checkpoint {
     opt.step = 42;
     opt.first_moments[0].data[3] = 0.5;
     opt.second_moments[1].data[0] = 0.25;
-    Checkpoint {
+    TrainingApiCheckpoint {
         trainable,
         frozen: vec![t("frozen.w", vec![2, 2], 0.4), t("empty", vec![0, 4], 0.0)],
         optimizer: Some(opt),
@@ -45,18 +45,18 @@ fn round_trip_full() {
 
 #[test]
 fn round_trip_params_only() {
-    let c = Checkpoint {
+    let c = TrainingApiCheckpoint {
         trainable: vec![t("w", vec![4, 3, 1, 1], 1.0)],
         ..Default::default()
     };
     assert_eq!(oc::read(&oc::write(&c)).unwrap(), c);
-    let empty = Checkpoint::default();
+    let empty = TrainingApiCheckpoint::default();
     assert_eq!(oc::read(&oc::write(&empty)).unwrap(), empty);
 }
 
 /// Parse the fixture text written by py/make_fixtures.py (read with ORT's own python fbs bindings).
-fn expected(text: &str) -> (Checkpoint, i32) {
-    let mut c = Checkpoint::default();
+fn expected(text: &str) -> (TrainingApiCheckpoint, i32) {
+    let mut c = TrainingApiCheckpoint::default();
     let mut version = 0;
     for line in text.lines() {
         let f: Vec<&str> = line.split(' ').collect();
@@ -221,7 +221,7 @@ fn error_missing_fields() {
     // Like ORT 1.19.2, a checkpoint without module_state loads as "no parameters".
     assert_eq!(
         oc::read(&custom(2, false, true, 1, 8, false)).unwrap(),
-        Checkpoint::default()
+        TrainingApiCheckpoint::default()
     );
 }
 

@@ -50,7 +50,7 @@ fn write_case(
     t: &TrainConfig,
     sampler: &PatchSampler,
     compare: bool,
-    from: Option<&srgraph::train::Checkpoint>,
+    from: Option<&srgraph::checkpoint::RunCheckpoint>,
 ) {
     let a = artefacts(c, t, from).unwrap();
     write_artefacts(dir, &a).unwrap();
@@ -147,7 +147,7 @@ fn write_case(
 
 /// Five steps of `srgraph train` (ONNX Runtime, the case's batch and patch), whose checkpoint
 /// the training API is to continue.
-fn continued_run(d: &Path, flags: &[String], t: &TrainConfig) -> srgraph::train::Checkpoint {
+fn continued_run(d: &Path, flags: &[String], t: &TrainConfig) -> srgraph::checkpoint::RunCheckpoint {
     let mut args = vec!["train".to_string()];
     args.extend(flags.iter().cloned());
     let (batch, patch, lr) = (t.batch.to_string(), t.patch.to_string(), LEARNING_RATE.to_string());
@@ -173,7 +173,7 @@ fn continued_run(d: &Path, flags: &[String], t: &TrainConfig) -> srgraph::train:
     );
     let o = srgraph_owned(&args, d);
     assert!(o.status.success(), "{}", text(&o));
-    let run = srgraph::train::load_checkpoint(&d.join("run/checkpoint.onnx")).unwrap();
+    let run = srgraph::checkpoint::load(&d.join("run/checkpoint.onnx")).unwrap();
     assert_eq!(run.step, 5);
     run
 }

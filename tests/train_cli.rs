@@ -5,8 +5,10 @@
 mod common;
 
 use common::{data, fails_with, srgraph, text};
+use srgraph::checkpoint::load as load_checkpoint;
 use srgraph::data::dataset::ImageSet;
-use srgraph::train::{bicubic_psnr, load_checkpoint, model_psnr, Engine};
+use srgraph::runtime::Runtime;
+use srgraph::train::{bicubic_psnr, model_psnr};
 use std::path::Path;
 use std::process::Command;
 
@@ -58,7 +60,7 @@ fn trains_and_beats_bicubic(engine: &str, steps: &str, margin: f64) {
         &std::fs::read(run.join("model.onnx")).unwrap(),
         &pairs,
         2,
-        Engine::Tract,
+        Runtime::Tract,
         0,
     )
     .unwrap();

@@ -9,7 +9,7 @@ use srgraph::compiler::{compile, TrainConfig};
 use srgraph::data::{load_hwc, random_pair, to_batch};
 use srgraph::models::{Arch, ModelConfig, Norm};
 use srgraph::runtime::ort::{Device, OrtTrainer};
-use srgraph::runtime::{Engine, Trainer};
+use srgraph::runtime::{Runtime, Trainer};
 use srgraph::tune::{cache_path, conv_shapes, spellings, Target};
 
 use rand::SeedableRng;
@@ -94,7 +94,7 @@ fn measured_spellings_are_cached_and_reused() {
     let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("tune-cache");
     let _ = std::fs::remove_dir_all(&cache);
     let target = Target {
-        engine: Engine::Ort(Device::Cpu),
+        runtime: Runtime::Ort(Device::Cpu),
         threads: 1,
     };
     let shapes = conv_shapes(&c, &t).unwrap();

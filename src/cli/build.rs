@@ -6,7 +6,7 @@ use crate::ir::{show, ShuffleMode};
 use crate::models::describe;
 use crate::models::{self, fit_budget, parse_count, Arch, ModelConfig, Norm};
 use crate::onnx::Model;
-use crate::runtime::{ort::Device, Engine};
+use crate::runtime::{ort::Device, Runtime};
 use crate::util::{check_output, grouped};
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
@@ -323,10 +323,10 @@ fn run_ort_training(a: &BuildArgs, c: &ModelConfig, notes: Vec<String>) -> Resul
     }
     let run = match &a.from {
         Some(path) => {
-            let run = crate::train::load_checkpoint(path)?;
+            let run = crate::checkpoint::load(path)?;
             let mut wanted = c.metadata();
             wanted.extend(t.metadata());
-            crate::train::ensure_same_config(&run, &wanted, path, "the flags").map_err(|e| {
+            crate::checkpoint::ensure_same_config(&run, &wanted, path, "the flags").map_err(|e| {
                 anyhow::anyhow!(
                     "--from: {e}; give the run's network and its --batch, --patch and --loss (`srgraph inspect` \
                      shows them)"
@@ -384,13 +384,13 @@ fn run_train(a: &BuildArgs, c: &ModelConfig, notes: Vec<String>) -> Result<()> {
         check_output(&dir.join(file), a.force, &[])?;
     }
     let mut t = t;
-    if let Some(runtime) = a.tune {
-        let engine = match runtime {
-            TuneFor::OrtCpu => Engine::Ort(Device::Cpu),
-            TuneFor::OrtCuda => Engine::Ort(Device::Cuda),
-            TuneFor::Tract => Engine::Tract,
+    if let Some(tune_for) = a.tune {
+        let runtime = match tune_for {
+            TuneFor::OrtCpu => Runtime::Ort(Device::Cpu),
+            TuneFor::OrtCuda => Runtime::Ort(Device::Cuda),
+            TuneFor::Tract => Runtime::Tract,
         };
-        let target = crate::tune::Target { engine, threads: 0 };
+        let target = crate::tune::Target { runtime, threads: 0 };
         t.spellings = crate::tune::spellings(c, &t, &target, &crate::data::cache::default_root(), true)?;
     }
     let graphs = compile(c, &t)?;

@@ -1,6 +1,6 @@
 //! `srgraph eval`: PSNR and SSIM of a model on benchmark folders, bicubic beside it.
 
-use super::{EngineArg, EngineArgs};
+use super::{RuntimeArg, RuntimeArgs};
 use crate::eval::{evaluate_set, EvalOptions};
 use crate::infer::SrModel;
 use anyhow::Result;
@@ -38,12 +38,12 @@ pub struct EvalArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
-    pub engine: EngineArgs,
+    pub engine: RuntimeArgs,
 }
 
 pub fn run(a: EvalArgs) -> Result<()> {
-    let engine = a.engine.inference_engine(EngineArg::Tract)?;
-    let mut model = SrModel::load(&a.model, engine, a.engine.threads)?;
+    let engine = a.engine.runtime(RuntimeArg::Tract)?;
+    let mut model = SrModel::load(&a.model, engine, a.engine.ort.threads)?;
     let scale = model.ensure_scale(a.scale)?;
     let o = EvalOptions {
         scale,

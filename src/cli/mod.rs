@@ -13,7 +13,8 @@ mod study;
 mod train;
 mod upscale;
 
-use crate::runtime::{ort::Device, Engine};
+use crate::runtime::{ort::Device, Runtime};
+use crate::train::Engine;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -94,14 +95,31 @@ pub fn run_with(cli: Cli) -> Result<Outcome> {
     }
 }
 
-/// Which runtime a command runs its graph in: shared by train, eval and upscale.
+/// Which runtime runs a model (eval, upscale).
+#[derive(Args, Debug, Clone)]
+pub struct RuntimeArgs {
+    /// ort (ONNX Runtime) or tract (pure Rust, needs no library; the default).
+    #[arg(long, value_parser = RuntimeParser)]
+    pub engine: Option<RuntimeArg>,
+    #[command(flatten)]
+    pub ort: OrtArgs,
+}
+
+/// What trains a network (train, study).
 #[derive(Args, Debug, Clone)]
 pub struct EngineArgs {
-    /// ort (ONNX Runtime) or tract (pure Rust, needs no library). Default: ort for train, tract for eval and upscale.
-    /// train and study also take ort-training: ONNX Runtime's own (deprecated) training API on srgraph's training-API
-    /// artefacts, which needs srgraph's `ort-training` cargo feature and a library built with that API.
+    /// ort (ONNX Runtime, the default) or tract (pure Rust, needs no library), or ort-training: ONNX Runtime's own
+    /// (deprecated) training API on srgraph's training-API artefacts, which needs srgraph's `ort-training` cargo
+    /// feature and a library built with that API.
     #[arg(long, value_enum)]
     pub engine: Option<EngineArg>,
+    #[command(flatten)]
+    pub ort: OrtArgs,
+}
+
+/// Where and how ONNX Runtime runs.
+#[derive(Args, Debug, Clone)]
+pub struct OrtArgs {
     /// With --engine ort or ort-training: cpu, cuda (an error if CUDA cannot start), or auto (CUDA if it works, else
     /// the CPU, saying so).
     #[arg(long, value_enum, default_value = "cpu")]
@@ -109,6 +127,12 @@ pub struct EngineArgs {
     /// Threads for ONNX Runtime (0: all cores; at most the machine's cores).
     #[arg(long, default_value_t = 0, value_parser = parse_threads)]
     pub threads: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeArg {
+    Ort,
+    Tract,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -125,32 +149,77 @@ pub enum DeviceArg {
     Auto,
 }
 
+impl RuntimeArgs {
+    /// The runtime asked for, or the command's default.
+    pub fn runtime(&self, default: RuntimeArg) -> Result<Runtime> {
+        self.ort.runtime(self.engine.unwrap_or(default))
+    }
+}
+
 impl EngineArgs {
     /// The engine asked for, or the command's default.
     pub fn engine(&self, default: EngineArg) -> Result<Engine> {
-        Ok(match (self.engine.unwrap_or(default), self.device) {
-            (EngineArg::Tract, DeviceArg::Cpu) => Engine::Tract,
-            (EngineArg::Tract, _) => anyhow::bail!("--device applies to --engine ort; tract runs on the CPU"),
-            (EngineArg::Ort, DeviceArg::Cpu) => Engine::Ort(Device::Cpu),
-            (EngineArg::Ort, DeviceArg::Cuda) => Engine::Ort(Device::Cuda),
-            (EngineArg::Ort, DeviceArg::Auto) => Engine::Ort(Device::Auto),
-            (EngineArg::OrtTraining, DeviceArg::Cpu) => Engine::OrtTraining(Device::Cpu),
-            (EngineArg::OrtTraining, DeviceArg::Cuda) => Engine::OrtTraining(Device::Cuda),
-            (EngineArg::OrtTraining, DeviceArg::Auto) => Engine::OrtTraining(Device::Auto),
+        Ok(match self.engine.unwrap_or(default) {
+            EngineArg::Ort => Engine::Runtime(self.ort.runtime(RuntimeArg::Ort)?),
+            EngineArg::Tract => Engine::Runtime(self.ort.runtime(RuntimeArg::Tract)?),
+            EngineArg::OrtTraining => Engine::TrainingApi(self.ort.device()),
         })
     }
+}
 
-    /// The engine that runs a model (eval, upscale): ort-training is for training.
-    pub fn inference_engine(&self, default: EngineArg) -> Result<Engine> {
-        if self.engine == Some(EngineArg::OrtTraining) {
-            // A usage error (exit code 2), as clap gives for a value out of place.
-            clap::Error::raw(
-                clap::error::ErrorKind::InvalidValue,
-                "--engine ort-training is for train and study; models run with --engine ort or --engine tract\n",
-            )
-            .exit();
+impl OrtArgs {
+    fn device(&self) -> Device {
+        match self.device {
+            DeviceArg::Cpu => Device::Cpu,
+            DeviceArg::Cuda => Device::Cuda,
+            DeviceArg::Auto => Device::Auto,
         }
-        self.engine(default)
+    }
+
+    fn runtime(&self, runtime: RuntimeArg) -> Result<Runtime> {
+        Ok(match (runtime, self.device) {
+            (RuntimeArg::Tract, DeviceArg::Cpu) => Runtime::Tract,
+            (RuntimeArg::Tract, _) => anyhow::bail!("--device applies to --engine ort; tract runs on the CPU"),
+            (RuntimeArg::Ort, _) => Runtime::Ort(self.device()),
+        })
+    }
+}
+
+/// `--engine` of the commands that run a model: clap's own parser of `ort` and `tract`,
+/// whose usage error for `ort-training` adds where that engine belongs.
+#[derive(Clone)]
+struct RuntimeParser;
+
+impl clap::builder::TypedValueParser for RuntimeParser {
+    type Value = RuntimeArg;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<RuntimeArg, clap::Error> {
+        clap::builder::EnumValueParser::<RuntimeArg>::new()
+            .parse_ref(cmd, arg, value)
+            .map_err(|mut e| {
+                if value == "ort-training" {
+                    let tip =
+                        "--engine ort-training is for train and study; models run with --engine ort or --engine tract";
+                    e.insert(
+                        clap::error::ContextKind::Suggested,
+                        clap::error::ContextValue::StyledStrs(vec![tip.into()]),
+                    );
+                }
+                e
+            })
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            RuntimeArg::value_variants()
+                .iter()
+                .filter_map(ValueEnum::to_possible_value),
+        ))
     }
 }
 

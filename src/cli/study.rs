@@ -200,7 +200,7 @@ pub fn run(a: StudyArgs) -> Result<bool> {
         ema: c.schedule.ema,
         validate_every: c.validate_every.unwrap_or((c.schedule.steps / 10).max(1)),
         engine: c.engine.engine(EngineArg::Ort)?,
-        threads: c.engine.threads,
+        threads: c.engine.ort.threads,
         data_seed: c.schedule.data_seed,
         tune: !c.schedule.no_tune,
         out: c.out.unwrap_or_else(|| {

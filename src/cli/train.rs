@@ -106,7 +106,7 @@ pub struct ScheduleArgs {
 
 /// A usage error (exit code 2) for a schedule that cannot be one, whatever the run's length.
 fn schedule_spec(s: &str) -> Result<String, String> {
-    crate::train::Schedule::parse(s, 1, 0, u64::MAX).map_err(|e| format!("{e:#}"))?;
+    crate::compiler::Schedule::parse(s, 1, 0, u64::MAX).map_err(|e| format!("{e:#}"))?;
     Ok(s.to_string())
 }
 
@@ -118,8 +118,9 @@ fn ema_decay(s: &str) -> Result<f32, String> {
 }
 
 impl ScheduleArgs {
-    pub fn schedule(&self) -> Result<crate::train::Schedule> {
-        crate::train::Schedule::parse(&self.schedule, self.halve_every, self.warmup, self.steps).context("--schedule")
+    pub fn schedule(&self) -> Result<crate::compiler::Schedule> {
+        crate::compiler::Schedule::parse(&self.schedule, self.halve_every, self.warmup, self.steps)
+            .context("--schedule")
     }
 }
 
@@ -161,7 +162,7 @@ pub fn run(a: TrainArgs) -> Result<bool> {
         checkpoint_every: a.checkpoint_every,
         validate_every: a.validate_every,
         engine,
-        threads: a.engine.threads,
+        threads: a.engine.ort.threads,
         data_seed: a.schedule.data_seed,
         resume: a.resume,
         overwrite: a.force,

@@ -1,6 +1,6 @@
 //! `srgraph upscale`: super-resolve pictures with a model, in tiles, with a progress bar.
 
-use super::{EngineArg, EngineArgs};
+use super::{RuntimeArg, RuntimeArgs};
 use crate::data::bicubic;
 use crate::data::dataset::images_in;
 use crate::data::picture::{rgb_png, OutputFormat, Picture};
@@ -52,7 +52,7 @@ pub struct UpscaleArgs {
     #[arg(long)]
     pub quiet: bool,
     #[command(flatten)]
-    pub engine: EngineArgs,
+    pub engine: RuntimeArgs,
 }
 
 pub fn run(mut a: UpscaleArgs) -> Result<()> {
@@ -89,10 +89,10 @@ pub fn run(mut a: UpscaleArgs) -> Result<()> {
             bail!("{} does not exist", p.display());
         }
     }
-    let engine = a.engine.inference_engine(EngineArg::Tract)?;
+    let engine = a.engine.runtime(RuntimeArg::Tract)?;
     let mut model = match &model_path {
-        Some(path) => SrModel::load(path, engine, a.engine.threads)?,
-        None => builtin::load(a.scale, engine, a.engine.threads)?,
+        Some(path) => SrModel::load(path, engine, a.engine.ort.threads)?,
+        None => builtin::load(a.scale, engine, a.engine.ort.threads)?,
     };
     let s = model.ensure_scale(a.scale)?;
     let outputs = output_paths(&inputs, a.out.as_deref(), s)?;

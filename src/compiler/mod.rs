@@ -17,9 +17,12 @@
 
 mod adam;
 mod loss;
+mod schedule;
+pub mod state;
 
 pub use adam::Adam;
 pub use loss::{loss, Loss};
+pub use schedule::{Decay, Schedule};
 
 use crate::autodiff::{gradients, Spellings};
 use crate::ir::{Dim, Fact, Graph, Op, Outlet, Tensor};
@@ -142,10 +145,10 @@ fn gradient_and_step(net: Network, t: &TrainConfig) -> Result<(Graph, Graph)> {
     let mut grad_graph = g.clone();
     grad_graph.output("loss", loss);
     for ((name, _), grad) in params.iter().zip(&grads) {
-        grad_graph.output(format!("{name}.grad"), *grad);
+        grad_graph.output(state::grad(name), *grad);
     }
     for (name, updated) in &net.updates {
-        grad_graph.output(format!("{name}.new"), *updated);
+        grad_graph.output(state::next(name), *updated);
     }
     grad_graph.prune();
     grad_graph.check()?;
@@ -161,15 +164,15 @@ fn gradient_and_step(net: Network, t: &TrainConfig) -> Result<(Graph, Graph)> {
             unreachable!("params are Param nodes")
         };
         let zeros = Tensor::f32(value.shape(), vec![0.0; value.len()]);
-        let m = step.wire(format!("{name}.adam_m"), Op::Buffer(zeros.clone()), &[])?;
-        let v = step.wire(format!("{name}.adam_v"), Op::Buffer(zeros), &[])?;
+        let m = step.wire(state::adam_m(name), Op::Buffer(zeros.clone()), &[])?;
+        let v = step.wire(state::adam_v(name), Op::Buffer(zeros), &[])?;
         let [p2, m2, v2] = t.adam.update(&mut step, &scalars, name, *p, *grad, (m, v))?;
-        outputs.push((format!("{name}.new"), p2));
-        outputs.push((format!("{name}.adam_m.new"), m2));
-        outputs.push((format!("{name}.adam_v.new"), v2));
+        outputs.push((state::next(name), p2));
+        outputs.push((state::next(&state::adam_m(name)), m2));
+        outputs.push((state::next(&state::adam_v(name)), v2));
     }
     for (name, updated) in &net.updates {
-        outputs.push((format!("{name}.new"), *updated));
+        outputs.push((state::next(name), *updated));
     }
     for (name, o) in outputs {
         step.output(name, o);
@@ -201,15 +204,15 @@ pub fn adam_graph(params: &[(String, Tensor)], adam: &Adam) -> Result<Graph> {
     let mut outputs = Vec::new();
     for (name, value) in params {
         let shape: Vec<Dim> = value.shape().iter().map(|&d| Dim::Known(d)).collect();
-        let grad = g.input(format!("{name}.grad"), Fact::f32(shape));
+        let grad = g.input(state::grad(name), Fact::f32(shape));
         let p = g.wire(name.clone(), Op::Param(value.clone()), &[])?;
         let zeros = Tensor::f32(value.shape(), vec![0.0; value.len()]);
-        let m = g.wire(format!("{name}.adam_m"), Op::Buffer(zeros.clone()), &[])?;
-        let v = g.wire(format!("{name}.adam_v"), Op::Buffer(zeros), &[])?;
+        let m = g.wire(state::adam_m(name), Op::Buffer(zeros.clone()), &[])?;
+        let v = g.wire(state::adam_v(name), Op::Buffer(zeros), &[])?;
         let [p2, m2, v2] = adam.update(&mut g, &scalars, name, p, grad, (m, v))?;
-        outputs.push((format!("{name}.new"), p2));
-        outputs.push((format!("{name}.adam_m.new"), m2));
-        outputs.push((format!("{name}.adam_v.new"), v2));
+        outputs.push((state::next(name), p2));
+        outputs.push((state::next(&state::adam_m(name)), m2));
+        outputs.push((state::next(&state::adam_v(name)), v2));
     }
     for (name, o) in outputs {
         g.output(name, o);
@@ -223,6 +226,6 @@ pub fn adam_graph(params: &[(String, Tensor)], adam: &Adam) -> Result<Graph> {
 pub fn state_pairs(step: &Graph) -> Vec<(String, String)> {
     step.outputs
         .iter()
-        .filter_map(|(name, _)| name.strip_suffix(".new").map(|input| (input.to_string(), name.clone())))
+        .filter_map(|(name, _)| state::updated_by(name).map(|input| (input.to_string(), name.clone())))
         .collect()
 }

@@ -9,7 +9,7 @@
 //! checkpoint moves freely between one process and N.
 
 use super::Group;
-use crate::compiler::{adam_graph, Adam};
+use crate::compiler::{adam_graph, state, Adam};
 use crate::ir::{Graph, Tensor};
 use crate::onnx::Model;
 use crate::runtime::ort::{training_session, Device};
@@ -54,11 +54,11 @@ impl<'a> DataParallelTrainer<'a> {
     ) -> Result<DataParallelTrainer<'a>> {
         let (lifted, values) = gradients.lift_values();
         let outputs: Vec<&str> = gradients.outputs.iter().map(|(n, _)| n.as_str()).collect();
-        let has = |suffix: &str, name: &str| outputs.contains(&format!("{name}{suffix}").as_str());
-        let params: Vec<(String, Tensor)> = values.iter().filter(|(n, _)| has(".grad", n)).cloned().collect();
+        let has = |output: String| outputs.contains(&output.as_str());
+        let params: Vec<(String, Tensor)> = values.iter().filter(|(n, _)| has(state::grad(n))).cloned().collect();
         let buffers: Vec<String> = values
             .iter()
-            .filter(|(n, _)| has(".new", n))
+            .filter(|(n, _)| has(state::next(n)))
             .map(|(n, _)| n.clone())
             .collect();
         let (adam_lifted, adam_values) = adam_graph(&params, adam)?.lift_values();
@@ -113,10 +113,10 @@ impl Trainer for DataParallelTrainer<'_> {
         let out = gradients.run(inputs)?;
         flat.clear();
         for p in params.iter() {
-            flat.extend(out[format!("{p}.grad").as_str()].try_extract_array::<f32>()?.iter());
+            flat.extend(out[state::grad(p).as_str()].try_extract_array::<f32>()?.iter());
         }
         for b in buffers.iter() {
-            flat.extend(out[format!("{b}.new").as_str()].try_extract_array::<f32>()?.iter());
+            flat.extend(out[state::next(b).as_str()].try_extract_array::<f32>()?.iter());
         }
         flat.push(out["loss"].try_extract_scalar::<f32>()?);
         drop(out);
@@ -148,9 +148,9 @@ impl Trainer for DataParallelTrainer<'_> {
                 OrtTensor::from_array(ArrayD::from_elem(IxDyn(&[]), step as f32))?.into(),
             ),
         ];
-        let moments = |p: &str| [p.to_string(), format!("{p}.adam_m"), format!("{p}.adam_v")];
+        let moments = |p: &str| [p.to_string(), state::adam_m(p), state::adam_v(p)];
         for (p, g) in params.iter().zip(&grads) {
-            inputs.push((format!("{p}.grad"), TensorRef::from_array_view(g.view())?.into()));
+            inputs.push((state::grad(p), TensorRef::from_array_view(g.view())?.into()));
             for name in moments(p) {
                 let value = TensorRef::from_array_view(get(&name).view())?;
                 inputs.push((name, value.into()));
@@ -160,9 +160,7 @@ impl Trainer for DataParallelTrainer<'_> {
         let mut updated = Vec::new();
         for p in params.iter() {
             for name in moments(p) {
-                let v = out[format!("{name}.new").as_str()]
-                    .try_extract_array::<f32>()?
-                    .to_owned();
+                let v = out[state::next(&name).as_str()].try_extract_array::<f32>()?.to_owned();
                 updated.push((index[&name], v));
             }
         }

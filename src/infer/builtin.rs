@@ -5,7 +5,7 @@
 //! says how they were made.
 
 use super::SrModel;
-use crate::runtime::Engine;
+use crate::runtime::Runtime;
 use anyhow::{bail, Result};
 
 /// The built-in models by scale.
@@ -16,12 +16,12 @@ const MODELS: [(usize, &[u8]); 3] = [
 ];
 
 /// The built-in model for `scale` (2 when not given).
-pub fn load(scale: Option<usize>, engine: Engine, threads: usize) -> Result<SrModel> {
+pub fn load(scale: Option<usize>, runtime: Runtime, threads: usize) -> Result<SrModel> {
     let s = scale.unwrap_or(2);
     match MODELS.iter().find(|(k, _)| *k == s) {
         Some((_, bytes)) => {
             let name = format!("the built-in WDSR-B x{s} (assets/wdsr-b-x{s}.onnx)");
-            SrModel::from_bytes(bytes.to_vec(), &name, engine, threads)
+            SrModel::from_bytes(bytes.to_vec(), &name, runtime, threads)
         }
         None => bail!(
             "srgraph has built-in models for x2, x3 and x4 only; for x{s} pass a model: `srgraph train wdsr-b \

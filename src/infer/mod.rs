@@ -18,7 +18,7 @@ pub use signature::{receptive_radius, Signature};
 use crate::data::dataset::to_nchw;
 use crate::runtime::ort::OrtModel;
 use crate::runtime::tract::TractModel;
-use crate::runtime::Engine;
+use crate::runtime::Runtime;
 use anyhow::{ensure, Context, Result};
 use ndarray::{s, Array3, Array4, ArrayD, Ix4};
 use rayon::prelude::*;
@@ -37,7 +37,7 @@ pub struct SrModel {
     /// An upper bound on how far (in LR pixels) an output pixel sees: the tile margin.
     pub radius: usize,
     pub metadata: Vec<(String, String)>,
-    pub engine: Engine,
+    pub runtime: Runtime,
     bytes: Vec<u8>,
     ort: Option<OrtModel>,
     /// tract plans by input size; tract optimises for concrete shapes.
@@ -57,7 +57,7 @@ pub struct Tile {
 }
 
 impl SrModel {
-    pub fn load(path: &Path, engine: Engine, threads: usize) -> Result<SrModel> {
+    pub fn load(path: &Path, runtime: Runtime, threads: usize) -> Result<SrModel> {
         // A pipe or device would block the read (or never end): only files are models.
         anyhow::ensure!(
             path.is_file(),
@@ -71,25 +71,25 @@ impl SrModel {
         );
         let bytes = std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
         let bytes = crate::onnx::external::inline_external_data(bytes, path)?;
-        SrModel::from_bytes(bytes, &path.display().to_string(), engine, threads)
+        SrModel::from_bytes(bytes, &path.display().to_string(), runtime, threads)
     }
 
     /// Checks the graph's signature, finds its scale (from srgraph's metadata, else
-    /// by running a 16 x 16 probe) and prepares the engine.
-    pub fn from_bytes(bytes: Vec<u8>, name: &str, engine: Engine, threads: usize) -> Result<SrModel> {
+    /// by running a 16 x 16 probe) and prepares the runtime.
+    pub fn from_bytes(bytes: Vec<u8>, name: &str, runtime: Runtime, threads: usize) -> Result<SrModel> {
         let sig = Signature::read(&bytes, name)?;
-        let ort = match engine {
-            Engine::Ort(device) | Engine::OrtTraining(device) => Some(
+        let ort = match runtime {
+            Runtime::Ort(device) => Some(
                 OrtModel::new(&bytes, device, threads).with_context(|| format!("ONNX Runtime cannot load {name}"))?,
             ),
-            Engine::Tract => None,
+            Runtime::Tract => None,
         };
         let mut m = SrModel {
             name: name.to_string(),
             scale: 0,
             radius: sig.radius,
             metadata: sig.metadata,
-            engine,
+            runtime,
             bytes,
             ort,
             plans: vec![],
@@ -194,9 +194,9 @@ impl SrModel {
         }
         let tiles = self.tiles(h, w, tile);
         let window = |t: &Tile| to_nchw(&lr.slice(s![t.y..t.y + t.h, t.x..t.x + t.w, ..]).to_owned());
-        let outputs: Vec<Array4<f32>> = match self.engine {
+        let outputs: Vec<Array4<f32>> = match self.runtime {
             // Tiles have one size: one plan, shared by the threads.
-            Engine::Tract => {
+            Runtime::Tract => {
                 let plan = self.tract_plan(tiles[0].h, tiles[0].w)?;
                 let name = &self.name;
                 tiles
@@ -208,7 +208,7 @@ impl SrModel {
                     })
                     .collect::<Result<_>>()?
             }
-            Engine::Ort(_) | Engine::OrtTraining(_) => tiles
+            Runtime::Ort(_) => tiles
                 .iter()
                 .map(|t| {
                     let y = self.run(window(t))?;

@@ -207,7 +207,7 @@ fn read_srgraph_model(bytes: &[u8], proto: &crate::onnx::pb::ModelProto, source:
     let steps = meta("step").or(meta("training_steps")).and_then(|s| s.parse().ok());
     match meta("graph") {
         Some("checkpoint") => {
-            let ckpt = crate::train::checkpoint_from_bytes(bytes, std::path::Path::new(source))?;
+            let ckpt = crate::checkpoint::from_bytes(bytes, std::path::Path::new(source))?;
             // The network's parameters and buffers; not its constants, nor Adam's moments.
             let g = crate::models::build_dry(&config)?;
             let state: std::collections::HashSet<&str> = g.params().chain(g.buffers()).map(|(n, _)| n).collect();

@@ -16,12 +16,13 @@
 
 pub mod checkpoint;
 
-use crate::compiler::{compile, TrainConfig};
+use crate::checkpoint::RunCheckpoint;
+use crate::compiler::{compile, state, Schedule, TrainConfig};
 use crate::ir::{Graph, Op, ShuffleMode, Tensor};
 use crate::models::{ModelConfig, Norm};
 use crate::onnx::{pb, Model, IR_VERSION, OPSET};
 use anyhow::{bail, ensure, Context, Result};
-use checkpoint::{Checkpoint, NamedTensor};
+use checkpoint::{NamedTensor, TrainingApiCheckpoint};
 use pb::tensor_shape_proto::{dimension::Value as DimValue, Dimension};
 use pb::type_proto::Value as TypeValue;
 use prost::Message;
@@ -48,7 +49,7 @@ pub struct Artefacts {
 /// `from` a srgraph training run, it holds that run's parameters, Adam moments and step, so
 /// the training API continues the run where srgraph left it. ORT's `Optimizer` takes its
 /// learning rate from the caller either way.
-pub fn artefacts(c: &ModelConfig, t: &TrainConfig, from: Option<&crate::train::Checkpoint>) -> Result<Artefacts> {
+pub fn artefacts(c: &ModelConfig, t: &TrainConfig, from: Option<&RunCheckpoint>) -> Result<Artefacts> {
     ensure!(
         c.norm != Norm::Batch,
         "the training API's format cannot carry batch norm's running statistics (a training model returns only \
@@ -62,11 +63,7 @@ pub fn artefacts(c: &ModelConfig, t: &TrainConfig, from: Option<&crate::train::C
             let state: Vec<(String, Tensor)> = run
                 .values
                 .iter()
-                .filter(|(n, _)| {
-                    names
-                        .iter()
-                        .any(|p| n.strip_prefix(p.as_str()).is_some_and(is_state_suffix))
-                })
+                .filter(|(n, _)| names.iter().any(|p| p == state::param_of(n)))
                 .cloned()
                 .collect();
             let ckpt = checkpoint_of_state(&state, run.step, next_learning_rate(run))?;
@@ -107,7 +104,7 @@ pub fn artefacts(c: &ModelConfig, t: &TrainConfig, from: Option<&crate::train::C
             let done = format!("{name}_grad.accumulation.out");
             g.input.push(value_info(&buffer, FLOAT, value.shape()));
             g.node.push(pb::NodeProto {
-                input: vec![buffer, format!("{name}.grad"), flag.into()],
+                input: vec![buffer, state::grad(name), flag.into()],
                 output: vec![done.clone()],
                 name: format!("{name}.accumulate"),
                 op_type: "InPlaceAccumulatorV2".into(),
@@ -150,7 +147,11 @@ pub fn artefacts(c: &ModelConfig, t: &TrainConfig, from: Option<&crate::train::C
 /// parameter `<p>` trainable, and, when the state has Adam's moments `<p>.adam_m` and
 /// `<p>.adam_v`, the optimiser group ORT keeps them in (`momentum0`, `momentum1`, and the
 /// step count, which ORT's `Optimizer` resumes from, and `learning_rate` as its initial rate).
-pub fn checkpoint_of_state(values: &[(String, Tensor)], step: u64, learning_rate: f32) -> Result<Checkpoint> {
+pub fn checkpoint_of_state(
+    values: &[(String, Tensor)],
+    step: u64,
+    learning_rate: f32,
+) -> Result<TrainingApiCheckpoint> {
     let named = |name: &str, t: &Tensor| -> Result<NamedTensor> {
         let data = t.as_f32().with_context(|| format!("{name} is not float32"))?;
         Ok(NamedTensor::new(
@@ -162,9 +163,9 @@ pub fn checkpoint_of_state(values: &[(String, Tensor)], step: u64, learning_rate
     let find = |name: &str| values.iter().find(|(n, _)| n == name).map(|(_, t)| t);
     let mut trainable = vec![];
     let (mut first, mut second) = (vec![], vec![]);
-    for (name, t) in values.iter().filter(|(n, _)| !n.contains(".adam_")) {
+    for (name, t) in values.iter().filter(|(n, _)| !state::is_adam_moment(n)) {
         trainable.push(named(name, t)?);
-        match (find(&format!("{name}.adam_m")), find(&format!("{name}.adam_v"))) {
+        match (find(&state::adam_m(name)), find(&state::adam_v(name))) {
             (Some(m), Some(v)) => {
                 first.push(named(name, m)?);
                 second.push(named(name, v)?);
@@ -186,7 +187,7 @@ pub fn checkpoint_of_state(values: &[(String, Tensor)], step: u64, learning_rate
              trainable parameter (batch norm's running statistics cannot be carried)"
         ),
     };
-    Ok(Checkpoint {
+    Ok(TrainingApiCheckpoint {
         trainable,
         frozen: vec![],
         optimizer,
@@ -194,19 +195,14 @@ pub fn checkpoint_of_state(values: &[(String, Tensor)], step: u64, learning_rate
     })
 }
 
-/// `""`, `".adam_m"` or `".adam_v"`: what follows a parameter's name in its state's names.
-fn is_state_suffix(rest: &str) -> bool {
-    matches!(rest, "" | ".adam_m" | ".adam_v")
-}
-
 /// The rate of the step a srgraph run would take next, from its recorded schedule.
-fn next_learning_rate(run: &crate::train::Checkpoint) -> f32 {
+fn next_learning_rate(run: &RunCheckpoint) -> f32 {
     let base = run
         .metadata
         .iter()
         .find(|(key, _)| key == "base_learning_rate")
         .and_then(|(_, v)| v.parse::<f32>().ok());
-    match (base, crate::train::Schedule::from_metadata(&run.metadata)) {
+    match (base, Schedule::from_metadata(&run.metadata)) {
         (Some(base), Some(schedule)) => schedule.rate(base, run.step + 1),
         _ => 1e-3,
     }
@@ -215,7 +211,7 @@ fn next_learning_rate(run: &crate::train::Checkpoint) -> f32 {
 /// A training-API checkpoint as srgraph's train-step state (`<p>`, `<p>.adam_m`,
 /// `<p>.adam_v`) and the number of steps taken; moments are zero and the step 0 when the
 /// checkpoint has no optimiser state.
-pub fn state_of_checkpoint(ckpt: &Checkpoint) -> Result<(Vec<(String, Tensor)>, u64)> {
+pub fn state_of_checkpoint(ckpt: &TrainingApiCheckpoint) -> Result<(Vec<(String, Tensor)>, u64)> {
     let tensor = |t: &NamedTensor| -> Result<Tensor> {
         let shape: Vec<usize> = t.dims.iter().map(|&d| usize::try_from(d)).collect::<Result<_, _>>()?;
         Ok(Tensor::f32(&shape, t.data.clone()))
@@ -234,8 +230,8 @@ pub fn state_of_checkpoint(ckpt: &Checkpoint) -> Result<(Vec<(String, Tensor)>, 
     let mut values = vec![];
     for p in &ckpt.trainable {
         values.push((p.name.clone(), tensor(p)?));
-        values.push((format!("{}.adam_m", p.name), moment(opt.map(|o| &o.first_moments), p)?));
-        values.push((format!("{}.adam_v", p.name), moment(opt.map(|o| &o.second_moments), p)?));
+        values.push((state::adam_m(&p.name), moment(opt.map(|o| &o.first_moments), p)?));
+        values.push((state::adam_v(&p.name), moment(opt.map(|o| &o.second_moments), p)?));
     }
     let step = opt.map_or(0, |o| o.step);
     Ok((

@@ -7,38 +7,42 @@ pub mod ort_training;
 pub mod tract;
 
 use crate::ir::Tensor;
+use crate::ortapi::Artefacts;
 pub(crate) use crate::util::guarded;
 use anyhow::{Context, Result};
 use ndarray::ArrayD;
 
-/// Which runtime runs a graph.
+/// Which runtime runs a graph: a model (inference, evaluation, validation, serving), a
+/// timing (`tune`) or srgraph's own train step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Engine {
+pub enum Runtime {
     Ort(ort::Device),
-    /// ONNX Runtime's own training API on srgraph's training-API artefacts (training
-    /// only; such a library runs inference as `Ort`).
-    OrtTraining(ort::Device),
     Tract,
 }
 
-impl Engine {
+impl Runtime {
     pub fn name(self) -> &'static str {
         match self {
-            Engine::Ort(ort::Device::Cpu) => "onnxruntime-cpu",
-            Engine::Ort(ort::Device::Cuda) => "onnxruntime-cuda",
-            Engine::Ort(ort::Device::Auto) => "onnxruntime",
-            Engine::OrtTraining(_) => "onnxruntime-training-api",
-            Engine::Tract => "tract",
+            Runtime::Ort(ort::Device::Cpu) => "onnxruntime-cpu",
+            Runtime::Ort(ort::Device::Cuda) => "onnxruntime-cuda",
+            Runtime::Ort(ort::Device::Auto) => "onnxruntime",
+            Runtime::Tract => "tract",
         }
     }
 }
 
 /// The median seconds of `runs` runs (after a warm-up) of `onnx` on `inputs` (in graph
-/// order) in `engine` with `threads` (0: all cores): how `tune` compares spellings.
-pub fn median_run_time(engine: Engine, onnx: &[u8], inputs: &[ArrayD<f32>], threads: usize, runs: usize) -> Result<f64> {
-    match engine {
-        Engine::Ort(device) | Engine::OrtTraining(device) => ort::median_run_time(onnx, inputs, device, threads, runs),
-        Engine::Tract => tract::median_run_time(onnx, inputs, runs),
+/// order) in `runtime` with `threads` (0: all cores): how `tune` compares spellings.
+pub fn median_run_time(
+    runtime: Runtime,
+    onnx: &[u8],
+    inputs: &[ArrayD<f32>],
+    threads: usize,
+    runs: usize,
+) -> Result<f64> {
+    match runtime {
+        Runtime::Ort(device) => ort::median_run_time(onnx, inputs, device, threads, runs),
+        Runtime::Tract => tract::median_run_time(onnx, inputs, runs),
     }
 }
 
@@ -71,15 +75,11 @@ pub trait Trainer {
     }
 }
 
-/// A trainer of `c` under ONNX Runtime's own training API (`--engine ort-training`).
+/// A trainer under ONNX Runtime's own training API (`--engine ort-training`), on the
+/// training-API artefacts of a network (`ortapi::artefacts`).
 #[cfg(feature = "ort-training")]
-pub fn training_api_trainer(
-    c: &crate::models::ModelConfig,
-    t: &crate::compiler::TrainConfig,
-    device: ort::Device,
-    threads: usize,
-) -> Result<Box<dyn Trainer>> {
-    Ok(Box::new(ort_training::OrtApiTrainer::new(c, t, device, threads)?))
+pub fn training_api_trainer(artefacts: Artefacts, device: ort::Device, threads: usize) -> Result<Box<dyn Trainer>> {
+    Ok(Box::new(ort_training::OrtApiTrainer::new(artefacts, device, threads)?))
 }
 
 /// Ok when `--engine ort-training` can run: the library loads and has the training API.
@@ -89,12 +89,7 @@ pub fn ensure_training_api() -> Result<()> {
 }
 
 #[cfg(not(feature = "ort-training"))]
-pub fn training_api_trainer(
-    _: &crate::models::ModelConfig,
-    _: &crate::compiler::TrainConfig,
-    _: ort::Device,
-    _: usize,
-) -> Result<Box<dyn Trainer>> {
+pub fn training_api_trainer(_: Artefacts, _: ort::Device, _: usize) -> Result<Box<dyn Trainer>> {
     Err(anyhow::anyhow!(NO_TRAINING_FEATURE))
 }
 

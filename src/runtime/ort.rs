@@ -6,6 +6,7 @@
 //! used in turn, one bound as the step's inputs and the other as its outputs.
 
 use super::Trainer;
+use crate::compiler::state;
 use crate::ir::{Graph, Tensor};
 use anyhow::{ensure, Result};
 use ndarray::ArrayD;
@@ -181,7 +182,7 @@ impl OrtTrainer {
         );
         for (name, _) in &values {
             ensure!(
-                lifted.outputs.iter().any(|(o, _)| *o == format!("{name}.new")),
+                lifted.outputs.iter().any(|(o, _)| *o == state::next(name)),
                 "the step does not update {name}"
             );
         }
@@ -236,7 +237,7 @@ impl Trainer for OrtTrainer {
             binding.bind_input(name, t)?;
         }
         for (name, t) in self.names.iter().zip(outs.iter_mut()) {
-            binding.bind_output(format!("{name}.new"), t)?;
+            binding.bind_output(state::next(name), t)?;
         }
         binding.bind_output_to_device(
             "loss",

@@ -7,9 +7,7 @@
 
 use super::ort::{builder, environment, library_path, on_device, Device};
 use super::Trainer;
-use crate::compiler::TrainConfig;
 use crate::ir::Tensor;
-use crate::models::ModelConfig;
 use crate::ortapi::{self, checkpoint, Artefacts};
 use anyhow::{anyhow, Context, Result};
 use ndarray::ArrayD;
@@ -52,9 +50,9 @@ pub struct OrtApiTrainer {
 }
 
 impl OrtApiTrainer {
-    pub fn new(c: &ModelConfig, t: &TrainConfig, device: Device, threads: usize) -> Result<OrtApiTrainer> {
+    /// A trainer from a network's artefacts, as `ortapi::artefacts` makes them.
+    pub fn new(artefacts: Artefacts, device: Device, threads: usize) -> Result<OrtApiTrainer> {
         ensure_available()?;
-        let artefacts = ortapi::artefacts(c, t, None)?;
         let ckpt = checkpoint::read(&artefacts.checkpoint).map_err(|e| anyhow!("srgraph's own checkpoint: {e}"))?;
         let (values, _) = ortapi::state_of_checkpoint(&ckpt)?;
         Ok(OrtApiTrainer {

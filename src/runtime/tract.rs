@@ -2,6 +2,7 @@
 //! shapes it will see (about 4x faster than keeping H and W symbolic).
 
 use super::guarded;
+use crate::compiler::state;
 use anyhow::{Context, Result};
 use ndarray::ArrayD;
 use tract_onnx::prelude::*;
@@ -115,7 +116,7 @@ impl TractTrainer {
         let feed = values
             .iter()
             .map(|(name, _)| {
-                let out = format!("{name}.new");
+                let out = state::next(name);
                 lifted
                     .outputs
                     .iter()

@@ -15,7 +15,8 @@ use crate::compiler::TrainConfig;
 use crate::eval::{evaluate_set, EvalOptions};
 use crate::infer::SrModel;
 use crate::models::{self, fit_budget, param_count, Arch, ModelConfig, Norm};
-use crate::runtime::Engine;
+use crate::runtime::Runtime;
+use crate::train::Engine;
 use crate::train::{read_log, train, TrainOptions};
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -73,7 +74,7 @@ pub struct StudyOptions {
     pub train: TrainConfig,
     /// None: each architecture's default (1e-3 for WDSR, 1e-4 for EDSR).
     pub learning_rate: Option<f32>,
-    pub schedule: crate::train::Schedule,
+    pub schedule: crate::compiler::Schedule,
     pub ema: Option<f32>,
     pub validate_every: u64,
     pub engine: Engine,
@@ -359,7 +360,7 @@ fn one_run(
         return Ok(None);
     }
     // The table's number is what `srgraph eval` says of the saved model.
-    let mut model = SrModel::load(&report.model, Engine::Tract, 0)?;
+    let mut model = SrModel::load(&report.model, Runtime::Tract, 0)?;
     let eval = EvalOptions {
         scale: c.scale,
         rgb_shave: c.scale + 6,

@@ -4,6 +4,7 @@
 //! kept on the host beside the train step, checkpointed as `<p>.ema` and restored bit
 //! for bit, and it is what a run exports when it is on.
 
+use crate::compiler::state;
 use crate::ir::Tensor;
 use crate::models::{self, ModelConfig};
 use anyhow::{Context, Result};
@@ -52,8 +53,8 @@ impl Ema {
         let values = names
             .iter()
             .map(|(n, _)| {
-                let t = find(ckpt, &format!("{n}.ema"))
-                    .context("the checkpoint holds no moving average (--ema) to resume")?;
+                let t =
+                    find(ckpt, &state::ema(n)).context("the checkpoint holds no moving average (--ema) to resume")?;
                 Ok((n.clone(), t.clone()))
             })
             .collect::<Result<_>>()?;
@@ -88,9 +89,6 @@ impl Ema {
 
     /// The average as a checkpoint stores it: `<p>.ema`.
     pub fn checkpoint_values(&self) -> Vec<(String, Tensor)> {
-        self.values
-            .iter()
-            .map(|(n, t)| (format!("{n}.ema"), t.clone()))
-            .collect()
+        self.values.iter().map(|(n, t)| (state::ema(n), t.clone())).collect()
     }
 }

@@ -2,18 +2,18 @@
 //! Runtime or tract, the learning-rate schedule, validation, checkpoints,
 //! a JSONL log, curves and the exported model.
 
-mod checkpoint;
 mod ema;
+mod engine;
 mod log;
 mod plot;
-mod schedule;
 mod validate;
 
-pub use checkpoint::{ensure_same_config, from_bytes as checkpoint_from_bytes, load as load_checkpoint, Checkpoint};
+use crate::checkpoint;
+use crate::compiler::Schedule;
 pub use ema::Ema;
+pub use engine::Engine;
 use log::History;
 pub use log::{read_log, Losses, Validations};
-pub use schedule::{Decay, Schedule};
 pub use validate::{bicubic_psnr, bicubic_scores, model_psnr, model_scores, Pictures, Psnr};
 
 use crate::compiler::{compile, TrainConfig};
@@ -25,7 +25,7 @@ use crate::models::{self, ModelConfig};
 use crate::onnx::Model;
 use crate::runtime::ort::OrtTrainer;
 use crate::runtime::tract::TractTrainer;
-pub use crate::runtime::Engine;
+use crate::runtime::Runtime;
 use crate::runtime::Trainer;
 use anyhow::{bail, ensure, Context, Result};
 use std::io::Write;
@@ -141,7 +141,7 @@ pub struct TrainReport {
 pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
     let (c, t) = (&o.model, &o.train);
     o.validate()?;
-    if let Engine::OrtTraining(_) = o.engine {
+    if let Engine::TrainingApi(_) = o.engine {
         // Before the data is loaded, which can take minutes.
         crate::runtime::ensure_training_api()?;
     }
@@ -151,7 +151,7 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
     let leader = group.as_ref().is_none_or(|g| g.rank() == 0);
     if let Some(g) = &group {
         ensure!(
-            matches!(o.engine, Engine::Ort(_)),
+            matches!(o.engine, Engine::Runtime(Runtime::Ort(_))),
             "data-parallel training (mpirun) runs in ONNX Runtime: leave out --engine, or use --engine ort"
         );
         ensure!(
@@ -214,9 +214,9 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
         batch: share,
         ..t.clone()
     };
-    if o.tune && !matches!(o.engine, Engine::OrtTraining(_)) {
+    if let (true, Engine::Runtime(runtime)) = (o.tune, o.engine) {
         let target = crate::tune::Target {
-            engine: o.engine,
+            runtime,
             threads: o.threads,
         };
         // The ranks of a data-parallel run must compile the same graph: they only read
@@ -226,7 +226,7 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
     }
     let graphs = compile(c, &step_config)?;
     let mut trainer: Box<dyn Trainer + '_> = match (o.engine, group) {
-        (Engine::Ort(device), Some(g)) => Box::new(crate::distributed::DataParallelTrainer::new(
+        (Engine::Runtime(Runtime::Ort(device)), Some(g)) => Box::new(crate::distributed::DataParallelTrainer::new(
             &graphs.gradients,
             &t.adam,
             device,
@@ -234,9 +234,13 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
             g,
             stop,
         )?),
-        (Engine::Ort(device), None) => Box::new(OrtTrainer::new(&graphs.train_step, device, o.threads)?),
-        (Engine::OrtTraining(device), _) => crate::runtime::training_api_trainer(c, t, device, o.threads)?,
-        (Engine::Tract, _) => Box::new(TractTrainer::new(&graphs.train_step)?),
+        (Engine::Runtime(Runtime::Ort(device)), None) => {
+            Box::new(OrtTrainer::new(&graphs.train_step, device, o.threads)?)
+        }
+        (Engine::TrainingApi(device), _) => {
+            crate::runtime::training_api_trainer(crate::ortapi::artefacts(c, t, None)?, device, o.threads)?
+        }
+        (Engine::Runtime(Runtime::Tract), _) => Box::new(TractTrainer::new(&graphs.train_step)?),
     };
     let identity = identity(o);
     let mut start = 0;
@@ -327,12 +331,19 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
         if let Some((pairs, bicubic)) = &val {
             if step % o.validate_every == 0 || step == o.steps || stopping {
                 let m = &model(c, &*trainer, ema.as_ref(), &[])?;
-                let psnr = model_scores(m, pairs, c.scale, o.engine, o.threads)?;
+                let psnr = model_scores(m, pairs, c.scale, o.engine.runtime(), o.threads)?;
                 history.psnr.push((step, psnr.y, bicubic.y));
                 // With EMA the model is the average; the weights being trained are scored beside it.
                 let (raw, raw_text) = match &ema {
                     Some(_) => {
-                        let raw = model_scores(&export(c, &*trainer, &[])?, pairs, c.scale, o.engine, o.threads)?.y;
+                        let raw = model_scores(
+                            &export(c, &*trainer, &[])?,
+                            pairs,
+                            c.scale,
+                            o.engine.runtime(),
+                            o.threads,
+                        )?
+                        .y;
                         history.raw.push((step, raw));
                         (
                             format!(",\"val_psnr_raw\":{raw:.4}"),
@@ -505,7 +516,7 @@ pub fn export(c: &ModelConfig, trainer: &dyn Trainer, extra: &[(String, String)]
     let values: Vec<(String, Tensor)> = trainer
         .values()?
         .into_iter()
-        .filter(|(n, _)| !n.contains(".adam_"))
+        .filter(|(n, _)| !crate::compiler::state::is_adam_moment(n))
         .collect();
     export_values(c, values, extra)
 }

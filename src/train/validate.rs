@@ -2,12 +2,12 @@
 //! PSNR on Y (shave = scale, as the benchmarks are reported) and on RGB (shave =
 //! scale + 6, as the WDSR paper reports DIV2K), with bicubic beside them.
 
-use super::Engine;
 use crate::data::bicubic;
 use crate::data::cache::PixelCache;
 use crate::data::dataset::{from_nchw, Pair};
 use crate::infer::SrModel;
 use crate::metrics::{psnr_rgb, psnr_y};
+use crate::runtime::Runtime;
 use anyhow::Result;
 use ndarray::ArrayView3;
 
@@ -86,7 +86,7 @@ pub fn model_scores(
     onnx: &[u8],
     set: &(impl Pictures + ?Sized),
     scale: usize,
-    engine: Engine,
+    engine: Runtime,
     threads: usize,
 ) -> Result<Psnr> {
     let mut model = SrModel::from_bytes(onnx.to_vec(), "the model being trained", engine, threads)?;
@@ -107,6 +107,6 @@ pub fn bicubic_psnr(pairs: &[Pair], scale: usize) -> Result<f64> {
 }
 
 /// Mean PSNR-Y of the model over the set.
-pub fn model_psnr(onnx: &[u8], pairs: &[Pair], scale: usize, engine: Engine, threads: usize) -> Result<f64> {
+pub fn model_psnr(onnx: &[u8], pairs: &[Pair], scale: usize, engine: Runtime, threads: usize) -> Result<f64> {
     Ok(model_scores(onnx, pairs, scale, engine, threads)?.y)
 }

@@ -19,7 +19,7 @@ use crate::ir::{known, Dim, Fact, Graph, Op};
 use crate::models::{build_network, ModelConfig};
 use crate::onnx::Model;
 use crate::runtime::ort::Device;
-use crate::runtime::{median_run_time, Engine};
+use crate::runtime::{median_run_time, Runtime};
 use anyhow::{Context, Result};
 use ndarray::ArrayD;
 use serde::{Deserialize, Serialize};
@@ -32,7 +32,7 @@ const RUNS: usize = 5;
 /// Where and how the train step will run.
 #[derive(Clone, Copy, Debug)]
 pub struct Target {
-    pub engine: Engine,
+    pub runtime: Runtime,
     /// 0: all cores.
     pub threads: usize,
 }
@@ -48,7 +48,7 @@ impl Target {
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
-        format!("{}-{threads}threads-{}", self.engine.name(), cpu.trim_matches('-'))
+        format!("{}-{threads}threads-{}", self.runtime.name(), cpu.trim_matches('-'))
     }
 }
 
@@ -93,15 +93,15 @@ pub fn cache_path(cache: &Path, target: &Target) -> PathBuf {
 pub fn spellings(c: &ModelConfig, t: &TrainConfig, target: &Target, cache: &Path, measure: bool) -> Result<Spellings> {
     // `--device auto` trains where CUDA starts: measure there, once decided.
     let resolved;
-    let target = match target.engine {
-        Engine::Ort(Device::Auto) => {
+    let target = match target.runtime {
+        Runtime::Ort(Device::Auto) => {
             let device = if crate::runtime::ort::builder(true, 0).is_ok() {
                 Device::Cuda
             } else {
                 Device::Cpu
             };
             resolved = Target {
-                engine: Engine::Ort(device),
+                runtime: Runtime::Ort(device),
                 threads: target.threads,
             };
             &resolved
@@ -140,7 +140,7 @@ pub fn spellings(c: &ModelConfig, t: &TrainConfig, target: &Target, cache: &Path
             "tuned       {} conv shape(s) in {:.1} s for {} (cached in {})",
             missing.len(),
             start.elapsed().as_secs_f64(),
-            target.engine.name(),
+            target.runtime.name(),
             path.display()
         );
     }
@@ -222,7 +222,7 @@ fn measure_conv(s: &ConvShape, target: &Target) -> Result<Entry> {
     let mut time = |name: &str, graph: Graph, inputs: &[[usize; 4]]| -> Result<f64> {
         let bytes = Model::new(graph, vec![]).to_bytes("tune")?;
         let values: Vec<ArrayD<f32>> = inputs.iter().map(filled).collect();
-        let t = median_run_time(target.engine, &bytes, &values, target.threads, RUNS)?;
+        let t = median_run_time(target.runtime, &bytes, &values, target.threads, RUNS)?;
         seconds.push((name.to_string(), t));
         Ok(t)
     };

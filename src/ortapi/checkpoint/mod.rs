@@ -170,9 +170,9 @@ pub enum PropertyValue {
     String(String),
 }
 
-/// In-memory form of an ORT training checkpoint.
+/// A checkpoint of ONNX Runtime's training API (the "ODTC" flatbuffer), in memory.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Checkpoint {
+pub struct TrainingApiCheckpoint {
     /// `ModuleState.requires_grad_params` (order is preserved; ORT itself writes them sorted
     /// by name when saving from a training session and looks them up by name when loading).
     pub trainable: Vec<NamedTensor>,

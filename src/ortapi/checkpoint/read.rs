@@ -406,7 +406,7 @@ fn read_optimizer(g: FbOptimizerGroup) -> Result<OptimizerState, CheckpointError
 }
 
 /// Parse and validate an ORT 1.19.2 training checkpoint.
-pub fn read(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
+pub fn read(bytes: &[u8]) -> Result<TrainingApiCheckpoint, CheckpointError> {
     if bytes.len() < 8 {
         return Err(CheckpointError::TooShort { len: bytes.len() });
     }
@@ -493,7 +493,7 @@ pub fn read(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
             properties.push((name, PropertyValue::String(value)));
         }
     }
-    Ok(Checkpoint {
+    Ok(TrainingApiCheckpoint {
         trainable,
         frozen,
         optimizer,

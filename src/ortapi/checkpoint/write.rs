@@ -130,7 +130,7 @@ fn write_property_bag(b: &mut Fbb, props: &[(String, PropertyValue)]) -> Off {
 /// the flatbuffers builder panics beyond 2 GiB.
 ///
 /// Panics if an optimizer state has fewer second moments than first moments.
-pub fn write(c: &Checkpoint) -> Vec<u8> {
+pub fn write(c: &TrainingApiCheckpoint) -> Vec<u8> {
     let bytes: usize = c.trainable.iter().chain(&c.frozen).map(|t| t.data.len() * 4 + 64).sum();
     let opt_bytes: usize = c.optimizer.as_ref().map_or(0, |o| {
         o.first_moments

@@ -1,6 +1,6 @@
-//! Checkpoints: the training-form network as an ONNX file (so a checkpoint is
-//! itself a runnable model) with the Adam moments as extra initialisers and
-//! the step in its metadata. Written atomically: a killed run never leaves a
+//! A training run's checkpoint (`checkpoint.onnx` in its folder): the training-form
+//! network as an ONNX file (so a checkpoint is itself a runnable model) with the Adam
+//! moments as extra initialisers and the step in its metadata. Written atomically: a killed run never leaves a
 //! half-written checkpoint, and the last complete one is what `--resume` reads.
 
 use crate::ir::Tensor;
@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use prost::Message;
 use std::path::Path;
 
-pub struct Checkpoint {
+pub struct RunCheckpoint {
     pub step: u64,
     pub metadata: Vec<(String, String)>,
     /// Parameters, buffers and moments, by name.
@@ -42,13 +42,13 @@ pub fn save(
     crate::util::write_atomic(path, &proto.encode_to_vec())
 }
 
-pub fn load(path: &Path) -> Result<Checkpoint> {
+pub fn load(path: &Path) -> Result<RunCheckpoint> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read the checkpoint {}", path.display()))?;
     from_bytes(&bytes, path)
 }
 
 /// A checkpoint from the bytes of its file; `path` names it in messages.
-pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
+pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<RunCheckpoint> {
     let proto = pb::ModelProto::decode(bytes)
         .with_context(|| format!("{} is not a checkpoint srgraph can read", path.display()))?;
     let metadata: Vec<(String, String)> = proto
@@ -69,18 +69,18 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
         .iter()
         .map(|t| Ok((t.name.clone(), tensor_from_proto(t)?)))
         .collect::<Result<_>>()?;
-    Ok(Checkpoint { step, metadata, values })
+    Ok(RunCheckpoint { step, metadata, values })
 }
 
 /// Refuse to resume a run from a checkpoint of another configuration.
-pub fn ensure_same(ckpt: &Checkpoint, identity: &[(String, String)], path: &Path) -> Result<()> {
+pub fn ensure_same(ckpt: &RunCheckpoint, identity: &[(String, String)], path: &Path) -> Result<()> {
     ensure_same_config(ckpt, identity, path, "this run")
         .map_err(|e| anyhow::anyhow!("{e}: it cannot be resumed by this run; start a new run with another --out"))
 }
 
 /// Every entry of `wanted` must be in the checkpoint's metadata with the same value
 /// (`ours` names where `wanted` comes from, for the message).
-pub fn ensure_same_config(ckpt: &Checkpoint, wanted: &[(String, String)], path: &Path, ours: &str) -> Result<()> {
+pub fn ensure_same_config(ckpt: &RunCheckpoint, wanted: &[(String, String)], path: &Path, ours: &str) -> Result<()> {
     let differences: Vec<String> = wanted
         .iter()
         .filter_map(|(k, v)| {
