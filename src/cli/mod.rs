@@ -120,8 +120,8 @@ pub struct EngineArgs {
 /// Where and how ONNX Runtime runs.
 #[derive(Args, Debug, Clone)]
 pub struct OrtArgs {
-    /// With --engine ort or ort-training: cpu, cuda (an error if CUDA cannot start), or auto (CUDA if it works, else
-    /// the CPU, saying so).
+    /// Where ONNX Runtime runs (any engine but tract): cpu, cuda (an error if CUDA cannot start), or auto (CUDA if it
+    /// works, else the CPU, saying so).
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
     /// Threads for ONNX Runtime (0: all cores; at most the machine's cores).

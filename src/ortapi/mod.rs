@@ -15,6 +15,9 @@
 //! - `checkpoint`: the parameters in ORT's flatbuffer.
 
 pub mod checkpoint;
+mod train_state;
+
+pub use train_state::{checkpoint_of_state, state_of_checkpoint};
 
 use crate::checkpoint::RunCheckpoint;
 use crate::compiler::{compile, state, Schedule, TrainConfig};
@@ -22,7 +25,6 @@ use crate::ir::{Graph, Op, ShuffleMode, Tensor};
 use crate::models::{ModelConfig, Norm};
 use crate::onnx::{pb, Model, IR_VERSION, OPSET};
 use anyhow::{bail, ensure, Context, Result};
-use checkpoint::{NamedTensor, TrainingApiCheckpoint};
 use pb::tensor_shape_proto::{dimension::Value as DimValue, Dimension};
 use pb::type_proto::Value as TypeValue;
 use prost::Message;
@@ -143,58 +145,6 @@ pub fn artefacts(c: &ModelConfig, t: &TrainConfig, from: Option<&RunCheckpoint>)
     })
 }
 
-/// srgraph's train-step state after `step` steps as a training-API checkpoint: every
-/// parameter `<p>` trainable, and, when the state has Adam's moments `<p>.adam_m` and
-/// `<p>.adam_v`, the optimiser group ORT keeps them in (`momentum0`, `momentum1`, and the
-/// step count, which ORT's `Optimizer` resumes from, and `learning_rate` as its initial rate).
-pub fn checkpoint_of_state(
-    values: &[(String, Tensor)],
-    step: u64,
-    learning_rate: f32,
-) -> Result<TrainingApiCheckpoint> {
-    let named = |name: &str, t: &Tensor| -> Result<NamedTensor> {
-        let data = t.as_f32().with_context(|| format!("{name} is not float32"))?;
-        Ok(NamedTensor::new(
-            name,
-            t.shape().iter().map(|&d| d as i64).collect(),
-            data.iter().copied().collect(),
-        ))
-    };
-    let find = |name: &str| values.iter().find(|(n, _)| n == name).map(|(_, t)| t);
-    let mut trainable = vec![];
-    let (mut first, mut second) = (vec![], vec![]);
-    for (name, t) in values.iter().filter(|(n, _)| !state::is_adam_moment(n)) {
-        trainable.push(named(name, t)?);
-        match (find(&state::adam_m(name)), find(&state::adam_v(name))) {
-            (Some(m), Some(v)) => {
-                first.push(named(name, m)?);
-                second.push(named(name, v)?);
-            }
-            (None, None) => {}
-            _ => bail!("{name} has only one of its two Adam moments"),
-        }
-    }
-    let optimizer = match first.len() {
-        0 => None,
-        n if n == trainable.len() => Some(checkpoint::OptimizerState {
-            step: step as i64,
-            first_moments: first,
-            second_moments: second,
-            ..checkpoint::OptimizerState::zeros_for(&[], learning_rate)
-        }),
-        _ => bail!(
-            "some values have Adam moments and some do not: a training-API checkpoint holds the moments of every \
-             trainable parameter (batch norm's running statistics cannot be carried)"
-        ),
-    };
-    Ok(TrainingApiCheckpoint {
-        trainable,
-        frozen: vec![],
-        optimizer,
-        properties: vec![],
-    })
-}
-
 /// The rate of the step a srgraph run would take next, from its recorded schedule.
 fn next_learning_rate(run: &RunCheckpoint) -> f32 {
     let base = run
@@ -208,39 +158,6 @@ fn next_learning_rate(run: &RunCheckpoint) -> f32 {
     }
 }
 
-/// A training-API checkpoint as srgraph's train-step state (`<p>`, `<p>.adam_m`,
-/// `<p>.adam_v`) and the number of steps taken; moments are zero and the step 0 when the
-/// checkpoint has no optimiser state.
-pub fn state_of_checkpoint(ckpt: &TrainingApiCheckpoint) -> Result<(Vec<(String, Tensor)>, u64)> {
-    let tensor = |t: &NamedTensor| -> Result<Tensor> {
-        let shape: Vec<usize> = t.dims.iter().map(|&d| usize::try_from(d)).collect::<Result<_, _>>()?;
-        Ok(Tensor::f32(&shape, t.data.clone()))
-    };
-    let moment = |moments: Option<&Vec<NamedTensor>>, p: &NamedTensor| -> Result<Tensor> {
-        match moments {
-            None => tensor(&p.zeros_like(p.name.clone())),
-            Some(m) => tensor(
-                m.iter()
-                    .find(|m| m.name == p.name)
-                    .with_context(|| format!("the checkpoint's optimiser state has no moments for {}", p.name))?,
-            ),
-        }
-    };
-    let opt = ckpt.optimizer.as_ref();
-    let mut values = vec![];
-    for p in &ckpt.trainable {
-        values.push((p.name.clone(), tensor(p)?));
-        values.push((state::adam_m(&p.name), moment(opt.map(|o| &o.first_moments), p)?));
-        values.push((state::adam_v(&p.name), moment(opt.map(|o| &o.second_moments), p)?));
-    }
-    let step = opt.map_or(0, |o| o.step);
-    Ok((
-        values,
-        u64::try_from(step).context("the checkpoint's step count is negative")?,
-    ))
-}
-
-/// Writes the artefacts into `dir` under the names ORT's examples use.
 /// The files `write_artefacts` writes into its folder.
 pub const ARTEFACT_FILES: [&str; 4] = [
     "training_model.onnx",
@@ -249,6 +166,7 @@ pub const ARTEFACT_FILES: [&str; 4] = [
     "checkpoint",
 ];
 
+/// Writes the artefacts into `dir` under the names ORT's examples use.
 pub fn write_artefacts(dir: &Path, a: &Artefacts) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let contents = [&a.training_model, &a.eval_model, &a.optimizer_model, &a.checkpoint];
