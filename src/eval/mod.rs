@@ -118,7 +118,11 @@ impl Scoring {
     pub fn score(&self, sr: &ndarray::Array3<u8>, hr: &ndarray::Array3<u8>) -> Result<Scores> {
         Ok(Scores {
             psnr_y: psnr_y(sr, hr, self.scale)?,
-            ssim_y: if self.ssim { ssim_y(sr, hr, self.scale)? } else { f64::NAN },
+            ssim_y: if self.ssim {
+                ssim_y(sr, hr, self.scale)?
+            } else {
+                f64::NAN
+            },
             psnr_rgb: psnr_rgb(sr, hr, self.rgb_shave)?,
         })
     }

@@ -404,7 +404,11 @@ fn train_options(o: &StudyOptions, spec: &RunSpec) -> TrainOptions {
         run: RunOptions {
             engine: o.run.engine,
             // Runs side by side share the cores.
-            threads: if o.jobs > 1 { (cores / o.jobs).max(1) } else { o.run.threads },
+            threads: if o.jobs > 1 {
+                (cores / o.jobs).max(1)
+            } else {
+                o.run.threads
+            },
             progress: o.run.progress && o.jobs == 1,
         },
         val: Some(o.val.clone()),

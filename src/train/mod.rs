@@ -14,6 +14,7 @@ mod schedule;
 mod validate;
 mod weights;
 
+pub use crate::eval::Pictures;
 pub use checkpoint::{ensure_same_config, from_bytes as checkpoint_from_bytes, load as load_checkpoint, Checkpoint};
 pub use ema::Ema;
 pub use folder::RUN_FILES;
@@ -22,7 +23,6 @@ pub use options::{DataOptions, Init, RunOptions, ScheduleOptions, TrainOptions};
 pub use schedule::{Decay, Schedule};
 pub use validate::{bicubic_psnr, bicubic_scores, model_psnr, model_scores, Psnr};
 pub use weights::export;
-pub use crate::eval::Pictures;
 
 use crate::compiler::{compile, TrainConfig};
 use crate::data::cache::PixelCache;
