@@ -406,3 +406,54 @@ fn ema_is_validated_beside_the_weights() {
         "{meta}"
     );
 }
+
+/// Without a terminal (the test's stderr is a pipe, as under nohup, CI or Slurm), the
+/// run's progress is a line on stderr every twentieth of the steps (or 30 s), the last
+/// step always among them, with the validations; `--quiet` prints none of it.
+#[test]
+fn progress_without_a_terminal_is_lines_and_quiet_silences_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let set5 = data("Set5");
+    let run = |out: &str, quiet: bool| {
+        let mut args = vec![
+            "train",
+            "wdsr-b",
+            "--blocks",
+            "1",
+            "--data",
+            &set5,
+            "--val",
+            &set5,
+            "--val-limit",
+            "1",
+            "--steps",
+            "40",
+            "--batch",
+            "2",
+            "--patch",
+            "24",
+            "--validate-every",
+            "40",
+            "--engine",
+            "tract",
+            "--out",
+            out,
+        ];
+        if quiet {
+            args.push("--quiet");
+        }
+        let o = srgraph(&args, dir.path());
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let shown = run("shown", false);
+    let lines: Vec<&str> = shown.lines().filter(|l| l.starts_with("step ") && l.contains("/40")).collect();
+    assert!(lines.len() >= 2, "{shown}");
+    assert!(lines.iter().any(|l| l.starts_with("step 40/40")), "the last step: {shown}");
+    for l in &lines {
+        assert!(l.contains("loss ") && l.contains("steps/s") && l.contains("ETA"), "{l}");
+    }
+    assert!(shown.contains("step 40: validation PSNR"), "{shown}");
+    let quiet = run("quiet", true);
+    assert!(!quiet.contains("step "), "--quiet prints no progress: {quiet}");
+}

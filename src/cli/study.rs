@@ -1,12 +1,12 @@
 //! `srgraph study`: the seed's experiment from one command.
 
 use super::build::NormArg;
-use super::train::ScheduleArgs;
+use super::train::{CacheArgs, ScheduleArgs};
 use super::{EngineArg, EngineArgs};
-use crate::compiler::TrainConfig;
-use crate::models::{Arch, Norm};
+use crate::models::{Arch, ModelConfig, Norm};
 use crate::study::slurm::{self, Resources};
-use crate::study::{collect_study, plan_blocks, plan_norm, run_study, Kind, StudyOptions};
+use crate::study::{collect_study, plan_blocks, plan_norm, run_study, Kind, RunSpec, StudyOptions};
+use crate::train::{Init, RunOptions};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use std::io::Write;
@@ -97,9 +97,8 @@ pub struct CommonArgs {
     /// a fresh optimiser; the other runs start from the initialisation.
     #[arg(long, value_name = "CHECKPOINT")]
     pub init: Option<PathBuf>,
-    /// Where the training set's decoded pixels are cached (default: $SRGRAPH_CACHE, else ~/.cache/srgraph/data).
-    #[arg(long, value_name = "DIR")]
-    pub cache: Option<PathBuf>,
+    #[command(flatten)]
+    pub cache: CacheArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
     #[command(flatten)]
@@ -142,7 +141,26 @@ pub struct ClusterArgs {
 
 /// Ok(true) when stopped by Ctrl-C.
 pub fn run(a: StudyArgs) -> Result<bool> {
-    let (kind, runs, c, equal_params) = match a.which {
+    let (kind, runs, c, equal_params) = plan(a.which)?;
+    let init = match &c.init {
+        None => None,
+        Some(path) => Some(init_from(path, &runs)?),
+    };
+    let o = options(kind, runs, &c, equal_params, init)?;
+    if c.cluster.emit == Some(EmitArg::Slurm) {
+        emit_slurm(&o, &c.cluster)?;
+        return Ok(false);
+    }
+    if c.cluster.collect {
+        collect(&o)?;
+        return Ok(false);
+    }
+    train_all(&o)
+}
+
+/// The study's runs, and the options they share.
+fn plan(which: Which) -> Result<(Kind, Vec<RunSpec>, CommonArgs, bool)> {
+    Ok(match which {
         Which::Blocks(b) => {
             let runs = plan_blocks(&b.archs, &b.blocks, b.common.scale, b.equal_params)?;
             (Kind::Blocks, runs, b.common, b.equal_params)
@@ -152,58 +170,59 @@ pub fn run(a: StudyArgs) -> Result<bool> {
             let runs = plan_norm(n.arch, n.blocks, &norms, n.common.scale)?;
             (Kind::Norm, runs, n.common, false)
         }
+    })
+}
+
+/// `--init`: the checkpoint's network and weights, which some of the runs must train.
+fn init_from(path: &std::path::Path, runs: &[RunSpec]) -> Result<(ModelConfig, Init)> {
+    let (state, d) = crate::interop::load(path, &crate::interop::Hints::default())?;
+    let matching: Vec<&str> = runs
+        .iter()
+        .filter(|r| crate::study::same_network(&r.config, &d.config))
+        .map(|r| r.name.as_str())
+        .collect();
+    anyhow::ensure!(
+        !matching.is_empty(),
+        "--init {} holds {}, which is none of the study's runs ({})",
+        path.display(),
+        crate::models::describe(&d.config),
+        runs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    println!(
+        "--init {}: the runs {} start from its weights",
+        path.display(),
+        matching.join(", ")
+    );
+    let values = Init {
+        source: format!("{} ({})", path.display(), state.format),
+        values: d.values,
     };
-    let init = match &c.init {
-        None => None,
-        Some(path) => {
-            let (state, d) = crate::interop::load(path, &crate::interop::Hints::default())?;
-            let matching: Vec<&str> = runs
-                .iter()
-                .filter(|r| crate::study::same_network(&r.config, &d.config))
-                .map(|r| r.name.as_str())
-                .collect();
-            anyhow::ensure!(
-                !matching.is_empty(),
-                "--init {} holds {}, which is none of the study's runs ({})",
-                path.display(),
-                crate::models::describe(&d.config),
-                runs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
-            );
-            println!(
-                "--init {}: the runs {} start from its weights",
-                path.display(),
-                matching.join(", ")
-            );
-            let values = crate::train::Init {
-                source: format!("{} ({})", path.display(), state.format),
-                values: d.values,
-            };
-            Some((d.config, values))
-        }
-    };
-    let o = StudyOptions {
+    Ok((d.config, values))
+}
+
+fn options(
+    kind: Kind,
+    runs: Vec<RunSpec>,
+    c: &CommonArgs,
+    equal_params: bool,
+    init: Option<(ModelConfig, Init)>,
+) -> Result<StudyOptions> {
+    Ok(StudyOptions {
         init,
-        cache: c.cache.clone().unwrap_or_else(crate::data::cache::default_root),
+        data: c.cache.data(c.data.clone()),
         kind,
         runs,
-        data: c.data,
-        val: c.val,
+        val: c.val.clone(),
         scale: c.scale,
-        steps: c.schedule.steps,
-        train: TrainConfig {
-            batch: c.schedule.batch,
-            patch: c.schedule.patch,
-            ..TrainConfig::default()
-        },
-        learning_rate: c.schedule.lr,
-        schedule: c.schedule.schedule()?,
-        ema: c.schedule.ema,
         validate_every: c.validate_every.unwrap_or((c.schedule.steps / 10).max(1)),
-        engine: c.engine.engine(EngineArg::Ort)?,
-        threads: c.engine.ort.threads,
-        data_seed: c.schedule.data_seed,
-        tune: !c.schedule.no_tune,
-        out: c.out.unwrap_or_else(|| {
+        // The study's loss is the paper's, L1.
+        schedule: c.schedule.options(crate::compiler::TrainConfig::default().loss)?,
+        run: RunOptions {
+            engine: c.engine.engine(EngineArg::Ort)?,
+            threads: c.engine.ort.threads,
+            progress: !c.quiet,
+        },
+        out: c.out.clone().unwrap_or_else(|| {
             PathBuf::from(match kind {
                 Kind::Blocks => "runs/study-blocks",
                 Kind::Norm => "runs/study-norm",
@@ -211,51 +230,58 @@ pub fn run(a: StudyArgs) -> Result<bool> {
         }),
         resume: c.resume,
         jobs: c.jobs,
-        progress: !c.quiet,
         equal_params,
         only: c.cluster.only,
+    })
+}
+
+/// `--emit slurm`: the job scripts, and how to submit them.
+fn emit_slurm(o: &StudyOptions, cluster: &ClusterArgs) -> Result<()> {
+    let resources = Resources {
+        gpus_per_run: cluster.gpus_per_run,
+        cpus_per_run: cluster.cpus_per_run,
+        time: cluster.time.clone(),
+        partition: cluster.partition.clone(),
     };
-    if c.cluster.emit == Some(EmitArg::Slurm) {
-        let resources = Resources {
-            gpus_per_run: c.cluster.gpus_per_run,
-            cpus_per_run: c.cluster.cpus_per_run,
-            time: c.cluster.time.clone(),
-            partition: c.cluster.partition.clone(),
-        };
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        let exe = std::env::current_exe().context("cannot tell where this srgraph is")?;
-        let files = slurm::emit(&o, &args, &std::env::current_dir()?, &exe, &resources)?;
-        let mut out = std::io::stdout().lock();
-        for f in &files {
-            writeln!(out, "wrote       {}", f.display())?;
-        }
-        writeln!(out, "submit with {}", files[2].display())?;
-        writeln!(
-            out,
-            "            ({} runs as one array job, then the table; `squeue --me` follows them; \
-             `srgraph study ... --collect` writes the table of what has finished at any time)",
-            o.runs.len()
-        )?;
-        return Ok(false);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let exe = std::env::current_exe().context("cannot tell where this srgraph is")?;
+    let files = slurm::emit(o, &args, &std::env::current_dir()?, &exe, &resources)?;
+    let mut out = std::io::stdout().lock();
+    for f in &files {
+        writeln!(out, "wrote       {}", f.display())?;
     }
-    if c.cluster.collect {
-        let (report, missing) = collect_study(&o)?;
-        let mut out = std::io::stdout().lock();
-        out.write_all(&std::fs::read(o.out.join("table.md"))?)?;
-        writeln!(
-            out,
-            "\nwrote {}/table.md, table.csv and the plots from {} finished run{}",
-            o.out.display(),
-            report.results.len(),
-            if report.results.len() == 1 { "" } else { "s" }
-        )?;
-        if !missing.is_empty() {
-            writeln!(out, "not finished yet: {}", missing.join(", "))?;
-        }
-        return Ok(false);
+    writeln!(out, "submit with {}", files[2].display())?;
+    writeln!(
+        out,
+        "            ({} runs as one array job, then the table; `squeue --me` follows them; \
+         `srgraph study ... --collect` writes the table of what has finished at any time)",
+        o.runs.len()
+    )?;
+    Ok(())
+}
+
+/// `--collect`: the table of the runs that have finished, and those that have not.
+fn collect(o: &StudyOptions) -> Result<()> {
+    let (report, missing) = collect_study(o)?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(&std::fs::read(o.out.join("table.md"))?)?;
+    writeln!(
+        out,
+        "\nwrote {}/table.md, table.csv and the plots from {} finished run{}",
+        o.out.display(),
+        report.results.len(),
+        if report.results.len() == 1 { "" } else { "s" }
+    )?;
+    if !missing.is_empty() {
+        writeln!(out, "not finished yet: {}", missing.join(", "))?;
     }
+    Ok(())
+}
+
+/// Trains the runs (or `--only` one), then shows the table; Ok(true) when stopped by Ctrl-C.
+fn train_all(o: &StudyOptions) -> Result<bool> {
     let stop = super::stop_on_signals("stopping after this step: the run's checkpoint is kept; --resume continues")?;
-    let report = run_study(&o, &stop, &|line| println!("{line}"))?;
+    let report = run_study(o, &stop, &|line| println!("{line}"))?;
     let mut out = std::io::stdout().lock();
     if o.only.is_some() {
         if let Some(r) = report.results.first() {

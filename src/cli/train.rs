@@ -2,9 +2,9 @@
 
 use super::build::{resolve, LossArg, ModelArgs};
 use super::{EngineArg, EngineArgs};
-use crate::compiler::TrainConfig;
+use crate::compiler::{Loss, TrainConfig};
 use crate::models::describe;
-use crate::train::{train, Init, TrainOptions};
+use crate::train::{train, DataOptions, Init, RunOptions, ScheduleOptions, TrainOptions};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::io::Write;
@@ -16,7 +16,10 @@ use std::path::PathBuf;
     srgraph train wdsr-a --blocks 8 --data DIV2K --val DIV2K_valid --device cuda --steps 300000\n  \
     srgraph train wdsr-b --blocks 8 --data ../shared/data/T91 --out runs/b8 --resume\n\n\
     The run folder (--out) receives checkpoint.onnx (written atomically every --checkpoint-every steps),\n\
-    log.jsonl, curves.png and, at the end or on Ctrl-C, model.onnx. Exit code 130 after Ctrl-C.")]
+    log.jsonl, curves.png and, at the end or on Ctrl-C, model.onnx. Exit code 130 after Ctrl-C.\n\n\
+    Progress goes to stderr: a bar on a terminal; otherwise (nohup, CI, a Slurm log) a line every\n\
+    twentieth of the steps or every 30 s, whichever comes first, and at the last step (step/total,\n\
+    loss, steps/s, ETA), with each validation's scores. --quiet prints neither.")]
 pub struct TrainArgs {
     #[command(flatten)]
     pub model: ModelArgs,
@@ -52,12 +55,11 @@ pub struct TrainArgs {
     /// Start afresh in an --out that holds another run's files (checkpoint, model, log, curves), deleting them.
     #[arg(long, alias = "overwrite")]
     pub force: bool,
-    /// No progress bar.
+    /// No progress: neither the bar nor, without a terminal, the progress lines.
     #[arg(long)]
     pub quiet: bool,
-    /// Where the training set's decoded pixels are cached (default: $SRGRAPH_CACHE, else ~/.cache/srgraph/data).
-    #[arg(long, value_name = "DIR")]
-    pub cache: Option<PathBuf>,
+    #[command(flatten)]
+    pub cache: CacheArgs,
     /// Start from these weights (any checkpoint `srgraph import` reads: PyTorch, safetensors, srgraph, ONNX
     /// Runtime) with a fresh optimiser: fine-tuning. The network is the checkpoint's; the architecture and any
     /// --scale/--blocks/--filters/--expansion/--norm given must agree with it.
@@ -104,6 +106,23 @@ pub struct ScheduleArgs {
     pub no_tune: bool,
 }
 
+/// Where the training set's pixels are cached: shared by `train` and `study`.
+#[derive(Args, Debug)]
+pub struct CacheArgs {
+    /// Where the training set's decoded pixels are cached (default: $SRGRAPH_CACHE, else ~/.cache/srgraph/data).
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+}
+
+impl CacheArgs {
+    pub fn data(&self, data: PathBuf) -> DataOptions {
+        DataOptions {
+            data,
+            cache: self.cache.clone().unwrap_or_else(crate::data::cache::default_root),
+        }
+    }
+}
+
 /// A usage error (exit code 2) for a schedule that cannot be one, whatever the run's length.
 fn schedule_spec(s: &str) -> Result<String, String> {
     crate::compiler::Schedule::parse(s, 1, 0, u64::MAX).map_err(|e| format!("{e:#}"))?;
@@ -118,9 +137,23 @@ fn ema_decay(s: &str) -> Result<f32, String> {
 }
 
 impl ScheduleArgs {
-    pub fn schedule(&self) -> Result<crate::compiler::Schedule> {
-        crate::compiler::Schedule::parse(&self.schedule, self.halve_every, self.warmup, self.steps)
-            .context("--schedule")
+    /// The schedule, training with `loss`.
+    pub fn options(&self, loss: Loss) -> Result<ScheduleOptions> {
+        Ok(ScheduleOptions {
+            train: TrainConfig {
+                batch: self.batch,
+                patch: self.patch,
+                loss,
+                ..TrainConfig::default()
+            },
+            steps: self.steps,
+            learning_rate: self.lr,
+            rates: crate::compiler::Schedule::parse(&self.schedule, self.halve_every, self.warmup, self.steps)
+                .context("--schedule")?,
+            ema: self.ema,
+            data_seed: self.data_seed,
+            tune: !self.no_tune,
+        })
     }
 }
 
@@ -140,38 +173,26 @@ pub fn run(a: TrainArgs) -> Result<bool> {
             )
         }
     };
-    let engine = a.engine.engine(EngineArg::Ort)?;
-    let lr = a.schedule.lr.unwrap_or(c.arch.default_learning_rate());
     let name = a.model.name(&c);
     let o = TrainOptions {
-        train: TrainConfig {
-            batch: a.schedule.batch,
-            patch: a.schedule.patch,
-            loss: a.loss.into(),
-            ..TrainConfig::default()
+        data: a.cache.data(a.data),
+        run: RunOptions {
+            engine: a.engine.engine(EngineArg::Ort)?,
+            threads: a.engine.ort.threads,
+            progress: !a.quiet,
         },
-        data: a.data,
+        schedule: a.schedule.options(a.loss.into())?,
         val: a.val,
+        val_limit: a.val_limit.map(|n| n as usize),
         out: a
             .out
             .unwrap_or_else(|| PathBuf::from(format!("runs/{name}-x{}", c.scale))),
-        steps: a.schedule.steps,
-        learning_rate: lr,
-        schedule: a.schedule.schedule()?,
-        ema: a.schedule.ema,
         checkpoint_every: a.checkpoint_every,
         validate_every: a.validate_every,
-        engine,
-        threads: a.engine.ort.threads,
-        data_seed: a.schedule.data_seed,
         resume: a.resume,
         overwrite: a.force,
-        progress: !a.quiet,
         model: c,
         init,
-        cache: a.cache.unwrap_or_else(crate::data::cache::default_root),
-        val_limit: a.val_limit.map(|n| n as usize),
-        tune: !a.schedule.no_tune,
     };
     let stop = super::stop_on_signals("stopping after this step: the checkpoint and model will be written")?;
     // Under mpirun, rank 0 speaks for the job.
@@ -182,16 +203,18 @@ pub fn run(a: TrainArgs) -> Result<bool> {
             writeln!(out, "{n}")?;
         }
         writeln!(out, "network     {}", describe(&o.model))?;
+        let s = &o.schedule;
         writeln!(
             out,
-            "training    {} steps, batch {} of {} px patches, {} loss, lr {lr} {}{}, engine {}",
-            o.steps,
-            o.train.batch,
-            o.train.patch,
-            o.train.loss.name(),
-            o.schedule.describe(),
-            o.ema.map(|d| format!(", EMA {d}")).unwrap_or_default(),
-            o.engine.name()
+            "training    {} steps, batch {} of {} px patches, {} loss, lr {} {}{}, engine {}",
+            s.steps,
+            s.train.batch,
+            s.train.patch,
+            s.train.loss.name(),
+            o.learning_rate(),
+            s.rates.describe(),
+            s.ema.map(|d| format!(", EMA {d}")).unwrap_or_default(),
+            o.run.engine.name()
         )?;
         writeln!(out, "run folder  {}", o.out.display())?;
         if let Some(l) = crate::distributed::launch() {
@@ -199,7 +222,7 @@ pub fn run(a: TrainArgs) -> Result<bool> {
                 out,
                 "ranks       {} (mpirun), {} patches each per step, gradients summed with MPI's allreduce",
                 l.size,
-                o.train.batch / l.size.max(1)
+                o.schedule.train.batch / l.size.max(1)
             )?;
         }
     }

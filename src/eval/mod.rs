@@ -4,10 +4,12 @@
 //! EDSR's code) unless told otherwise.
 
 use crate::data::bicubic;
+use crate::data::cache::PixelCache;
 use crate::data::dataset::{from_nchw, ImageSet, Pair};
 use crate::infer::SrModel;
 use crate::metrics::{psnr_rgb, psnr_y, ssim_y};
 use anyhow::{bail, Context, Result};
+use ndarray::ArrayView3;
 use serde::Serialize;
 use std::path::Path;
 
@@ -19,14 +21,6 @@ pub struct Scores {
 }
 
 impl Scores {
-    fn of(sr: &ndarray::Array3<u8>, hr: &ndarray::Array3<u8>, scale: usize, rgb_shave: usize) -> Result<Scores> {
-        Ok(Scores {
-            psnr_y: psnr_y(sr, hr, scale)?,
-            ssim_y: ssim_y(sr, hr, scale)?,
-            psnr_rgb: psnr_rgb(sr, hr, rgb_shave)?,
-        })
-    }
-
     pub fn mean(all: impl Iterator<Item = Scores> + Clone) -> Scores {
         let n = all.clone().count().max(1) as f64;
         let sum = all.fold(Scores::default(), |a, b| Scores {
@@ -70,6 +64,103 @@ pub struct EvalOptions {
     pub tile: Option<usize>,
 }
 
+/// A set's pictures, (LR, HR) HWC: decoded in memory, or memory-mapped from the data
+/// cache (then one picture at a time is copied out, however large the set).
+pub trait Pictures {
+    fn count(&self) -> usize;
+    fn pair(&self, i: usize) -> (ArrayView3<'_, u8>, ArrayView3<'_, u8>);
+    /// The HR file, for messages that name it.
+    fn name(&self, i: usize) -> &str;
+}
+
+impl Pictures for [Pair] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn pair(&self, i: usize) -> (ArrayView3<'_, u8>, ArrayView3<'_, u8>) {
+        (self[i].lr.view(), self[i].hr.view())
+    }
+
+    fn name(&self, i: usize) -> &str {
+        &self[i].name
+    }
+}
+
+impl Pictures for PixelCache {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn pair(&self, i: usize) -> (ArrayView3<'_, u8>, ArrayView3<'_, u8>) {
+        let (hr, lr, _) = PixelCache::pair(self, i);
+        (lr, hr)
+    }
+
+    fn name(&self, i: usize) -> &str {
+        PixelCache::pair(self, i).2
+    }
+}
+
+/// How pictures are scored against their originals: the one scorer of `eval`, of a
+/// study's table and of validation during training.
+#[derive(Clone, Copy, Debug)]
+pub struct Scoring {
+    pub scale: usize,
+    /// Pixels shaved from each border for RGB PSNR (scale + 6 by default); Y is shaved by the scale.
+    pub rgb_shave: usize,
+    /// Measure SSIM-Y too; left out (NaN) by validation, which reports PSNR alone.
+    pub ssim: bool,
+}
+
+impl Scoring {
+    /// One super-resolved picture against its original.
+    pub fn score(&self, sr: &ndarray::Array3<u8>, hr: &ndarray::Array3<u8>) -> Result<Scores> {
+        Ok(Scores {
+            psnr_y: psnr_y(sr, hr, self.scale)?,
+            ssim_y: if self.ssim {
+                ssim_y(sr, hr, self.scale)?
+            } else {
+                f64::NAN
+            },
+            psnr_rgb: psnr_rgb(sr, hr, self.rgb_shave)?,
+        })
+    }
+
+    /// Each picture super-resolved by the model, whole or in LR tiles of side `tile(h, w)`
+    /// for an h x w LR picture; `on_image` is told each picture's index before it runs.
+    pub fn model(
+        &self,
+        model: &mut SrModel,
+        set: &(impl Pictures + ?Sized),
+        tile: &dyn Fn(usize, usize) -> Option<usize>,
+        on_image: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Scores>> {
+        (0..set.count())
+            .map(|i| {
+                on_image(i);
+                let (lr, hr) = set.pair(i);
+                let (h, w, _) = lr.dim();
+                let sr = from_nchw(model.upscale(&lr.to_owned(), tile(h, w), &|| {})?.view());
+                self.score(&sr, &hr.to_owned())
+                    .with_context(|| format!("scoring {}", set.name(i)))
+            })
+            .collect()
+    }
+
+    /// Each picture upscaled by bicubic: the baseline beside every model.
+    pub fn bicubic(&self, set: &(impl Pictures + ?Sized)) -> Result<Vec<Scores>> {
+        (0..set.count())
+            .map(|i| {
+                let (lr, hr) = set.pair(i);
+                let bic = bicubic::upscale(&lr.to_owned(), self.scale)?;
+                self.score(&bic, &hr.to_owned())
+                    .with_context(|| format!("scoring {}", set.name(i)))
+            })
+            .collect()
+    }
+}
+
 /// Scores a set's pairs; `on_image` is told each image's name before it runs.
 pub fn score_pairs(
     model: &mut SrModel,
@@ -77,24 +168,27 @@ pub fn score_pairs(
     o: &EvalOptions,
     on_image: &mut dyn FnMut(&str),
 ) -> Result<Vec<ImageScores>> {
-    pairs
+    let stem = |p: &Pair| {
+        Path::new(&p.name)
+            .file_stem()
+            .map_or(p.name.clone(), |s| s.to_string_lossy().into_owned())
+    };
+    let scoring = Scoring {
+        scale: o.scale,
+        rgb_shave: o.rgb_shave,
+        ssim: true,
+    };
+    let models = scoring.model(model, pairs, &|_, _| o.tile, &mut |i| on_image(&stem(&pairs[i])))?;
+    let bicubics = scoring.bicubic(pairs)?;
+    Ok(pairs
         .iter()
-        .map(|p| {
-            let name = Path::new(&p.name)
-                .file_stem()
-                .map_or(p.name.clone(), |s| s.to_string_lossy().into_owned());
-            on_image(&name);
-            let sr = from_nchw(model.upscale(&p.lr, o.tile, &|| {})?.view());
-            let bic = bicubic::upscale(&p.lr, o.scale)?;
-            let score =
-                |img| Scores::of(img, &p.hr, o.scale, o.rgb_shave).with_context(|| format!("scoring {}", p.name));
-            Ok(ImageScores {
-                model: score(&sr)?,
-                bicubic: score(&bic)?,
-                image: name,
-            })
+        .zip(models.into_iter().zip(bicubics))
+        .map(|(p, (model, bicubic))| ImageScores {
+            image: stem(p),
+            model,
+            bicubic,
         })
-        .collect()
+        .collect())
 }
 
 /// Evaluates one folder (any layout `ImageSet` reads). Unreadable images are an error

@@ -11,13 +11,11 @@ mod plot;
 pub mod slurm;
 mod table;
 
-use crate::compiler::TrainConfig;
 use crate::eval::{evaluate_set, EvalOptions};
 use crate::infer::SrModel;
 use crate::models::{self, fit_budget, param_count, Arch, ModelConfig, Norm};
 use crate::runtime::Runtime;
-use crate::train::Engine;
-use crate::train::{read_log, train, TrainOptions};
+use crate::train::{read_log, train, DataOptions, RunOptions, ScheduleOptions, TrainOptions};
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -67,30 +65,20 @@ pub struct RunResult {
 pub struct StudyOptions {
     pub kind: Kind,
     pub runs: Vec<RunSpec>,
-    pub data: PathBuf,
+    pub data: DataOptions,
     pub val: PathBuf,
     pub scale: usize,
-    pub steps: u64,
-    pub train: TrainConfig,
-    /// None: each architecture's default (1e-3 for WDSR, 1e-4 for EDSR).
-    pub learning_rate: Option<f32>,
-    pub schedule: crate::compiler::Schedule,
-    pub ema: Option<f32>,
+    /// Each run's; a learning rate of None is each architecture's default (1e-3 for WDSR, 1e-4 for EDSR).
+    pub schedule: ScheduleOptions,
     pub validate_every: u64,
-    pub engine: Engine,
-    pub threads: usize,
-    pub data_seed: u64,
+    /// Each run's engine and threads, when the runs train one at a time.
+    pub run: RunOptions,
     pub out: PathBuf,
     pub resume: bool,
     pub jobs: usize,
-    pub progress: bool,
     pub equal_params: bool,
     /// Weights that the runs of their network start from (`--init`), with that network.
     pub init: Option<(ModelConfig, crate::train::Init)>,
-    /// The data cache's root (see `TrainOptions::cache`).
-    pub cache: PathBuf,
-    /// Time each conv's gradient spellings before compiling (see `TrainOptions::tune`).
-    pub tune: bool,
     /// Train and score this run alone (0-based; a Slurm array task's index), leaving the
     /// table to `collect_study`. Runs of one study may then train at once, on other machines.
     pub only: Option<usize>,
@@ -411,28 +399,27 @@ fn train_options(o: &StudyOptions, spec: &RunSpec) -> TrainOptions {
     };
     TrainOptions {
         model,
-        train: o.train.clone(),
         data: o.data.clone(),
-        val: Some(o.val.clone()),
-        out: dir,
-        steps: o.steps,
-        learning_rate: o.learning_rate.unwrap_or(c.arch.default_learning_rate()),
         schedule: o.schedule.clone(),
-        ema: o.ema,
+        run: RunOptions {
+            engine: o.run.engine,
+            // Runs side by side share the cores.
+            threads: if o.jobs > 1 {
+                (cores / o.jobs).max(1)
+            } else {
+                o.run.threads
+            },
+            progress: o.run.progress && o.jobs == 1,
+        },
+        val: Some(o.val.clone()),
+        val_limit: None,
+        out: dir,
         checkpoint_every: o.validate_every,
         validate_every: o.validate_every,
-        engine: o.engine,
-        // Runs side by side share the cores.
-        threads: if o.jobs > 1 { (cores / o.jobs).max(1) } else { o.threads },
-        data_seed: o.data_seed,
         resume,
         // The run's folder belongs to the study, whose own --resume check guards it.
         overwrite: !resume,
-        progress: o.progress && o.jobs == 1,
         init: init.map(|(_, values)| values.clone()),
-        cache: o.cache.clone(),
-        val_limit: None,
-        tune: o.tune,
     }
 }
 

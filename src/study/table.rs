@@ -11,11 +11,11 @@ fn header(o: &StudyOptions) -> String {
     format!(
         "Trained {} steps each on {} (batch {}, HR patch {}, seed {}), validated on {} (PSNR on Y, shave {}, \
          as `srgraph eval` measures the saved model).\n\n",
-        o.steps,
-        o.data.display(),
-        o.train.batch,
-        o.train.patch,
-        o.data_seed,
+        o.schedule.steps,
+        o.data.data.display(),
+        o.schedule.train.batch,
+        o.schedule.train.patch,
+        o.schedule.data_seed,
         o.val.display(),
         o.scale
     )
