@@ -179,3 +179,46 @@ fn build_train_writes_the_four_graphs() {
         "--batch needs --train"
     );
 }
+
+/// The subcommands a help text lists under "Commands:" (clap's own `help` left out); a
+/// wrapped description continues on a line indented further, which names nothing.
+fn listed_subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| l.trim() != "Commands:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter(|l| !l[2..].starts_with(' '))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn help_texts_speak_to_users() {
+    // Words from inside the project that a user should never meet in `--help` (DESIGN.md is a
+    // note outside the repository).
+    const INTERNAL: [&str; 5] = ["seed's", "seed study", "session", "this round", "design.md"];
+    let dir = tempfile::tempdir().unwrap();
+    let mut pending = vec![Vec::<String>::new()];
+    let mut checked = 0;
+    while let Some(path) = pending.pop() {
+        let args: Vec<&str> = path.iter().map(String::as_str).chain(["--help"]).collect();
+        let o = srgraph(&args, dir.path());
+        assert!(o.status.success(), "srgraph {}: {}", args.join(" "), stderr(&o));
+        let help = stdout(&o);
+        let lower = help.to_lowercase();
+        for word in INTERNAL {
+            assert!(
+                !lower.contains(word),
+                "srgraph {} says '{word}':\n{help}",
+                args.join(" ")
+            );
+        }
+        checked += 1;
+        for sub in listed_subcommands(&help) {
+            pending.push(path.iter().cloned().chain([sub]).collect());
+        }
+    }
+    assert!(checked >= 12, "only {checked} help texts found");
+}

@@ -85,7 +85,7 @@ pub struct BuildArgs {
     pub from: Option<PathBuf>,
     /// With --train: time both spellings of each conv's gradients in this runtime (all cores) and compile the
     /// faster, as `srgraph train` does; cached under $SRGRAPH_CACHE (else ~/.cache/srgraph/data)/spellings. Without
-    /// it the graphs follow the rule (DESIGN.md), fit for any runtime.
+    /// it the graphs follow the rule (docs/speed.md), fit for any runtime.
     #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "ort-cpu", value_name = "RUNTIME", requires = "train")]
     pub tune: Option<TuneFor>,
     /// Output file (default: <name>-x<scale>.onnx), or with --train the output folder (default: <name>-x<scale>/).

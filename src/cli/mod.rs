@@ -49,7 +49,7 @@ pub enum Command {
     Upscale(upscale::UpscaleArgs),
     /// Decode a training set once into the memory-mapped cache `train` reads (train makes it itself when missing).
     Prepare(prepare::PrepareArgs),
-    /// The seed's experiment: EDSR vs WDSR-A vs WDSR-B by depth, or normalisations; table and plots.
+    /// The WDSR paper's study: EDSR vs WDSR-A vs WDSR-B by depth, or normalisations; table and plots.
     Study(study::StudyArgs),
     /// Turn a checkpoint (PyTorch .pth/.pt, .safetensors, Keras .h5, ONNX Runtime training, srgraph) into an .onnx.
     #[command(alias = "import-checkpoint")]

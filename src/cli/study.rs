@@ -1,4 +1,4 @@
-//! `srgraph study`: the seed's experiment from one command.
+//! `srgraph study`: the WDSR paper's study from one command.
 
 use super::build::NormArg;
 use super::train::{CacheArgs, ScheduleArgs};
@@ -28,7 +28,7 @@ pub struct StudyArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum Which {
-    /// EDSR vs WDSR-A vs WDSR-B at 1, 3, 5 and 8 residual blocks (the seed's presets).
+    /// EDSR vs WDSR-A vs WDSR-B at 1, 3, 5 and 8 residual blocks (the study-* presets).
     Blocks(BlocksArgs),
     /// One network with weight norm, batch norm and none.
     Norm(NormArgs),

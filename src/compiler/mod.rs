@@ -41,7 +41,7 @@ pub struct TrainConfig {
 }
 
 impl Default for TrainConfig {
-    /// The seed's setting: batch 16 of 96 x 96 HR patches, L1, PyTorch's Adam.
+    /// The WDSR paper's setting: batch 16 of 96 x 96 HR patches, L1, PyTorch's Adam.
     fn default() -> TrainConfig {
         TrainConfig {
             batch: 16,

@@ -1,4 +1,4 @@
-//! The seed's experiment in one command: EDSR, WDSR-A and WDSR-B trained alike at
+//! The WDSR paper's study in one command: EDSR, WDSR-A and WDSR-B trained alike at
 //! 1, 3, 5 and 8 residual blocks (or at equal parameter budgets), or WDSR-A with
 //! weight norm, batch norm and none; then the table and plots the paper reports.
 //!
@@ -104,7 +104,7 @@ pub fn paper_psnr(arch: Arch, blocks: usize) -> Option<f64> {
     Some(row[Arch::ALL.iter().position(|&a| a == arch)?])
 }
 
-/// The seed study's network for `arch` at `blocks`: the `study-ARCH-BLOCKS` preset,
+/// The study's network for `arch` at `blocks`: the `study-ARCH-BLOCKS` preset,
 /// or the widths of `study-ARCH-1` at another depth.
 fn study_config(arch: Arch, blocks: usize, scale: usize) -> Result<ModelConfig> {
     let preset = models::preset(&format!("study-{}-{blocks}", arch.name()))?
