@@ -86,7 +86,7 @@ pub fn artefacts(c: &ModelConfig, t: &TrainConfig, from: Option<&crate::train::C
     let params: Vec<(String, Tensor)> = grads.params().map(|(n, t)| (n.to_string(), t.clone())).collect();
     let mut meta = c.metadata();
     meta.extend(t.metadata());
-    meta.push(("graph".into(), "ort-training".into()));
+    meta.push("graph", "ort-training");
 
     // training_model: srgraph's gradients, accumulated in place.
     let mut training = Model::new(grads.clone(), meta.clone()).to_proto("training_model")?;
