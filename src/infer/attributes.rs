@@ -3,6 +3,7 @@
 //! them: runtimes index attribute lists without checking them (tract panics on a
 //! Conv with three pads), and a file can say anything.
 
+use crate::onnx::attributes::in_node;
 use crate::onnx::{pb, Attributes};
 use anyhow::{bail, ensure, Context, Result};
 use std::collections::{HashMap, HashSet};
@@ -22,7 +23,7 @@ pub fn check_graph(g: &pb::GraphProto) -> Result<()> {
         let a = Attributes::of(i, n);
         check_node(n, a, &weights)
             .and_then(|_| check_axes(n, a, rank, &weights))
-            .with_context(|| format!("node {i} ({}, {:?})", n.op_type, n.name))?;
+            .map_err(|e| in_node(e, || format!("node {i} ({}, {:?})", n.op_type, n.name)))?;
     }
     Ok(())
 }
@@ -514,6 +515,18 @@ mod tests {
         g.node[0].op_type = "ConvTranspose".into();
         g.initializer[1].dims = vec![3];
         assert!(format!("{:#}", check_graph(&g).unwrap_err()).contains("removes more"));
+    }
+
+    #[test]
+    fn a_mistyped_attribute_is_named_once() {
+        let pads = pb::AttributeProto {
+            name: "pads".into(),
+            r#type: pb::attribute_type::INT,
+            i: 1,
+            ..Default::default()
+        };
+        let e = format!("{:#}", check_graph(&conv(vec![pads])).unwrap_err());
+        assert_eq!(e, "Node 0 (Conv), attribute 'pads': has type INT, expected INTS");
     }
 
     fn resize(scales: &[f32]) -> pb::GraphProto {

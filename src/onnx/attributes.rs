@@ -4,7 +4,7 @@
 //! "Node N (Op), attribute 'a': ...".
 
 use super::pb::{attribute_type as at, AttributeProto, NodeProto};
-use anyhow::{anyhow, Error, Result};
+use anyhow::{Error, Result};
 
 /// The attributes of node `index` of a graph.
 #[derive(Clone, Copy)]
@@ -20,11 +20,13 @@ impl<'a> Attributes<'a> {
 
     /// An error about attribute `name` of this node.
     pub fn error(&self, name: &str, message: impl std::fmt::Display) -> Error {
-        anyhow!(
-            "Node {} ({}), attribute '{name}': {message}",
-            self.index,
-            self.node.op_type
-        )
+        AttributeError {
+            index: self.index,
+            op: self.node.op_type.clone(),
+            name: name.to_string(),
+            message: message.to_string(),
+        }
+        .into()
     }
 
     /// The attribute named `name`, if the node has it, checked to be of type `kind`
@@ -85,6 +87,37 @@ impl<'a> Attributes<'a> {
 
     pub fn string_or(&self, name: &str, default: &'a str) -> Result<&'a str> {
         Ok(self.string(name)?.unwrap_or(default))
+    }
+}
+
+/// What is wrong with one attribute of one node; it names both, so callers that give
+/// errors the node's context leave these as they are (see `in_node`).
+#[derive(Debug)]
+pub struct AttributeError {
+    index: usize,
+    op: String,
+    name: String,
+    message: String,
+}
+
+impl std::fmt::Display for AttributeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(
+            f,
+            "Node {} ({}), attribute '{}': {}",
+            self.index, self.op, self.name, self.message
+        )
+    }
+}
+
+impl std::error::Error for AttributeError {}
+
+/// `e` in the context of the node `context` describes, unless it names the node already.
+pub fn in_node(e: Error, context: impl FnOnce() -> String) -> Error {
+    if e.is::<AttributeError>() {
+        e
+    } else {
+        e.context(context())
     }
 }
 

@@ -115,7 +115,7 @@ pub fn graph_from_proto(p: &GraphProto) -> Result<Graph> {
             continue;
         }
         let what = || format!("Reading node {} ({})", node.name, node.op_type);
-        let (op, wired) = ops::read(index, node, &constant).with_context(what)?;
+        let (op, wired) = ops::read(index, node, &constant).map_err(|e| super::attributes::in_node(e, what))?;
         let mut inputs = Vec::new();
         for name in node.input.iter().take(wired).filter(|n| !n.is_empty()) {
             let o = match values.get(name) {
