@@ -21,8 +21,8 @@ pub fn check_graph(g: &pb::GraphProto) -> Result<()> {
     for (i, n) in g.node.iter().enumerate() {
         let rank = n.input.first().and_then(|x| ranks.get(x.as_str())).copied();
         let a = Attributes::of(i, n);
-        check_node(n, a, &weights)
-            .and_then(|_| check_axes(n, a, rank, &weights))
+        check_node(a, &weights)
+            .and_then(|_| check_axes(a, rank, &weights))
             .map_err(|e| in_node(e, || format!("node {i} ({}, {:?})", n.op_type, n.name)))?;
     }
     Ok(())
@@ -70,12 +70,8 @@ fn ranks(g: &pb::GraphProto) -> HashMap<&str, usize> {
 }
 
 /// Axes of a value of rank `rank` lie in -rank..rank (tract unwraps the axis it resolves).
-fn check_axes(
-    n: &pb::NodeProto,
-    a: Attributes,
-    rank: Option<usize>,
-    weights: &HashMap<&str, &pb::TensorProto>,
-) -> Result<()> {
+fn check_axes(a: Attributes, rank: Option<usize>, weights: &HashMap<&str, &pb::TensorProto>) -> Result<()> {
+    let n = a.node();
     let Some(rank) = rank else { return Ok(()) };
     let r = rank as i64;
     let axes: Vec<i64> = match n.op_type.as_str() {
@@ -170,7 +166,8 @@ fn check_names(g: &pb::GraphProto) -> Result<()> {
     Ok(())
 }
 
-fn check_node(n: &pb::NodeProto, a: Attributes, weights: &HashMap<&str, &pb::TensorProto>) -> Result<()> {
+fn check_node(a: Attributes, weights: &HashMap<&str, &pb::TensorProto>) -> Result<()> {
+    let n = a.node();
     let mut seen: Vec<&str> = vec![];
     for attribute in &n.attribute {
         ensure!(
@@ -181,8 +178,8 @@ fn check_node(n: &pb::NodeProto, a: Attributes, weights: &HashMap<&str, &pb::Ten
         seen.push(&attribute.name);
     }
     match n.op_type.as_str() {
-        "Conv" | "ConvTranspose" => check_conv(n, a, weights),
-        "MaxPool" | "AveragePool" | "LpPool" => check_pool(n, a),
+        "Conv" | "ConvTranspose" => check_conv(a, weights),
+        "MaxPool" | "AveragePool" | "LpPool" => check_pool(a),
         "DepthToSpace" | "SpaceToDepth" => {
             let b = a.required("blocksize", a.i64("blocksize")?)?;
             in_range(b, 1, LIMIT, "blocksize")?;
@@ -194,7 +191,7 @@ fn check_node(n: &pb::NodeProto, a: Attributes, weights: &HashMap<&str, &pb::Ten
             }
             Ok(())
         }
-        "Resize" | "Upsample" => check_resize(n, a, weights),
+        "Resize" | "Upsample" => check_resize(a, weights),
         "Transpose" => {
             if let Some(perm) = a.ints("perm")? {
                 let mut sorted = perm.to_vec();
@@ -219,7 +216,8 @@ const MAX_RESIZE_TOTAL: f32 = MAX_RESIZE_AXIS * MAX_RESIZE_AXIS;
 
 /// Resize / Upsample with constant scales or sizes: each scale finite, positive and at most
 /// x16, x256 in all; constant sizes within `LIMIT` along each axis.
-fn check_resize(n: &pb::NodeProto, a: Attributes, weights: &HashMap<&str, &pb::TensorProto>) -> Result<()> {
+fn check_resize(a: Attributes, weights: &HashMap<&str, &pb::TensorProto>) -> Result<()> {
+    let n = a.node();
     let constant = |k: usize| {
         n.input
             .get(k)
@@ -270,7 +268,8 @@ fn floats_of(t: &pb::TensorProto) -> Result<Vec<f32>> {
 /// Conv and ConvTranspose: one value per spatial axis in kernel_shape, strides,
 /// dilations and output_padding, two in pads; all in range; the weight's rank,
 /// kernel and channels agreeing with them, and the bias with the weight.
-fn check_conv(n: &pb::NodeProto, a: Attributes, weights: &HashMap<&str, &pb::TensorProto>) -> Result<()> {
+fn check_conv(a: Attributes, weights: &HashMap<&str, &pb::TensorProto>) -> Result<()> {
+    let n = a.node();
     ensure!(
         (2..=3).contains(&n.input.len()),
         "{} takes 2 or 3 inputs (x, weight, optional bias), not {}",
@@ -292,7 +291,7 @@ fn check_conv(n: &pb::NodeProto, a: Attributes, weights: &HashMap<&str, &pb::Ten
         (1..=3).contains(&spatial),
         "{spatial} spatial axes: srgraph runs 1-, 2- and 3-d convolutions"
     );
-    check_lists(n, a, spatial)?;
+    check_lists(a, spatial)?;
     if let Some(v) = a.ints("output_padding")? {
         ensure!(
             v.len() == spatial,
@@ -387,20 +386,21 @@ fn check_conv(n: &pb::NodeProto, a: Attributes, weights: &HashMap<&str, &pb::Ten
     Ok(())
 }
 
-fn check_pool(n: &pb::NodeProto, a: Attributes) -> Result<()> {
+fn check_pool(a: Attributes) -> Result<()> {
     let kernel = a.required("kernel_shape", a.ints("kernel_shape")?)?;
     let spatial = kernel.len();
     ensure!(
         (1..=3).contains(&spatial),
         "attribute 'kernel_shape' has {spatial} values: srgraph runs 1-, 2- and 3-d pooling"
     );
-    check_lists(n, a, spatial)?;
+    check_lists(a, spatial)?;
     check_auto_pad(a)
 }
 
 /// kernel_shape, strides and dilations (at least 1) hold one value per spatial axis,
 /// pads (at least 0) two: runtimes index these lists by axis without looking.
-fn check_lists(n: &pb::NodeProto, a: Attributes, spatial: usize) -> Result<()> {
+fn check_lists(a: Attributes, spatial: usize) -> Result<()> {
+    let n = a.node();
     for (attr, len, min) in [
         ("kernel_shape", spatial, 1),
         ("strides", spatial, 1),

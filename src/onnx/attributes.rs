@@ -18,6 +18,10 @@ impl<'a> Attributes<'a> {
         Attributes { node, index }
     }
 
+    pub fn node(&self) -> &'a NodeProto {
+        self.node
+    }
+
     /// An error about attribute `name` of this node.
     pub fn error(&self, name: &str, message: impl std::fmt::Display) -> Error {
         AttributeError {
