@@ -49,10 +49,6 @@ impl Metadata {
         self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
-    pub fn pairs(&self) -> &[(String, String)] {
-        &self.entries
-    }
-
     pub fn into_pairs(self) -> Vec<(String, String)> {
         self.entries
     }
@@ -101,7 +97,8 @@ impl IntoIterator for Metadata {
     }
 }
 
-/// Slices of pairs (`&[(String, String)]`) are what older call sites pass around.
+/// Metadata reads as the slice of pairs it is, for code that takes `&[(String, String)]`
+/// (a run's identity, the checkpoint checks).
 impl std::ops::Deref for Metadata {
     type Target = [(String, String)];
 
@@ -112,10 +109,11 @@ impl std::ops::Deref for Metadata {
 
 /// How a model srgraph writes was made, recorded after its network's own metadata (and
 /// its training configuration, for training graphs) in this order: `graph`,
-/// `parameters`, `training_steps`, `srgraph_version`, `command`. Every writer of a
-/// model file goes through [`Provenance::record`], so files agree on keys and order.
+/// `parameters`, `training_steps`, `srgraph_version`, `command`. The models `build`,
+/// `serve`, `train` and `import` write all go through [`Provenance::record`], so they
+/// agree on keys and order.
 pub struct Provenance<'a> {
-    /// What the graph is: "inference", "training-form", "train-step", "checkpoint"...
+    /// What the graph is: "inference", "training-form", "train-step", "gradients", "eval".
     pub graph: &'a str,
     /// Learned parameters of the network, counted in its training form.
     pub parameters: usize,
