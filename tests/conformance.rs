@@ -20,7 +20,7 @@ use srgraph::util::npy_bytes;
 use std::path::Path;
 use std::process::Command;
 
-fn write_case(dir: &Path, name: &str, g: srgraph::ir::Graph, meta: Vec<(String, String)>, x: &ndarray::ArrayD<f32>) {
+fn write_case(dir: &Path, name: &str, g: srgraph::ir::Graph, meta: srgraph::onnx::Metadata, x: &ndarray::ArrayD<f32>) {
     let bytes = Model::new(g, meta).to_bytes(name).unwrap();
     let y = run_once(&bytes, vec![x.clone()]).unwrap().remove(0);
     std::fs::write(dir.join(format!("{name}.onnx")), &bytes).unwrap();

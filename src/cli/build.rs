@@ -5,7 +5,7 @@ use crate::export::inference_graph;
 use crate::ir::{show, ShuffleMode};
 use crate::models::describe;
 use crate::models::{self, fit_budget, parse_count, Arch, ModelConfig, Norm};
-use crate::onnx::Model;
+use crate::onnx::{Model, Provenance};
 use crate::runtime::{ort::Device, Runtime};
 use crate::util::{check_output, grouped};
 use anyhow::{bail, ensure, Context, Result};
@@ -242,15 +242,13 @@ pub fn run(a: BuildArgs) -> Result<()> {
         inference_graph(&training_form)?
     };
     let kind = if a.unfolded { "training-form" } else { "inference" };
-    let mut meta = c.metadata();
-    meta.extend([
-        ("graph".to_string(), kind.to_string()),
-        ("parameters".to_string(), params.to_string()),
-        ("training_steps".to_string(), "0".to_string()),
-        ("srgraph_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
-        ("command".to_string(), std::env::args().collect::<Vec<_>>().join(" ")),
-    ]);
-    let model = Model::new(graph, meta);
+    let provenance = Provenance {
+        graph: kind,
+        parameters: params,
+        training_steps: Some(0),
+        command: true,
+    };
+    let model = Model::with_provenance(graph, c.metadata(), &provenance);
     model.save(&path, &name)?;
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
 
@@ -397,18 +395,12 @@ fn run_train(a: &BuildArgs, c: &ModelConfig, notes: Vec<String>) -> Result<()> {
     let training_form = models::build(c)?;
     let params = training_form.param_count();
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the folder {}", dir.display()))?;
-    let meta = |kind: &str, fixed: bool| {
+    // Training graphs record their training configuration with the network's.
+    let network = |fixed: bool| {
         let mut m = c.metadata();
         if fixed {
             m.extend(t.metadata());
         }
-        m.extend([
-            ("graph".to_string(), kind.to_string()),
-            ("parameters".to_string(), params.to_string()),
-            ("training_steps".to_string(), "0".to_string()),
-            ("srgraph_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
-            ("command".to_string(), std::env::args().collect::<Vec<_>>().join(" ")),
-        ]);
         m
     };
     let files = [
@@ -437,7 +429,13 @@ fn run_train(a: &BuildArgs, c: &ModelConfig, notes: Vec<String>) -> Result<()> {
         let ops: usize = graph.op_histogram().iter().map(|(_, n)| n).sum();
         let inputs = graph.inputs.len() + graph.params().count() + graph.buffers().count();
         let path = dir.join(file);
-        Model::new(graph, meta(kind, fixed)).save(&path, kind)?;
+        let provenance = Provenance {
+            graph: kind,
+            parameters: params,
+            training_steps: Some(0),
+            command: true,
+        };
+        Model::with_provenance(graph, network(fixed), &provenance).save(&path, kind)?;
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         writeln!(
             out,

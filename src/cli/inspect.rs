@@ -2,7 +2,7 @@
 
 use crate::infer::Signature;
 use crate::ir::{show, Op};
-use crate::onnx::{pb, Model};
+use crate::onnx::{pb, Metadata, Model};
 use crate::util::grouped;
 use anyhow::{Context, Result};
 use clap::Args;
@@ -49,8 +49,8 @@ pub fn run(a: InspectArgs) -> Result<()> {
             describe_proto(&mut out, g)?;
         }
     }
-    for p in &proto.metadata_props {
-        writeln!(out, "meta        {} = {}", p.key, p.value)?;
+    for (key, value) in Metadata::from_proto(&proto.metadata_props).iter() {
+        writeln!(out, "meta        {key} = {value}")?;
     }
     // The same check eval and upscale make before they load a model.
     match Signature::read(&bytes, &name) {

@@ -222,13 +222,15 @@ pub fn run_export(a: ExportArgs) -> Result<()> {
         ExportLayoutArg::Basicsr => ExportLayout::BasicSr,
     };
     let e = interop::export_state(&d.config, &d.values, layout)?;
-    let mut meta = e.config.metadata();
-    meta.push(("format".into(), "pt".into()));
-    meta.push(("exported_from".into(), source.display().to_string()));
-    meta.push(("export_layout".into(), format!("{layout:?}")));
-    meta.push(("reference_constructor".into(), e.constructor.clone()));
+    let mut meta = e
+        .config
+        .metadata()
+        .with("format", "pt")
+        .with("exported_from", source.display())
+        .with("export_layout", format!("{layout:?}"))
+        .with("reference_constructor", &e.constructor);
     if let Some(s) = state.steps {
-        meta.push(("training_steps".into(), s.to_string()));
+        meta.push("training_steps", s);
     }
     write_atomic(&a.output, &interop::to_safetensors(&e.tensors, meta)?)?;
     print_detection(&source, &state, &d);

@@ -3,7 +3,7 @@
 use super::build::{resolve, train_config, LossArg, ModelArgs};
 use crate::compiler::compile;
 use crate::models;
-use crate::onnx::Model;
+use crate::onnx::{Model, Provenance};
 use crate::web::{default_ort_web, serve, Site};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser};
@@ -67,22 +67,23 @@ fn graph(file: &str, query: &[(String, String)]) -> Result<Vec<u8>> {
     let (c, _) = resolve(&q.model)?;
     let t = train_config(q.batch, q.patch, q.loss);
     t.validate(c.scale)?;
-    let mut meta = c.metadata();
-    meta.extend([
-        ("parameters".to_string(), models::param_count(&c)?.to_string()),
-        ("training_steps".to_string(), "0".to_string()),
-        ("srgraph_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
-    ]);
+    // Training graphs record their training configuration with the network's.
+    let mut network = c.metadata();
     let (kind, graph) = match file {
         "train_step.onnx" => {
-            meta.extend(t.metadata());
+            network.extend(t.metadata());
             ("train-step", compile(&c, &t)?.train_step)
         }
         "model.onnx" => ("training-form", models::build(&c)?),
         _ => bail!("no graph named {file}: /graphs/ serves train_step.onnx and model.onnx"),
     };
-    meta.push(("graph".to_string(), kind.to_string()));
-    Model::new(graph, meta).to_bytes(kind)
+    let provenance = Provenance {
+        graph: kind,
+        parameters: models::param_count(&c)?,
+        training_steps: Some(0),
+        command: false,
+    };
+    Model::with_provenance(graph, network, &provenance).to_bytes(kind)
 }
 
 pub fn run(a: ServeArgs) -> Result<()> {

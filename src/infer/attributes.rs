@@ -3,7 +3,8 @@
 //! them: runtimes index attribute lists without checking them (tract panics on a
 //! Conv with three pads), and a file can say anything.
 
-use crate::onnx::pb;
+use crate::onnx::attributes::in_node;
+use crate::onnx::{pb, Attributes};
 use anyhow::{bail, ensure, Context, Result};
 use std::collections::{HashMap, HashSet};
 
@@ -19,9 +20,10 @@ pub fn check_graph(g: &pb::GraphProto) -> Result<()> {
     let ranks = ranks(g);
     for (i, n) in g.node.iter().enumerate() {
         let rank = n.input.first().and_then(|x| ranks.get(x.as_str())).copied();
-        check_node(n, &weights)
-            .and_then(|_| check_axes(n, rank, &weights))
-            .with_context(|| format!("node {i} ({}, {:?})", n.op_type, n.name))?;
+        let a = Attributes::of(i, n);
+        check_node(a, &weights)
+            .and_then(|_| check_axes(a, rank, &weights))
+            .map_err(|e| in_node(e, || format!("node {i} ({}, {:?})", n.op_type, n.name)))?;
     }
     Ok(())
 }
@@ -38,7 +40,7 @@ fn ranks(g: &pb::GraphProto) -> HashMap<&str, usize> {
             }
         }
     }
-    for n in &g.node {
+    for (i, n) in g.node.iter().enumerate() {
         let of = |k: usize| n.input.get(k).and_then(|x| rank.get(x.as_str())).copied();
         let r = match n.op_type.as_str() {
             // Broadcasting: the largest rank of the inputs, when all are known.
@@ -52,7 +54,7 @@ fn ranks(g: &pb::GraphProto) -> HashMap<&str, usize> {
             | "Identity" | "Cast" | "Conv" | "ConvTranspose" | "MaxPool" | "AveragePool" | "DepthToSpace"
             | "SpaceToDepth" | "BatchNormalization" | "Softmax" | "Transpose" | "Pad" | "Resize" | "Upsample" => of(0),
             "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL2"
-                if int(n, "keepdims").ok().flatten() != Some(0) =>
+                if Attributes::of(i, n).i64("keepdims").ok().flatten() != Some(0) =>
             {
                 of(0)
             }
@@ -68,12 +70,13 @@ fn ranks(g: &pb::GraphProto) -> HashMap<&str, usize> {
 }
 
 /// Axes of a value of rank `rank` lie in -rank..rank (tract unwraps the axis it resolves).
-fn check_axes(n: &pb::NodeProto, rank: Option<usize>, weights: &HashMap<&str, &pb::TensorProto>) -> Result<()> {
+fn check_axes(a: Attributes, rank: Option<usize>, weights: &HashMap<&str, &pb::TensorProto>) -> Result<()> {
+    let n = a.node();
     let Some(rank) = rank else { return Ok(()) };
     let r = rank as i64;
     let axes: Vec<i64> = match n.op_type.as_str() {
-        op if op.starts_with("Reduce") => match ints(n, "axes")? {
-            Some(a) => a,
+        op if op.starts_with("Reduce") => match a.ints("axes")? {
+            Some(axes) => axes.to_vec(),
             // Opset 13+ (ReduceSum) and 18+ (the others): the axes as a second, constant input.
             None => match n.input.get(1).and_then(|a| weights.get(a.as_str())) {
                 Some(t) => crate::onnx::tensor_from_proto(t)
@@ -83,9 +86,9 @@ fn check_axes(n: &pb::NodeProto, rank: Option<usize>, weights: &HashMap<&str, &p
                 None => vec![],
             },
         },
-        "Softmax" | "Concat" | "Flatten" | "Gather" | "Split" | "LogSoftmax" => int(n, "axis")?.into_iter().collect(),
+        "Softmax" | "Concat" | "Flatten" | "Gather" | "Split" | "LogSoftmax" => a.i64("axis")?.into_iter().collect(),
         "Transpose" => {
-            if let Some(perm) = ints(n, "perm")? {
+            if let Some(perm) = a.ints("perm")? {
                 ensure!(
                     perm.len() == rank,
                     "attribute 'perm' has {} values for a rank-{rank} input",
@@ -108,7 +111,12 @@ fn check_axes(n: &pb::NodeProto, rank: Option<usize>, weights: &HashMap<&str, &p
 
 /// ONNX element types whose raw bytes tract reads (float, the integer widths, bool, float16,
 /// double); it panics ("FIXME, raw tensor loading") on any other type given as raw data.
-const RAW_TYPES: [i32; 12] = [1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13];
+const RAW_TYPES: [i32; 12] = {
+    use pb::data_type::*;
+    [
+        FLOAT, UINT8, INT8, UINT16, INT16, INT32, INT64, BOOL, FLOAT16, DOUBLE, UINT32, UINT64,
+    ]
+};
 
 /// Constant tensors (initialisers, and those in node attributes, subgraphs included) of a
 /// type tract can read: a fuzzing finding, a string tensor given as raw bytes.
@@ -158,34 +166,35 @@ fn check_names(g: &pb::GraphProto) -> Result<()> {
     Ok(())
 }
 
-fn check_node(n: &pb::NodeProto, weights: &HashMap<&str, &pb::TensorProto>) -> Result<()> {
+fn check_node(a: Attributes, weights: &HashMap<&str, &pb::TensorProto>) -> Result<()> {
+    let n = a.node();
     let mut seen: Vec<&str> = vec![];
-    for a in &n.attribute {
+    for attribute in &n.attribute {
         ensure!(
-            !seen.contains(&a.name.as_str()),
+            !seen.contains(&attribute.name.as_str()),
             "attribute '{}' is given twice",
-            a.name
+            attribute.name
         );
-        seen.push(&a.name);
+        seen.push(&attribute.name);
     }
     match n.op_type.as_str() {
-        "Conv" | "ConvTranspose" => check_conv(n, weights),
-        "MaxPool" | "AveragePool" | "LpPool" => check_pool(n),
+        "Conv" | "ConvTranspose" => check_conv(a, weights),
+        "MaxPool" | "AveragePool" | "LpPool" => check_pool(a),
         "DepthToSpace" | "SpaceToDepth" => {
-            let b = int(n, "blocksize")?.context("attribute 'blocksize' is required")?;
+            let b = a.required("blocksize", a.i64("blocksize")?)?;
             in_range(b, 1, LIMIT, "blocksize")?;
-            if let Some(mode) = string(n, "mode")? {
+            if let Some(mode) = a.string("mode")? {
                 ensure!(
-                    matches!(mode.as_str(), "DCR" | "CRD") && (n.op_type == "DepthToSpace" || mode == "DCR"),
+                    matches!(mode, "DCR" | "CRD") && (n.op_type == "DepthToSpace" || mode == "DCR"),
                     "attribute 'mode' is {mode:?}, not DCR or CRD"
                 );
             }
             Ok(())
         }
-        "Resize" | "Upsample" => check_resize(n, weights),
+        "Resize" | "Upsample" => check_resize(a, weights),
         "Transpose" => {
-            if let Some(perm) = ints(n, "perm")? {
-                let mut sorted = perm.clone();
+            if let Some(perm) = a.ints("perm")? {
+                let mut sorted = perm.to_vec();
                 sorted.sort_unstable();
                 ensure!(
                     sorted.iter().enumerate().all(|(i, &p)| p == i as i64),
@@ -207,7 +216,8 @@ const MAX_RESIZE_TOTAL: f32 = MAX_RESIZE_AXIS * MAX_RESIZE_AXIS;
 
 /// Resize / Upsample with constant scales or sizes: each scale finite, positive and at most
 /// x16, x256 in all; constant sizes within `LIMIT` along each axis.
-fn check_resize(n: &pb::NodeProto, weights: &HashMap<&str, &pb::TensorProto>) -> Result<()> {
+fn check_resize(a: Attributes, weights: &HashMap<&str, &pb::TensorProto>) -> Result<()> {
+    let n = a.node();
     let constant = |k: usize| {
         n.input
             .get(k)
@@ -218,11 +228,7 @@ fn check_resize(n: &pb::NodeProto, weights: &HashMap<&str, &pb::TensorProto>) ->
     let scales: Option<Vec<f32>> = match (n.op_type.as_str(), n.input.len()) {
         (_, 2) => constant(1).map(|t| floats_of(t)).transpose()?,
         ("Resize", _) => constant(2).map(|t| floats_of(t)).transpose()?,
-        _ => n
-            .attribute
-            .iter()
-            .find(|a| a.name == "scales")
-            .map(|a| a.floats.clone()),
+        _ => a.floats("scales")?.map(<[f32]>::to_vec),
     };
     if let Some(scales) = scales.filter(|s| !s.is_empty()) {
         for (axis, &s) in scales.iter().enumerate() {
@@ -262,7 +268,8 @@ fn floats_of(t: &pb::TensorProto) -> Result<Vec<f32>> {
 /// Conv and ConvTranspose: one value per spatial axis in kernel_shape, strides,
 /// dilations and output_padding, two in pads; all in range; the weight's rank,
 /// kernel and channels agreeing with them, and the bias with the weight.
-fn check_conv(n: &pb::NodeProto, weights: &HashMap<&str, &pb::TensorProto>) -> Result<()> {
+fn check_conv(a: Attributes, weights: &HashMap<&str, &pb::TensorProto>) -> Result<()> {
+    let n = a.node();
     ensure!(
         (2..=3).contains(&n.input.len()),
         "{} takes 2 or 3 inputs (x, weight, optional bias), not {}",
@@ -270,46 +277,49 @@ fn check_conv(n: &pb::NodeProto, weights: &HashMap<&str, &pb::TensorProto>) -> R
         n.input.len()
     );
     let weight = weights.get(n.input[1].as_str()).copied();
-    let kernel = ints(n, "kernel_shape")?;
+    let kernel = a.ints("kernel_shape")?;
     let spatial = match (&kernel, weight) {
         (Some(k), _) => k.len(),
         (None, Some(w)) => w.dims.len().checked_sub(2).context("the weight has rank below 2")?,
         // Weights computed in the graph: the lists must agree among themselves.
         (None, None) => ["strides", "dilations"]
             .iter()
-            .find_map(|a| ints(n, a).ok().flatten().map(|v| v.len()))
+            .find_map(|list| a.ints(list).ok().flatten().map(<[i64]>::len))
             .unwrap_or(2),
     };
     ensure!(
         (1..=3).contains(&spatial),
         "{spatial} spatial axes: srgraph runs 1-, 2- and 3-d convolutions"
     );
-    check_lists(n, spatial)?;
-    if let Some(v) = ints(n, "output_padding")? {
+    check_lists(a, spatial)?;
+    if let Some(v) = a.ints("output_padding")? {
         ensure!(
             v.len() == spatial,
             "attribute 'output_padding' has {} values, not {spatial}",
             v.len()
         );
-        for &x in &v {
+        for &x in v {
             in_range(x, 0, LIMIT, "output_padding")?;
         }
     }
-    if let Some(shape) = ints(n, "output_shape")? {
+    if let Some(shape) = a.ints("output_shape")? {
         ensure!(
             shape.len() == spatial,
             "attribute 'output_shape' has {} values, not {spatial}",
             shape.len()
         );
     }
-    check_auto_pad(n)?;
+    check_auto_pad(a)?;
     let kernel_of_weight = weight.map(|w| w.dims.iter().skip(2).copied().collect::<Vec<i64>>());
-    if let (true, Some(kernels)) = (n.op_type == "ConvTranspose", kernel.clone().or(kernel_of_weight)) {
+    if let (true, Some(kernels)) = (
+        n.op_type == "ConvTranspose",
+        kernel.map(<[i64]>::to_vec).or(kernel_of_weight),
+    ) {
         // Output = (in - 1) * stride + (k - 1) * dilation + 1 + output_padding - pads: at least 1
         // for a 1-pixel input, or runtimes compute a negative size.
-        let dilations = ints(n, "dilations")?.unwrap_or_default();
-        let pads = ints(n, "pads")?.unwrap_or_default();
-        let adjust = ints(n, "output_padding")?.unwrap_or_default();
+        let dilations = a.ints_or("dilations", &[])?;
+        let pads = a.ints_or("pads", &[])?;
+        let adjust = a.ints_or("output_padding", &[])?;
         for (i, &k) in kernels.iter().enumerate() {
             let field = (k.clamp(1, LIMIT) - 1) * dilations.get(i).copied().unwrap_or(1) + 1;
             let cut = pads.get(i).copied().unwrap_or(0) + pads.get(i + kernels.len()).copied().unwrap_or(0);
@@ -319,7 +329,7 @@ fn check_conv(n: &pb::NodeProto, weights: &HashMap<&str, &pb::TensorProto>) -> R
             );
         }
     }
-    let group = int(n, "group")?.unwrap_or(1);
+    let group = a.i64_or("group", 1)?;
     in_range(group, 1, LIMIT, "group")?;
     let Some(w) = weight else { return Ok(()) };
     ensure!(
@@ -376,34 +386,35 @@ fn check_conv(n: &pb::NodeProto, weights: &HashMap<&str, &pb::TensorProto>) -> R
     Ok(())
 }
 
-fn check_pool(n: &pb::NodeProto) -> Result<()> {
-    let kernel = ints(n, "kernel_shape")?.context("attribute 'kernel_shape' is required")?;
+fn check_pool(a: Attributes) -> Result<()> {
+    let kernel = a.required("kernel_shape", a.ints("kernel_shape")?)?;
     let spatial = kernel.len();
     ensure!(
         (1..=3).contains(&spatial),
         "attribute 'kernel_shape' has {spatial} values: srgraph runs 1-, 2- and 3-d pooling"
     );
-    check_lists(n, spatial)?;
-    check_auto_pad(n)
+    check_lists(a, spatial)?;
+    check_auto_pad(a)
 }
 
 /// kernel_shape, strides and dilations (at least 1) hold one value per spatial axis,
 /// pads (at least 0) two: runtimes index these lists by axis without looking.
-fn check_lists(n: &pb::NodeProto, spatial: usize) -> Result<()> {
+fn check_lists(a: Attributes, spatial: usize) -> Result<()> {
+    let n = a.node();
     for (attr, len, min) in [
         ("kernel_shape", spatial, 1),
         ("strides", spatial, 1),
         ("dilations", spatial, 1),
         ("pads", 2 * spatial, 0),
     ] {
-        if let Some(v) = ints(n, attr)? {
+        if let Some(v) = a.ints(attr)? {
             ensure!(
                 v.len() == len,
                 "attribute '{attr}' has {} values, but the {} has {spatial} spatial axes: it needs {len}",
                 v.len(),
                 n.op_type
             );
-            for &x in &v {
+            for &x in v {
                 in_range(x, min, LIMIT, attr)?;
             }
         }
@@ -411,14 +422,14 @@ fn check_lists(n: &pb::NodeProto, spatial: usize) -> Result<()> {
     Ok(())
 }
 
-fn check_auto_pad(n: &pb::NodeProto) -> Result<()> {
-    if let Some(p) = string(n, "auto_pad")? {
+fn check_auto_pad(a: Attributes) -> Result<()> {
+    if let Some(p) = a.string("auto_pad")? {
         ensure!(
-            matches!(p.as_str(), "NOTSET" | "SAME_UPPER" | "SAME_LOWER" | "VALID"),
+            matches!(p, "NOTSET" | "SAME_UPPER" | "SAME_LOWER" | "VALID"),
             "attribute 'auto_pad' is {p:?}, not NOTSET, SAME_UPPER, SAME_LOWER or VALID"
         );
         ensure!(
-            p == "NOTSET" || ints(n, "pads")?.is_none(),
+            p == "NOTSET" || a.ints("pads")?.is_none(),
             "attributes 'auto_pad' {p:?} and 'pads' exclude each other"
         );
     }
@@ -431,42 +442,6 @@ fn in_range(x: i64, lo: i64, hi: i64, attr: &str) -> Result<()> {
         "attribute '{attr}' holds {x}, outside {lo}..={hi}"
     );
     Ok(())
-}
-
-fn attr<'a>(n: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
-    n.attribute.iter().find(|a| a.name == name)
-}
-
-// AttributeProto.type: INT 2, STRING 3, INTS 7 (0 in files that leave it out).
-fn ints(n: &pb::NodeProto, name: &str) -> Result<Option<Vec<i64>>> {
-    let Some(a) = attr(n, name) else { return Ok(None) };
-    ensure!(
-        matches!(a.r#type, 0 | 7),
-        "attribute '{name}' must be a list of integers (type INTS), not type {}",
-        a.r#type
-    );
-    Ok(Some(a.ints.clone()))
-}
-
-fn int(n: &pb::NodeProto, name: &str) -> Result<Option<i64>> {
-    let Some(a) = attr(n, name) else { return Ok(None) };
-    ensure!(
-        matches!(a.r#type, 0 | 2) && a.ints.is_empty(),
-        "attribute '{name}' must be one integer (type INT), not type {}",
-        a.r#type
-    );
-    Ok(Some(a.i))
-}
-
-fn string(n: &pb::NodeProto, name: &str) -> Result<Option<String>> {
-    let Some(a) = attr(n, name) else { return Ok(None) };
-    if !matches!(a.r#type, 0 | 3) {
-        bail!(
-            "attribute '{name}' must be a string (type STRING), not type {}",
-            a.r#type
-        );
-    }
-    Ok(Some(String::from_utf8_lossy(&a.s).into_owned()))
 }
 
 #[cfg(test)]
@@ -505,7 +480,7 @@ mod tests {
     fn ints_attr(name: &str, v: &[i64]) -> pb::AttributeProto {
         pb::AttributeProto {
             name: name.into(),
-            r#type: 7,
+            r#type: pb::attribute_type::INTS,
             ints: v.to_vec(),
             ..Default::default()
         }
@@ -542,6 +517,18 @@ mod tests {
         assert!(format!("{:#}", check_graph(&g).unwrap_err()).contains("removes more"));
     }
 
+    #[test]
+    fn a_mistyped_attribute_is_named_once() {
+        let pads = pb::AttributeProto {
+            name: "pads".into(),
+            r#type: pb::attribute_type::INT,
+            i: 1,
+            ..Default::default()
+        };
+        let e = format!("{:#}", check_graph(&conv(vec![pads])).unwrap_err());
+        assert_eq!(e, "Node 0 (Conv), attribute 'pads': has type INT, expected INTS");
+    }
+
     fn resize(scales: &[f32]) -> pb::GraphProto {
         pb::GraphProto {
             node: vec![pb::NodeProto {
@@ -556,7 +543,7 @@ mod tests {
             initializer: vec![pb::TensorProto {
                 name: "scales".into(),
                 dims: vec![scales.len() as i64],
-                data_type: 1,
+                data_type: pb::data_type::FLOAT,
                 float_data: scales.to_vec(),
                 ..Default::default()
             }],

@@ -36,7 +36,7 @@ pub struct SrModel {
     pub scale: usize,
     /// An upper bound on how far (in LR pixels) an output pixel sees: the tile margin.
     pub radius: usize,
-    pub metadata: Vec<(String, String)>,
+    pub metadata: crate::onnx::Metadata,
     pub runtime: Runtime,
     bytes: Vec<u8>,
     ort: Option<OrtModel>,
@@ -123,7 +123,7 @@ impl SrModel {
     }
 
     pub fn meta(&self, key: &str) -> Option<&str> {
-        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.metadata.get(key)
     }
 
     /// Errors when `asked` (a user's --scale) is not the model's.

@@ -2,7 +2,7 @@
 //! from the protobuf before any runtime sees it, so a wrong file gets an error that
 //! says what is wrong rather than a runtime's shape error.
 
-use crate::onnx::pb;
+use crate::onnx::{pb, Attributes, Metadata};
 use anyhow::{bail, ensure, Context, Result};
 use pb::tensor_shape_proto::dimension::Value as DimValue;
 use pb::type_proto::Value as TypeValue;
@@ -11,14 +11,12 @@ use std::collections::HashMap;
 
 pub struct Signature {
     /// `metadata_props` (srgraph records its architecture and scale there).
-    pub metadata: Vec<(String, String)>,
+    pub metadata: Metadata,
     /// The scale the metadata declares, if it declares one.
     pub scale: Option<usize>,
     /// Upper bound on the receptive-field radius, LR pixels.
     pub radius: usize,
 }
-
-const FLOAT: i32 = 1;
 
 impl Signature {
     pub fn read(bytes: &[u8], name: &str) -> Result<Signature> {
@@ -53,13 +51,9 @@ impl Signature {
         check_image(inputs[0], name, "input")?;
         check_image(&g.output[0], name, "output")?;
         super::attributes::check_graph(g).with_context(|| format!("{name} is not a model srgraph can run"))?;
-        let metadata: Vec<(String, String)> = model
-            .metadata_props
-            .iter()
-            .map(|p| (p.key.clone(), p.value.clone()))
-            .collect();
-        let scale = match metadata.iter().find(|(k, _)| k == "scale") {
-            Some((_, v)) => Some(
+        let metadata = Metadata::from_proto(&model.metadata_props);
+        let scale = match metadata.get("scale") {
+            Some(v) => Some(
                 v.parse()
                     .with_context(|| format!("{name}: metadata scale {v:?} is not a number"))?,
             ),
@@ -79,7 +73,7 @@ fn check_image(v: &pb::ValueInfoProto, name: &str, role: &str) -> Result<()> {
         bail!("{name}: the {role} {:?} is not a tensor", v.name)
     };
     ensure!(
-        t.elem_type == FLOAT,
+        t.elem_type == pb::data_type::FLOAT,
         "{name}: the {role} {:?} has element type {} (ONNX code), not float32: srgraph runs float32 graphs",
         v.name,
         t.elem_type
@@ -102,10 +96,6 @@ fn check_image(v: &pb::ValueInfoProto, name: &str, role: &str) -> Result<()> {
     Ok(())
 }
 
-fn ints(n: &pb::NodeProto, attr: &str) -> Option<Vec<i64>> {
-    n.attribute.iter().find(|a| a.name == attr).map(|a| a.ints.clone())
-}
-
 /// How far an output pixel can see, in input pixels: the sum over the spatial ops of
 /// each one's reach. A sum over all ops bounds the longest path through any graph;
 /// reaches of ops that work after the upsampler (in HR pixels) are counted as LR
@@ -115,17 +105,21 @@ fn ints(n: &pb::NodeProto, attr: &str) -> Option<Vec<i64>> {
 pub fn receptive_radius(g: &pb::GraphProto) -> usize {
     let weights: HashMap<&str, &pb::TensorProto> = g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
     let mut radius = 0;
-    for n in &g.node {
+    for (i, n) in g.node.iter().enumerate() {
+        // Called on graphs `Signature::read` has checked; elsewhere a list of the wrong
+        // type counts as absent, as it does for a runtime that ignores it.
+        let a = Attributes::of(i, n);
+        let ints = |name: &str| a.ints(name).ok().flatten().map(<[i64]>::to_vec);
         let reach = match n.op_type.as_str() {
             "Conv" | "ConvTranspose" | "MaxPool" | "AveragePool" | "LpPool" => {
-                let kernel = ints(n, "kernel_shape")
+                let kernel = ints("kernel_shape")
                     .or_else(|| {
                         let w = weights.get(n.input.get(1)?.as_str())?;
                         Some(w.dims.iter().skip(2).copied().collect())
                     })
                     .unwrap_or_else(|| vec![3, 3]);
-                let dilations = ints(n, "dilations").unwrap_or_default();
-                let pads = ints(n, "pads").unwrap_or_default();
+                let dilations = ints("dilations").unwrap_or_default();
+                let pads = ints("pads").unwrap_or_default();
                 (0..kernel.len())
                     .map(|i| {
                         let extent =

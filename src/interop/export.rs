@@ -6,6 +6,7 @@
 
 use crate::ir::{eval::eval, Op, ShuffleMode, Tensor};
 use crate::models::{Arch, ModelConfig, Norm, PIXEL_SCALE};
+use crate::onnx::Metadata;
 use anyhow::{bail, ensure, Context, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,7 +218,7 @@ fn srgraph_to_basicsr(k: &str, blocks: usize) -> String {
 }
 
 /// The tensors as a safetensors file, with `metadata` in its header.
-pub fn to_safetensors(tensors: &[(String, Tensor)], metadata: Vec<(String, String)>) -> Result<Vec<u8>> {
+pub fn to_safetensors(tensors: &[(String, Tensor)], metadata: impl Into<Metadata>) -> Result<Vec<u8>> {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
         .map(|(k, t)| {
@@ -234,5 +235,5 @@ pub fn to_safetensors(tensors: &[(String, Tensor)], metadata: Vec<(String, Strin
             Ok((k.clone(), v))
         })
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, Some(metadata.into_iter().collect())).map_err(|e| anyhow::anyhow!("{e}"))
+    safetensors::serialize(views, Some(metadata.into().into_iter().collect())).map_err(|e| anyhow::anyhow!("{e}"))
 }

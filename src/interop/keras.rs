@@ -203,7 +203,7 @@ pub fn read(path: &Path) -> Result<StateDict> {
         tensors,
         config: None,
         steps: None,
-        recorded: vec![],
+        recorded: crate::onnx::Metadata::new(),
         layout: Some(super::Layout::Keras),
     })
 }

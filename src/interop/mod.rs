@@ -19,6 +19,7 @@ pub use unfold::training_values_of_model;
 
 use crate::ir::Tensor;
 use crate::models::ModelConfig;
+use crate::onnx::{Metadata, Model, Provenance};
 use anyhow::{bail, Context, Result};
 
 /// A checkpoint's tree as far as srgraph cares: tensors (as f32), dictionaries, and
@@ -43,7 +44,7 @@ pub struct StateDict {
     /// Training steps the file records, if any.
     pub steps: Option<u64>,
     /// The metadata a safetensors file carries (srgraph's export writes its configuration there).
-    pub recorded: Vec<(String, String)>,
+    pub recorded: Metadata,
     /// The layout, when the format alone says it (Keras).
     pub layout: Option<Layout>,
 }
@@ -149,7 +150,7 @@ fn read_safetensors(bytes: &[u8]) -> Result<StateDict> {
         .map(|m| {
             let mut v: Vec<(String, String)> = m.into_iter().collect();
             v.sort();
-            v
+            Metadata::from(v)
         })
         .unwrap_or_default();
     Ok(StateDict {
@@ -188,7 +189,7 @@ fn read_ort_checkpoint(bytes: &[u8], source: &str) -> Result<StateDict> {
         tensors,
         config: None,
         steps: ckpt.optimizer.as_ref().map(|o| o.step.max(0) as u64),
-        recorded: vec![],
+        recorded: Metadata::new(),
         layout: None,
     })
 }
@@ -196,16 +197,14 @@ fn read_ort_checkpoint(bytes: &[u8], source: &str) -> Result<StateDict> {
 /// srgraph's own .onnx: a run checkpoint (training-form values and Adam moments) or
 /// an inference model (whose folded weights are unfolded back into the training form).
 fn read_srgraph_model(bytes: &[u8], proto: &crate::onnx::pb::ModelProto, source: &str) -> Result<StateDict> {
-    let metadata: Vec<(String, String)> = proto
-        .metadata_props
-        .iter()
-        .map(|e| (e.key.clone(), e.value.clone()))
-        .collect();
-    let meta = |k: &str| metadata.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let metadata = Metadata::from_proto(&proto.metadata_props);
     let config = ModelConfig::from_metadata(&metadata)
         .with_context(|| format!("{source} is an ONNX model srgraph cannot take weights from"))?;
-    let steps = meta("step").or(meta("training_steps")).and_then(|s| s.parse().ok());
-    match meta("graph") {
+    let steps = metadata
+        .get("step")
+        .or(metadata.get("training_steps"))
+        .and_then(|s| s.parse().ok());
+    match metadata.get("graph") {
         Some("checkpoint") => {
             let ckpt = crate::checkpoint::from_bytes(bytes, std::path::Path::new(source))?;
             // The network's parameters and buffers; not its constants, nor Adam's moments.
@@ -222,7 +221,7 @@ fn read_srgraph_model(bytes: &[u8], proto: &crate::onnx::pb::ModelProto, source:
                 tensors,
                 config: Some(config),
                 steps,
-                recorded: vec![],
+                recorded: Metadata::new(),
                 layout: None,
             })
         }
@@ -233,7 +232,7 @@ fn read_srgraph_model(bytes: &[u8], proto: &crate::onnx::pb::ModelProto, source:
                 .with_context(|| source.to_string())?,
             config: Some(config),
             steps,
-            recorded: vec![],
+            recorded: Metadata::new(),
             layout: None,
         }),
         other => bail!(
@@ -283,7 +282,7 @@ fn from_tree(tree: Value, format: &'static str, source: &str) -> Result<StateDic
         tensors,
         config: None,
         steps: None,
-        recorded: vec![],
+        recorded: Metadata::new(),
         layout: None,
     })
 }
@@ -334,23 +333,28 @@ pub fn inference_model(state: &StateDict, d: &Detected, source: &str) -> Result<
     let mut g = crate::models::build(&d.config)?;
     g.set_values(&d.values)?;
     let params = g.param_count();
-    let mut meta = d.config.metadata();
-    meta.push(("graph".into(), "inference".into()));
-    meta.push(("parameters".into(), params.to_string()));
-    meta.push(("srgraph_version".into(), env!("CARGO_PKG_VERSION").into()));
-    meta.push(("imported_from".into(), source.into()));
-    meta.push(("import_format".into(), state.format.into()));
-    meta.push(("import_layout".into(), d.layout.name().into()));
+    let provenance = Provenance {
+        graph: "inference",
+        parameters: params,
+        training_steps: None,
+        command: false,
+    };
+    let mut meta = provenance
+        .record(d.config.metadata())
+        .with("imported_from", source)
+        .with("import_format", state.format)
+        .with("import_layout", d.layout.name());
     if let Some(w) = &state.wrapper {
-        meta.push(("import_wrapper".into(), w.clone()));
+        meta.push("import_wrapper", w);
     }
-    meta.push(("import_read".into(), d.read.join("; ")));
+    meta.push("import_read", d.read.join("; "));
     if !d.assumed.is_empty() {
-        meta.push(("import_assumed".into(), d.assumed.join("; ")));
+        meta.push("import_assumed", d.assumed.join("; "));
     }
+    // Last, where it is known: the count comes from the imported file, not from srgraph.
     if let Some(s) = state.steps {
-        meta.push(("training_steps".into(), s.to_string()));
+        meta.push("training_steps", s);
     }
     let graph = crate::export::inference_graph(&g)?;
-    crate::onnx::Model::new(graph, meta).to_bytes("inference")
+    Model::new(graph, meta).to_bytes("inference")
 }

@@ -11,6 +11,7 @@ pub use layers::{Net, Norm};
 pub use presets::{preset, presets, Preset};
 
 use crate::ir::{Dim, Fact, Graph, Op, Outlet, ShuffleMode, Tensor};
+use crate::onnx::Metadata;
 use anyhow::{bail, ensure, Context, Result};
 
 /// DIV2K's RGB mean, which the reference code subtracts (scaled to 0..255).
@@ -245,7 +246,7 @@ impl ModelConfig {
     }
 
     /// The record of this configuration kept in every file srgraph writes.
-    pub fn metadata(&self) -> Vec<(String, String)> {
+    pub fn metadata(&self) -> Metadata {
         let mut m = vec![
             ("architecture", self.arch.name().to_string()),
             ("scale", self.scale.to_string()),
@@ -285,13 +286,8 @@ impl ModelConfig {
 impl ModelConfig {
     /// The configuration recorded in a file's metadata (`metadata` read back): what
     /// `srgraph export` and `--init` need to rebuild the network a model was made from.
-    pub fn from_metadata(meta: &[(String, String)]) -> Result<ModelConfig> {
-        let get = |k: &str| meta.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
-        fn parse<T: std::str::FromStr>(key: &str, v: &str) -> Result<T> {
-            v.trim()
-                .parse()
-                .map_err(|_| anyhow::anyhow!("its metadata has {key} = '{v}', which is not a valid value"))
-        }
+    pub fn from_metadata(meta: &Metadata) -> Result<ModelConfig> {
+        let get = |k: &str| meta.get(k);
         let arch = get("architecture").context(
             "it records no architecture in its metadata (not a model srgraph wrote); import the checkpoint it came \
              from with `srgraph import`",
@@ -300,8 +296,8 @@ impl ModelConfig {
         let mut c = ModelConfig::new(arch);
         macro_rules! field {
             ($key:literal, $field:expr) => {
-                if let Some(v) = get($key) {
-                    $field = parse($key, v)?;
+                if let Some(v) = meta.parse($key)? {
+                    $field = v;
                 }
             };
         }
@@ -313,14 +309,17 @@ impl ModelConfig {
         field!("res_scale", c.res_scale);
         field!("seed", c.seed);
         field!("pixel_range", c.pixel_range);
-        if let Some(v) = get("wide_feats") {
-            c.wide_feats = Some(parse("wide_feats", v)?);
-        }
-        if let Some(v) = get("low_rank_feats") {
-            c.low_rank_feats = Some(parse("low_rank_feats", v)?);
-        }
+        c.wide_feats = meta.parse("wide_feats")?;
+        c.low_rank_feats = meta.parse("low_rank_feats")?;
         if let Some(v) = get("pixel_mean") {
-            let m: Vec<f32> = v.split(',').map(|x| parse("pixel_mean", x)).collect::<Result<_>>()?;
+            let m: Vec<f32> = v
+                .split(',')
+                .map(|x| {
+                    x.trim()
+                        .parse()
+                        .map_err(|_| anyhow::anyhow!("its metadata has pixel_mean = '{x}', which is not a valid value"))
+                })
+                .collect::<Result<_>>()?;
             c.pixel_mean = m
                 .try_into()
                 .map_err(|_| anyhow::anyhow!("its metadata has pixel_mean = '{v}', not three numbers"))?;

@@ -107,11 +107,12 @@ fn read_external(t: &pb::TensorProto, folder: &Path) -> Result<Vec<u8>> {
 
 /// Bytes of a tensor of this element type and dims, where the type has a fixed size.
 fn expected_bytes(t: &pb::TensorProto) -> Option<u64> {
+    use pb::data_type::*;
     let width: u64 = match t.data_type {
-        1 | 6 | 12 => 4,      // float, int32, uint32
-        7 | 11 | 13 => 8,     // int64, double, uint64
-        10 | 5 | 4 | 16 => 2, // float16, int16, uint16, bfloat16
-        2 | 3 | 9 => 1,       // uint8, int8, bool
+        FLOAT | INT32 | UINT32 => 4,
+        INT64 | DOUBLE | UINT64 => 8,
+        FLOAT16 | INT16 | UINT16 | BFLOAT16 => 2,
+        UINT8 | INT8 | BOOL => 1,
         _ => return None,
     };
     t.dims
@@ -127,7 +128,7 @@ mod tests {
         let t = pb::TensorProto {
             name: "w".into(),
             dims,
-            data_type: 1,
+            data_type: pb::data_type::FLOAT,
             data_location: EXTERNAL,
             external_data: vec![pb::StringStringEntryProto {
                 key: "location".into(),

@@ -105,7 +105,7 @@ pub fn graph_from_proto(p: &GraphProto) -> Result<Graph> {
         }
     }
     let constant = |name: &str| inits.get(name).and_then(|t| tensor_from_proto(t).ok());
-    for node in &p.node {
+    for (index, node) in p.node.iter().enumerate() {
         // Identity only gives a value a second name.
         if node.op_type == "Identity" && node.domain.is_empty() && node.input.len() == 1 && node.output.len() == 1 {
             let o = *values
@@ -115,7 +115,7 @@ pub fn graph_from_proto(p: &GraphProto) -> Result<Graph> {
             continue;
         }
         let what = || format!("Reading node {} ({})", node.name, node.op_type);
-        let (op, wired) = ops::read(node, &constant).with_context(what)?;
+        let (op, wired) = ops::read(index, node, &constant).map_err(|e| super::attributes::in_node(e, what))?;
         let mut inputs = Vec::new();
         for name in node.input.iter().take(wired).filter(|n| !n.is_empty()) {
             let o = match values.get(name) {

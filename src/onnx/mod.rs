@@ -1,11 +1,15 @@
 //! The ONNX codec: srgraph's IR to and from `.onnx` files (opset 17, IR version 8).
 
+pub mod attributes;
 pub mod external;
 mod graph;
+mod metadata;
 mod ops;
 pub mod pb;
 mod tensor;
 
+pub use attributes::Attributes;
+pub use metadata::{Metadata, Provenance};
 pub use tensor::{tensor_from_proto, tensor_to_proto};
 
 pub use graph::{graph_from_proto, graph_to_proto};
@@ -23,22 +27,27 @@ pub const PRODUCER: &str = "srgraph";
 #[derive(Clone, Debug, PartialEq)]
 pub struct Model {
     pub graph: Graph,
-    pub metadata: Vec<(String, String)>,
+    pub metadata: Metadata,
     /// `producer_name` and `producer_version` of the file.
     pub producer: (String, String),
 }
 
 impl Model {
-    pub fn new(graph: Graph, metadata: Vec<(String, String)>) -> Model {
+    pub fn new(graph: Graph, metadata: impl Into<Metadata>) -> Model {
         Model {
             graph,
-            metadata,
+            metadata: metadata.into(),
             producer: (PRODUCER.into(), env!("CARGO_PKG_VERSION").into()),
         }
     }
 
+    /// A model srgraph made: its network's metadata, then how it was made.
+    pub fn with_provenance(graph: Graph, network: Metadata, provenance: &Provenance) -> Model {
+        Model::new(graph, provenance.record(network))
+    }
+
     pub fn meta(&self, key: &str) -> Option<&str> {
-        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.metadata.get(key)
     }
 
     pub fn made_by_srgraph(&self) -> bool {
@@ -55,14 +64,7 @@ impl Model {
             producer_name: self.producer.0.clone(),
             producer_version: self.producer.1.clone(),
             graph: Some(graph_to_proto(&self.graph, graph_name)?),
-            metadata_props: self
-                .metadata
-                .iter()
-                .map(|(k, v)| pb::StringStringEntryProto {
-                    key: k.clone(),
-                    value: v.clone(),
-                })
-                .collect(),
+            metadata_props: self.metadata.to_proto(),
             ..Default::default()
         })
     }
@@ -114,11 +116,7 @@ impl Model {
         let graph = graph_from_proto(graph).context("Reading the ONNX graph")?;
         Ok(Model {
             graph,
-            metadata: proto
-                .metadata_props
-                .iter()
-                .map(|e| (e.key.clone(), e.value.clone()))
-                .collect(),
+            metadata: Metadata::from_proto(&proto.metadata_props),
             producer: (proto.producer_name, proto.producer_version),
         })
     }

@@ -2,7 +2,8 @@
 //! constant inputs (ReduceSum axes, Reshape shape) are written as initialisers
 //! named after their node and folded back into the op when read.
 
-use super::pb::{attribute_type as at, AttributeProto, NodeProto, TensorProto};
+use super::attributes::{int, ints, string, Attributes};
+use super::pb::{AttributeProto, NodeProto, TensorProto};
 use super::tensor::tensor_to_proto;
 use crate::ir::{Op, ShuffleMode, Tensor};
 use anyhow::{bail, ensure, Context, Result};
@@ -111,16 +112,16 @@ pub fn write(
     })
 }
 
-/// Read one NodeProto as an IR op. Returns the op and how many of the node's
+/// Read node `index` of a graph as an IR op. Returns the op and how many of the node's
 /// inputs are wired (the rest were constant attributes folded into the op).
-pub fn read(node: &NodeProto, constant: &dyn Fn(&str) -> Option<Tensor>) -> Result<(Op, usize)> {
+pub fn read(index: usize, node: &NodeProto, constant: &dyn Fn(&str) -> Option<Tensor>) -> Result<(Op, usize)> {
     ensure!(
         node.domain.is_empty() || node.domain == "ai.onnx",
         "op {} of domain '{}' is not supported",
         node.op_type,
         node.domain
     );
-    let a = Attrs(node);
+    let a = Attributes::of(index, node);
     let const_arg = |i: usize, what: &str| -> Result<Vec<i64>> {
         let name = node
             .input
@@ -137,7 +138,7 @@ pub fn read(node: &NodeProto, constant: &dyn Fn(&str) -> Option<Tensor>) -> Resu
     let all = node.input.len();
     Ok(match node.op_type.as_str() {
         "Conv" => {
-            let auto_pad = a.string("auto_pad")?.unwrap_or_default();
+            let auto_pad = a.string_or("auto_pad", "")?;
             ensure!(
                 auto_pad.is_empty() || auto_pad == "NOTSET",
                 "auto_pad {auto_pad} is not supported"
@@ -158,7 +159,7 @@ pub fn read(node: &NodeProto, constant: &dyn Fn(&str) -> Option<Tensor>) -> Resu
         "ReduceSum" => {
             let axes = const_arg(1, "axes")?;
             ensure!(axes.iter().all(|&x| x >= 0), "negative axes {axes:?} are not supported");
-            let keepdims = a.int("keepdims")?.unwrap_or(1) != 0;
+            let keepdims = a.i64_or("keepdims", 1)? != 0;
             (
                 Op::ReduceSum {
                     axes: axes.iter().map(|&x| x as usize).collect(),
@@ -168,9 +169,9 @@ pub fn read(node: &NodeProto, constant: &dyn Fn(&str) -> Option<Tensor>) -> Resu
             )
         }
         "DepthToSpace" => {
-            let block = a.int("blocksize")?.context("attribute 'blocksize' is required")?;
+            let block = a.required("blocksize", a.i64("blocksize")?)?;
             ensure!(block >= 1, "blocksize {block}");
-            let mode = match a.string("mode")?.as_deref().unwrap_or("DCR") {
+            let mode = match a.string_or("mode", "DCR")? {
                 "DCR" => ShuffleMode::Dcr,
                 "CRD" => ShuffleMode::Crd,
                 m => bail!("mode '{m}' is neither DCR nor CRD"),
@@ -184,7 +185,7 @@ pub fn read(node: &NodeProto, constant: &dyn Fn(&str) -> Option<Tensor>) -> Resu
             )
         }
         "Reshape" => {
-            ensure!(a.int("allowzero")?.unwrap_or(0) == 0, "allowzero is not supported");
+            ensure!(a.i64_or("allowzero", 0)? == 0, "allowzero is not supported");
             (
                 Op::Reshape {
                     shape: const_arg(1, "shape")?,
@@ -193,7 +194,7 @@ pub fn read(node: &NodeProto, constant: &dyn Fn(&str) -> Option<Tensor>) -> Resu
             )
         }
         "Transpose" => {
-            let perm = a.ints("perm")?.context("attribute 'perm' is required")?;
+            let perm = a.required("perm", a.ints("perm")?)?;
             (
                 Op::Transpose {
                     perm: perm.iter().map(|&p| p as usize).collect(),
@@ -202,7 +203,7 @@ pub fn read(node: &NodeProto, constant: &dyn Fn(&str) -> Option<Tensor>) -> Resu
             )
         }
         "ConvTranspose" => {
-            let output_padding = a.ints("output_padding")?.unwrap_or_default();
+            let output_padding = a.ints_or("output_padding", &[])?;
             ensure!(
                 output_padding.iter().all(|&p| p == 0),
                 "output_padding is not supported"
@@ -228,7 +229,7 @@ pub fn read(node: &NodeProto, constant: &dyn Fn(&str) -> Option<Tensor>) -> Resu
             1,
         ),
         "Pad" => {
-            let mode = a.string("mode")?.unwrap_or("constant".into());
+            let mode = a.string_or("mode", "constant")?;
             ensure!(mode == "constant", "Pad mode {mode} is not supported");
             if let Some(v) = node.input.get(2).filter(|n| !n.is_empty()) {
                 let v = constant(v).context("the pad value must be a constant")?;
@@ -262,12 +263,12 @@ pub fn read(node: &NodeProto, constant: &dyn Fn(&str) -> Option<Tensor>) -> Resu
             (Op::Slice { axes, starts, ends }, 1)
         }
         "Concat" => {
-            let axis = a.int("axis")?.context("attribute 'axis' is required")?;
+            let axis = a.required("axis", a.i64("axis")?)?;
             ensure!(axis >= 0, "negative axis {axis} is not supported");
             (Op::Concat { axis: axis as usize }, all)
         }
         "Cast" => {
-            let to = a.int("to")?.context("attribute 'to' is required")?;
+            let to = a.required("to", a.i64("to")?)?;
             (
                 Op::Cast {
                     to: super::tensor::dtype_of(to as i32)?,
@@ -291,17 +292,17 @@ fn conv_attrs(pads: &[usize; 4]) -> [AttributeProto; 4] {
 }
 
 /// The pads of a Conv or ConvTranspose, refusing what srgraph's IR cannot hold.
-fn read_conv_pads(a: &Attrs) -> Result<[usize; 4]> {
+fn read_conv_pads(a: &Attributes) -> Result<[usize; 4]> {
     ensure!(
-        a.ints("strides")?.unwrap_or(vec![1, 1]).iter().all(|&s| s == 1),
+        a.ints_or("strides", &[1, 1])?.iter().all(|&s| s == 1),
         "only stride 1 is supported"
     );
     ensure!(
-        a.ints("dilations")?.unwrap_or(vec![1, 1]).iter().all(|&s| s == 1),
+        a.ints_or("dilations", &[1, 1])?.iter().all(|&s| s == 1),
         "only dilation 1 is supported"
     );
-    ensure!(a.int("group")?.unwrap_or(1) == 1, "only group 1 is supported");
-    let p = a.ints("pads")?.unwrap_or(vec![0; 4]);
+    ensure!(a.i64_or("group", 1)? == 1, "only group 1 is supported");
+    let p = a.ints_or("pads", &[0; 4])?;
     ensure!(
         p.len() == 4 && p.iter().all(|&x| x >= 0),
         "pads {p:?} must be 4 non-negative values"
@@ -317,60 +318,6 @@ fn to_usize(v: Vec<i64>, what: &str) -> Result<Vec<usize>> {
     v.iter()
         .map(|&x| usize::try_from(x).with_context(|| format!("negative {what} {v:?} are not supported")))
         .collect()
-}
-
-fn int(name: &str, i: i64) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: at::INT,
-        i,
-        ..Default::default()
-    }
-}
-
-fn ints(name: &str, ints: Vec<i64>) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: at::INTS,
-        ints,
-        ..Default::default()
-    }
-}
-
-fn string(name: &str, s: &str) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: at::STRING,
-        s: s.as_bytes().to_vec(),
-        ..Default::default()
-    }
-}
-
-/// Typed attribute look-ups whose errors name the attribute.
-struct Attrs<'a>(&'a NodeProto);
-
-impl Attrs<'_> {
-    fn get(&self, name: &str, kind: i32) -> Result<Option<&AttributeProto>> {
-        match self.0.attribute.iter().find(|a| a.name == name) {
-            None => Ok(None),
-            Some(a) if a.r#type == kind || a.r#type == 0 => Ok(Some(a)),
-            Some(a) => bail!("attribute '{name}' has type {}, expected {kind}", a.r#type),
-        }
-    }
-
-    fn int(&self, name: &str) -> Result<Option<i64>> {
-        Ok(self.get(name, at::INT)?.map(|a| a.i))
-    }
-
-    fn ints(&self, name: &str) -> Result<Option<Vec<i64>>> {
-        Ok(self.get(name, at::INTS)?.map(|a| a.ints.clone()))
-    }
-
-    fn string(&self, name: &str) -> Result<Option<String>> {
-        self.get(name, at::STRING)?
-            .map(|a| String::from_utf8(a.s.clone()).with_context(|| format!("attribute '{name}' is not UTF-8")))
-            .transpose()
-    }
 }
 
 /// Whether a Slice is srgraph's `Flip`: step -1 on every axis, from the last element to

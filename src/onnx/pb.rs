@@ -79,7 +79,9 @@ pub struct NodeProto {
     pub doc_string: String,
 }
 
+/// `AttributeProto.AttributeType`; 0 (UNDEFINED) in files that leave the type out.
 pub mod attribute_type {
+    pub const UNDEFINED: i32 = 0;
     pub const FLOAT: i32 = 1;
     pub const INT: i32 = 2;
     pub const STRING: i32 = 3;
@@ -115,11 +117,22 @@ pub struct AttributeProto {
     pub graphs: Vec<GraphProto>,
 }
 
+/// `TensorProto.DataType`: the element type codes of tensors and values.
 pub mod data_type {
     pub const FLOAT: i32 = 1;
+    pub const UINT8: i32 = 2;
+    pub const INT8: i32 = 3;
+    pub const UINT16: i32 = 4;
+    pub const INT16: i32 = 5;
+    pub const INT32: i32 = 6;
     pub const INT64: i32 = 7;
-    pub const DOUBLE: i32 = 11;
+    pub const STRING: i32 = 8;
     pub const BOOL: i32 = 9;
+    pub const FLOAT16: i32 = 10;
+    pub const DOUBLE: i32 = 11;
+    pub const UINT32: i32 = 12;
+    pub const UINT64: i32 = 13;
+    pub const BFLOAT16: i32 = 16;
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -25,15 +25,13 @@ use crate::ir::{Graph, Op, ShuffleMode, Tensor};
 use crate::models::{ModelConfig, Norm};
 use crate::onnx::{pb, Model, IR_VERSION, OPSET};
 use anyhow::{bail, ensure, Context, Result};
+use pb::data_type::{BOOL, FLOAT, INT64};
 use pb::tensor_shape_proto::{dimension::Value as DimValue, Dimension};
 use pb::type_proto::Value as TypeValue;
 use prost::Message;
 use std::path::Path;
 
 const MS: &str = "com.microsoft";
-const BOOL: i32 = 9;
-const FLOAT: i32 = 1;
-const INT64: i32 = 7;
 
 /// The four artefacts, as bytes.
 pub struct Artefacts {
@@ -85,7 +83,7 @@ pub fn artefacts(c: &ModelConfig, t: &TrainConfig, from: Option<&RunCheckpoint>)
     let params: Vec<(String, Tensor)> = grads.params().map(|(n, t)| (n.to_string(), t.clone())).collect();
     let mut meta = c.metadata();
     meta.extend(t.metadata());
-    meta.push(("graph".into(), "ort-training".into()));
+    meta.push("graph", "ort-training");
 
     // training_model: srgraph's gradients, accumulated in place.
     let mut training = Model::new(grads.clone(), meta.clone()).to_proto("training_model")?;
@@ -230,13 +228,13 @@ fn optimizer_model(t: &TrainConfig) -> Result<pb::ModelProto> {
     let attr_f = |name: &str, f: f32| pb::AttributeProto {
         name: name.into(),
         f,
-        r#type: 1,
+        r#type: pb::attribute_type::FLOAT,
         ..Default::default()
     };
     let attr_i = |name: &str, i: i64| pb::AttributeProto {
         name: name.into(),
         i,
-        r#type: 2,
+        r#type: pb::attribute_type::INT,
         ..Default::default()
     };
     let a = &t.adam;
@@ -346,7 +344,7 @@ fn pixel_shuffle_as_reshape(proto: &mut pb::GraphProto, g: &Graph) -> Result<()>
                     .map(|p| pb::AttributeProto {
                         name: "perm".into(),
                         ints: p.clone(),
-                        r#type: 7,
+                        r#type: pb::attribute_type::INTS,
                         ..Default::default()
                     })
                     .into_iter()

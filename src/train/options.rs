@@ -129,7 +129,7 @@ impl TrainOptions {
     /// What a resumed run must share with its checkpoint.
     pub(super) fn identity(&self) -> Vec<(String, String)> {
         let s = &self.schedule;
-        let mut m = self.model.metadata();
+        let mut m = self.model.metadata().into_pairs();
         m.extend(s.train.metadata());
         m.push(("data_seed".into(), s.data_seed.to_string()));
         m.push(("base_learning_rate".into(), self.learning_rate().to_string()));

@@ -86,10 +86,13 @@ fn export_values(c: &ModelConfig, values: Vec<(String, Tensor)>, extra: &[(Strin
     let mut g = models::build(c)?;
     g.set_values(&values)?;
     let params = g.param_count();
-    let mut meta = c.metadata();
-    meta.push(("graph".into(), "inference".into()));
-    meta.push(("parameters".into(), params.to_string()));
-    meta.push(("srgraph_version".into(), env!("CARGO_PKG_VERSION").into()));
+    let provenance = crate::onnx::Provenance {
+        graph: "inference",
+        parameters: params,
+        training_steps: None,
+        command: false,
+    };
+    let mut meta = provenance.record(c.metadata());
     meta.extend(extra.iter().cloned());
     Model::new(inference_graph(&g)?, meta).to_bytes("inference")
 }
