@@ -5,14 +5,14 @@
 
 use crate::ir::Tensor;
 use crate::models::{self, ModelConfig};
-use crate::onnx::{pb, tensor_from_proto, tensor_to_proto, Model};
+use crate::onnx::{pb, tensor_from_proto, tensor_to_proto, Metadata, Model};
 use anyhow::{bail, Context, Result};
 use prost::Message;
 use std::path::Path;
 
 pub struct RunCheckpoint {
     pub step: u64,
-    pub metadata: Vec<(String, String)>,
+    pub metadata: Metadata,
     /// Parameters, buffers and moments, by name.
     pub values: Vec<(String, Tensor)>,
 }
@@ -51,17 +51,14 @@ pub fn load(path: &Path) -> Result<RunCheckpoint> {
 pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<RunCheckpoint> {
     let proto = pb::ModelProto::decode(bytes)
         .with_context(|| format!("{} is not a checkpoint srgraph can read", path.display()))?;
-    let metadata: Vec<(String, String)> = proto
-        .metadata_props
-        .iter()
-        .map(|e| (e.key.clone(), e.value.clone()))
-        .collect();
-    let get = |k: &str| metadata.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
-    if get("graph").as_deref() != Some("checkpoint") {
+    let metadata = Metadata::from_proto(&proto.metadata_props);
+    if metadata.get("graph") != Some("checkpoint") {
         bail!("{} is not an srgraph checkpoint", path.display());
     }
-    let step = get("step")
-        .and_then(|s| s.parse().ok())
+    let step = metadata
+        .parse::<u64>("step")
+        .ok()
+        .flatten()
         .with_context(|| format!("{} records no step", path.display()))?;
     let graph = proto.graph.as_ref().context("the checkpoint has no graph")?;
     let values = graph
@@ -84,12 +81,7 @@ pub fn ensure_same_config(ckpt: &RunCheckpoint, wanted: &[(String, String)], pat
     let differences: Vec<String> = wanted
         .iter()
         .filter_map(|(k, v)| {
-            let theirs = ckpt
-                .metadata
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.as_str())
-                .unwrap_or("(none)");
+            let theirs = ckpt.metadata.get(k).unwrap_or("(none)");
             (theirs != v).then(|| format!("{k}: checkpoint {theirs}, {ours} {v}"))
         })
         .collect();

@@ -2,6 +2,7 @@
 //! multi-step decay (halve at given steps) and cosine annealing to zero, each after an
 //! optional linear warm-up. A schedule is part of what a resumed run must share.
 
+use crate::onnx::Metadata;
 use anyhow::{bail, ensure, Context, Result};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -98,8 +99,8 @@ impl Schedule {
     }
 
     /// The schedule a run recorded in its metadata (None if it recorded none srgraph knows).
-    pub fn from_metadata(meta: &[(String, String)]) -> Option<Schedule> {
-        let get = |k: &str| meta.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    pub fn from_metadata(meta: &Metadata) -> Option<Schedule> {
+        let get = |k: &str| meta.get(k);
         let warmup = get("warmup").and_then(|w| w.parse().ok()).unwrap_or(0);
         let decay = match (get("schedule"), get("halve_every")) {
             (Some(s), _) if s.starts_with("multistep:") => Decay::Milestones(
@@ -161,7 +162,7 @@ mod tests {
         assert!((c.rate(1.0, 61) - 0.5).abs() < 1e-6, "half way: {}", c.rate(1.0, 61));
         assert!(c.rate(1.0, 110) < 0.001 && c.rate(1.0, 110) > 0.0);
         for s in [s, m, c] {
-            assert_eq!(Schedule::from_metadata(&s.metadata()), Some(s.clone()));
+            assert_eq!(Schedule::from_metadata(&s.metadata().into()), Some(s.clone()));
         }
         assert!(Schedule::parse("multistep:20,10", 1, 0, 100).is_err());
         assert!(Schedule::parse("cosine", 1, 100, 100).is_err());

@@ -145,11 +145,7 @@ pub fn artefacts(c: &ModelConfig, t: &TrainConfig, from: Option<&RunCheckpoint>)
 
 /// The rate of the step a srgraph run would take next, from its recorded schedule.
 fn next_learning_rate(run: &RunCheckpoint) -> f32 {
-    let base = run
-        .metadata
-        .iter()
-        .find(|(key, _)| key == "base_learning_rate")
-        .and_then(|(_, v)| v.parse::<f32>().ok());
+    let base = run.metadata.parse::<f32>("base_learning_rate").ok().flatten();
     match (base, Schedule::from_metadata(&run.metadata)) {
         (Some(base), Some(schedule)) => schedule.rate(base, run.step + 1),
         _ => 1e-3,
