@@ -7,7 +7,7 @@ use crate::models::describe;
 use crate::models::{self, fit_budget, parse_count, Arch, ModelConfig, Norm};
 use crate::onnx::{Model, Provenance};
 use crate::runtime::{ort::Device, Runtime};
-use crate::util::{check_output, grouped};
+use crate::util::{check_output, grouped, write_output};
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
 use std::io::Write;
@@ -249,7 +249,7 @@ pub fn run(a: BuildArgs) -> Result<()> {
         command: true,
     };
     let model = Model::with_provenance(graph, c.metadata(), &provenance);
-    model.save(&path, &name)?;
+    write_output(&path, &model.to_bytes(&name)?, a.force)?;
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
 
     let mut out = std::io::stdout().lock();
@@ -435,7 +435,11 @@ fn run_train(a: &BuildArgs, c: &ModelConfig, notes: Vec<String>) -> Result<()> {
             training_steps: Some(0),
             command: true,
         };
-        Model::with_provenance(graph, network(fixed), &provenance).save(&path, kind)?;
+        write_output(
+            &path,
+            &Model::with_provenance(graph, network(fixed), &provenance).to_bytes(kind)?,
+            a.force,
+        )?;
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         writeln!(
             out,

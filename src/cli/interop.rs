@@ -4,7 +4,7 @@
 
 use crate::interop::{self, ExportLayout, Hints, Layout};
 use crate::models::{describe, Arch};
-use crate::util::{check_output, write_atomic};
+use crate::util::{check_output, write_output};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -135,7 +135,7 @@ pub fn run_import(a: ImportArgs) -> Result<()> {
         );
     }
     let onnx = interop::inference_model(&state, &d, &a.checkpoint.display().to_string())?;
-    write_atomic(&a.output, &onnx)?;
+    write_output(&a.output, &onnx, a.force)?;
     print_detection(&a.checkpoint, &state, &d);
     println!("wrote       {}", a.output.display());
     Ok(())
@@ -232,7 +232,7 @@ pub fn run_export(a: ExportArgs) -> Result<()> {
     if let Some(s) = state.steps {
         meta.push("training_steps", s);
     }
-    write_atomic(&a.output, &interop::to_safetensors(&e.tensors, meta)?)?;
+    write_output(&a.output, &interop::to_safetensors(&e.tensors, meta)?, a.force)?;
     print_detection(&source, &state, &d);
     println!("build it as {}", e.constructor);
     println!("wrote       {} ({} tensors)", a.output.display(), e.tensors.len());

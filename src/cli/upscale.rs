@@ -5,7 +5,7 @@ use crate::data::bicubic;
 use crate::data::dataset::images_in;
 use crate::data::picture::{rgb_png, OutputFormat, Picture};
 use crate::infer::{builtin, compare, SrModel, DEFAULT_TILE};
-use crate::util::{check_output, write_atomic};
+use crate::util::{check_output, write_output};
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -125,9 +125,9 @@ pub fn run(mut a: UpscaleArgs) -> Result<()> {
             bar.set_message(input.display().to_string());
             let sr = model.upscale(&pic.rgb, tile, &|| bar.inc(1))?;
             let big = pic.upscaled(&sr, s)?;
-            write_atomic(output, &big.encode_for(output)?)?;
+            write_output(output, &big.encode_for(output)?, a.force)?;
             if a.compare {
-                write_compare(&pic, &big, a.hr.as_deref(), input, &inputs, output, s)?;
+                write_compare(&pic, &big, a.hr.as_deref(), input, &inputs, output, s, a.force)?;
             }
             let note = if pic.reduced_from_16 {
                 ", 16-bit input processed at 8 bits"
@@ -212,6 +212,7 @@ fn write_compare(
     inputs: &[PathBuf],
     output: &Path,
     s: usize,
+    force: bool,
 ) -> Result<()> {
     let bicubic = bicubic::upscale(&pic.rgb, s)?;
     let mut panels = vec![("bicubic", &bicubic), ("model", &big.rgb)];
@@ -247,5 +248,5 @@ fn write_compare(
         panels.push(("HR", &hr_img));
     }
     let image = compare::side_by_side(&panels)?;
-    write_atomic(&compare_path(output), &rgb_png(&image)?)
+    write_output(&compare_path(output), &rgb_png(&image)?, force)
 }

@@ -8,11 +8,7 @@ use std::path::Path;
 /// Write a file atomically: into a temporary file in the same folder, synced,
 /// then renamed over the target. A failure leaves no partial file behind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = folder_of(path);
-    let file_name = path
-        .file_name()
-        .with_context(|| format!("{} is not a file path", path.display()))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", file_name.to_string_lossy(), std::process::id()));
+    let tmp = temporary_for(path)?;
     let result = (|| -> Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -24,6 +20,62 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Write a command's output: atomically, and, unless the user said `--force`, never over a
+/// file that exists when the write ends. `check_output` refuses an existing file before the
+/// work starts; this closes the window between that check and the write, in which another
+/// process may have made the file (two `upscale -o out.png` at once): the temporary is
+/// hard-linked to the final name, which the kernel refuses to do over an existing file, so
+/// exactly one writer wins and the other gets the usual "exists" error.
+pub fn write_output(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
+    if force {
+        return write_atomic(path, bytes);
+    }
+    let tmp = temporary_for(path)?;
+    let result = (|| -> Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(exists(path)),
+            // A file system without hard links: create the final name exclusively instead
+            // (still one winner; a killed write may leave a partial file there).
+            Err(_) => {
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(path)
+                    .map_err(|e| match e.kind() {
+                        std::io::ErrorKind::AlreadyExists => exists(path),
+                        _ => e.into(),
+                    })?;
+                f.write_all(bytes)?;
+                f.sync_all()?;
+                Ok(())
+            }
+        }
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result.with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn exists(path: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{} already exists (another process wrote it while this one worked): give another output path, or \
+         --force to replace it",
+        path.display()
+    )
+}
+
+/// `.NAME.tmp-PID` beside `path`: the temporaries `remove_stale_temporaries` recognises.
+fn temporary_for(path: &Path) -> Result<std::path::PathBuf> {
+    let file_name = path
+        .file_name()
+        .with_context(|| format!("{} is not a file path", path.display()))?;
+    Ok(folder_of(path).join(format!(".{}.tmp-{}", file_name.to_string_lossy(), std::process::id())))
 }
 
 /// The folder a file path is in (`.` for a bare file name).
@@ -104,5 +156,18 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         assert!(write_atomic(&dir.path().join("no/such/dir/f"), b"x").is_err());
+    }
+
+    #[test]
+    fn an_output_is_not_replaced_without_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.png");
+        write_output(&p, b"first", false).unwrap();
+        let e = write_output(&p, b"second", false).unwrap_err();
+        assert!(format!("{e:#}").contains("--force"), "{e:#}");
+        assert_eq!(std::fs::read(&p).unwrap(), b"first");
+        write_output(&p, b"third", true).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"third");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary left");
     }
 }

@@ -71,6 +71,17 @@ impl FolderLock {
     }
 
     fn open(path: &Path) -> Result<std::fs::File> {
+        // A folder or a FIFO there would fail to lock with an OS error that names nothing
+        // (or, for a FIFO, block): say what it is and what to do.
+        if let Ok(m) = std::fs::symlink_metadata(path) {
+            if !path.is_file() {
+                anyhow::bail!(
+                    "{} is {}, not srgraph's lock file (a regular file srgraph makes itself): remove it and run again",
+                    path.display(),
+                    describe(&m.file_type())
+                );
+            }
+        }
         std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -86,6 +97,36 @@ impl FolderLock {
         write!(file, "{}", std::process::id())?;
         Ok(FolderLock { _file: file })
     }
+}
+
+/// What a file system entry is, for messages.
+fn describe(kind: &std::fs::FileType) -> &'static str {
+    if kind.is_dir() {
+        "a folder"
+    } else if kind.is_symlink() {
+        "a link to something that is not a file"
+    } else {
+        special(kind)
+    }
+}
+
+#[cfg(unix)]
+fn special(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special(_: &std::fs::FileType) -> &'static str {
+    "not a regular file"
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ mod memory;
 mod npy;
 mod plot;
 
-pub use files::{check_output, folder_of, remove_stale_temporaries, same_file, write_atomic};
+pub use files::{check_output, folder_of, remove_stale_temporaries, same_file, write_atomic, write_output};
 pub use guard::guarded;
 pub use lock::{FolderInUse, FolderLock};
 pub use memory::{available_memory, short_of_memory};
