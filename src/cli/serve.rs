@@ -16,7 +16,7 @@ use std::path::PathBuf;
     Open the printed address in a browser: the page upscales with MODEL (or any .onnx dropped on it) and trains \
     small networks in the tab, in onnxruntime-web (WebGPU when the browser has it, WASM otherwise), offline. \
     The page's own files are built into srgraph; onnxruntime-web's come from its npm package, installed by \
-    `npm ci --prefix web` in srgraph's sources (tools/setup-web.sh), or from --ort-web.\n\n\
+    `npm ci --prefix web` in srgraph's sources (tools/setup/setup-web.sh), or from --ort-web.\n\n\
     Automation: /?model=URL&image=URL upscales and then sets document.title to \
     {\"ok\": true, \"width\": W, \"height\": H, \"png\": \"data:image/png;base64,...\"}.")]
 pub struct ServeArgs {

@@ -2,7 +2,7 @@
 //! Chromium driven by playwright-core (web/test/drive.mjs), onnxruntime-web's WASM backend,
 //! offline (drive.mjs aborts and fails on any request that leaves 127.0.0.1).
 //!
-//! Needs what tools/setup-web.sh installs: Chromium (/usr/bin/chromium or $SRGRAPH_CHROMIUM)
+//! Needs what tools/setup/setup-web.sh installs: Chromium (/usr/bin/chromium or $SRGRAPH_CHROMIUM)
 //! and the page's npm packages (web/node_modules).
 
 mod common;
@@ -34,7 +34,7 @@ impl Server {
         assert!(
             web.join("node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm")
                 .is_file(),
-            "web/node_modules is missing: run tools/setup-web.sh (or tools/test.sh, which does)"
+            "web/node_modules is missing: run tools/setup/setup-web.sh (or tools/test.sh, which does)"
         );
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_srgraph"));
         cmd.args(["serve", "--port", "0", "--files"]).arg(files);
@@ -70,7 +70,7 @@ fn drive(url: &str, out: &Path, screenshot: Option<&Path>) -> serde_json::Value 
     let chromium = std::env::var("SRGRAPH_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(
         Path::new(&chromium).exists(),
-        "{chromium} is missing: run tools/setup-web.sh (Debian's chromium), or set SRGRAPH_CHROMIUM"
+        "{chromium} is missing: run tools/setup/setup-web.sh (Debian's chromium), or set SRGRAPH_CHROMIUM"
     );
     let mut cmd = Command::new("node");
     cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("web/test/drive.mjs"))

@@ -47,18 +47,18 @@ fn venv_python(var: &str, venv: &str, setup: &str) -> PathBuf {
     p
 }
 
-/// The Python of the venv made by tools/setup-python.sh (`$SRGRAPH_PYTHON`, or `.venv/bin/python`).
+/// The Python of the venv made by tools/setup/setup-python.sh (`$SRGRAPH_PYTHON`, or `.venv/bin/python`).
 pub fn python() -> PathBuf {
-    venv_python("SRGRAPH_PYTHON", ".venv", "tools/setup-python.sh")
+    venv_python("SRGRAPH_PYTHON", ".venv", "tools/setup/setup-python.sh")
 }
 
-/// The Python with ONNX Runtime's training API, made by tools/setup-training-venv.sh
+/// The Python with ONNX Runtime's training API, made by tools/setup/setup-training-venv.sh
 /// (`$SRGRAPH_TRAINING_PYTHON`, or `.venv-training/bin/python`).
 pub fn training_python() -> PathBuf {
     venv_python(
         "SRGRAPH_TRAINING_PYTHON",
         ".venv-training",
-        "tools/setup-training-venv.sh",
+        "tools/setup/setup-training-venv.sh",
     )
 }
 

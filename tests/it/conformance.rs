@@ -2,7 +2,7 @@
 //! architecture x scale x shuffle layout, in its folded and training forms, is
 //! written with a real input (a crop of Set5) and tract's output beside it, and,
 //! for the inference graphs, ONNX Runtime's output through srgraph's Rust `ort`
-//! engine; then tools/conformance.py checks each file with
+//! engine; then tools/oracles/conformance.py checks each file with
 //! `onnx.checker.check_model(full_check=True)` and runs it in ONNX Runtime
 //! (Python) and, for the inference graphs, OpenCV's DNN module: all four runtimes
 //! must agree to 1e-4 (relative to the output's magnitude).
@@ -66,7 +66,7 @@ fn onnx_checker_passes_and_four_runtimes_agree() {
             }
         }
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/conformance.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/oracles/conformance.py");
     let out = Command::new(common::python())
         .arg(&script)
         .arg(dir.path())

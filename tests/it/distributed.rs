@@ -1,5 +1,5 @@
 //! Data-parallel training under a real MPI: `mpirun -np 2` (Debian's OpenMPI, which
-//! tools/setup-mpi.sh installs) of `srgraph train`, against one process on the same data.
+//! tools/setup/setup-mpi.sh installs) of `srgraph train`, against one process on the same data.
 //! Built only with the `mpi` feature (tools/test.sh enables it).
 #![cfg(feature = "mpi")]
 
@@ -63,7 +63,7 @@ fn mpirun(ranks: usize, args: &[String]) -> Command {
 }
 
 fn run(mut c: Command) -> Output {
-    c.output().expect("mpirun runs (tools/setup-mpi.sh installs OpenMPI)")
+    c.output().expect("mpirun runs (tools/setup/setup-mpi.sh installs OpenMPI)")
 }
 
 /// The model's output on a Set5 picture, in grey levels.

@@ -1,5 +1,5 @@
 //! Bring your own weights: checkpoints written by the reference implementations
-//! themselves (tools/interop_fixtures.py, with PyTorch in a throw-away venv; the
+//! themselves (tools/oracles/interop_fixtures.py, with PyTorch in a throw-away venv; the
 //! fixtures and PyTorch's own output on a real picture are committed) imported by
 //! srgraph, run in tract and in ONNX Runtime, and compared to PyTorch's output;
 //! export and import again, bit for bit; fine-tuning from them; and the files
@@ -396,7 +396,7 @@ fn train_init_continues_from_imported_weights() {
     }
 }
 
-/// krasserm/super-resolution's Keras weights (tools/keras_fixtures.py ran its model code
+/// krasserm/super-resolution's Keras weights (tools/oracles/keras_fixtures.py ran its model code
 /// with TensorFlow 2.15 and TensorFlow Addons): TensorFlow's output in both runtimes, and
 /// exported to PyTorch's names (DCR reordered to CRD) the same network again.
 #[cfg(feature = "keras")]

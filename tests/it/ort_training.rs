@@ -1,6 +1,6 @@
 //! srgraph's artefacts for ONNX Runtime's training API, checked by the real API
-//! (onnxruntime-training-cpu 1.19.2, in its own venv: tools/setup-training-venv.sh)
-//! with tools/ort_training_check.py: ORT trains on them and lands on the parameters
+//! (onnxruntime-training-cpu 1.19.2, in its own venv: tools/setup/setup-training-venv.sh)
+//! with tools/oracles/ort_training_check.py: ORT trains on them and lands on the parameters
 //! srgraph's own train step reaches; ORT's own gradient builder, given srgraph's
 //! forward pass and loss, computes the gradients srgraph's compiler does; and the
 //! checkpoint ORT saves comes back through `srgraph import-checkpoint`. For a small
@@ -250,7 +250,7 @@ fn onnxruntime_training_api_trains_on_srgraph_artefacts_and_agrees_with_srgraph(
         );
     }
     cases.push(("wdsr-a-continued".into(), c, flags_a));
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/ort_training_check.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/oracles/ort_training_check.py");
     let out = Command::new(training_python()).arg(&script).arg(d).output().unwrap();
     let log = format!(
         "{}{}",

@@ -1,4 +1,4 @@
-//! A study as Slurm jobs, on a real Slurm: the one-node cluster tools/setup-slurm.sh
+//! A study as Slurm jobs, on a real Slurm: the one-node cluster tools/setup/setup-slurm.sh
 //! starts on this machine (Debian's slurmctld, slurmd and munge). `srgraph study ...
 //! --emit slurm` writes the array job and the table job; submitted with their submit.sh,
 //! they give the table `srgraph study` gives on one machine.
@@ -55,7 +55,7 @@ fn slurm_is_up() {
         .unwrap_or_default();
     assert!(
         ["idle", "mixed", "allocated"].iter().any(|s| state.starts_with(s)),
-        "no Slurm node is up (sinfo says {state:?}): run tools/setup-slurm.sh (tools/test.sh does)"
+        "no Slurm node is up (sinfo says {state:?}): run tools/setup/setup-slurm.sh (tools/test.sh does)"
     );
 }
 

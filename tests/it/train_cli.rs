@@ -260,7 +260,7 @@ fn bad_input_is_a_clear_error_and_nothing_is_lost() {
         .env_remove("XDG_CACHE_HOME")
         .output()
         .unwrap();
-    fails_with(&o, "tools/fetch-onnxruntime.sh");
+    fails_with(&o, "tools/setup/fetch-onnxruntime.sh");
     // CUDA asked for where it cannot run: an error naming what is missing, not a quiet CPU run.
     fails_with(
         &run(with(&["--data", &t91, "--device", "cuda", "--out", "r4"])),

@@ -158,7 +158,7 @@ fn onnxruntime_takes_the_same_steps_as_tract() {
             npy_bytes(&ndarray::ArrayD::from_shape_vec(vec![flat.len()], flat).unwrap()),
         )
         .unwrap();
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/train_parity.py");
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/oracles/train_parity.py");
         let out = Command::new(common::python()).arg(script).arg(d).output().unwrap();
         let log = format!(
             "{}{}",

@@ -2,7 +2,7 @@
 """Micro-benchmark of ways to spell ReLU's gradient in ONNX Runtime, on a WDSR-B wide
 activation (16x192x24x24): Greater+Where, Sign*dy, Cast(Greater)*dy. All exact; medians of 15.
 
-Usage: .venv/bin/python tools/bench_relu_grad.py
+Usage: .venv/bin/python tools/bench/bench_relu_grad.py
 """
 import numpy as np, onnx, onnxruntime as ort, time
 from onnx import helper as h, TensorProto as T

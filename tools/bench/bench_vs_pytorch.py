@@ -9,7 +9,7 @@ For each of the six seed configurations (WDSR-B F=32 e=6, WDSR-A F=32 e=4, EDSR 
   parameters and Adam moments bound as two sets of tensors that swap each step
   (IOBinding), so nothing is copied but the batch.
 - PyTorch: the reference implementations' own model code (EDSR-PyTorch, the official
-  WDSR, loaded from their repositories as tools/interop_fixtures.py loads them), with
+  WDSR, loaded from their repositories as tools/oracles/interop_fixtures.py loads them), with
   L1, backward and torch.optim.Adam; the better of NCHW and channels-last.
 
 Rounds are interleaved (srgraph, then PyTorch, for each configuration, then again), so
@@ -19,7 +19,7 @@ memory is each framework's peak resident memory (VmHWM), measured in a child pro
 its own that runs only it (both children import PyTorch and ONNX Runtime alike).
 
     python3 -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install torch numpy onnxruntime==1.32.0 onnx
-    /tmp/torchvenv/bin/python tools/bench_vs_pytorch.py --srgraph target/release/srgraph \\
+    /tmp/torchvenv/bin/python tools/bench/bench_vs_pytorch.py --srgraph target/release/srgraph \\
         --edsr-pytorch /path/to/EDSR-PyTorch --wdsr-git /path/to/wdsr_ntire2018.git
 """
 import argparse
@@ -39,7 +39,7 @@ import onnxruntime as ort
 import torch
 
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "oracles"))  # interop_fixtures lives with the oracles
 import interop_fixtures as ref  # noqa: E402  (the reference code's loaders)
 
 CONFIGS = [

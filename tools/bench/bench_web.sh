@@ -6,9 +6,9 @@
 # counted). With BENCH_NATIVE=1 the native figures (ONNX Runtime and tract, criterion) are
 # taken right after, for the same table.
 #
-#   tools/bench_web.sh            # needs tools/setup-web.sh, and a built srgraph ($SRGRAPH)
+#   tools/bench/bench_web.sh            # needs tools/setup/setup-web.sh, and a built srgraph ($SRGRAPH)
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
 srgraph="${SRGRAPH:-$root/target/debug/srgraph}"
 data="${SRGRAPH_DATA:-$root/../shared/data}"
 dir="$(mktemp -d)"

@@ -2,7 +2,7 @@
 """Forward convolutions: ONNX Runtime's Conv against PyTorch's F.conv2d (NCHW and channels-last) on the
 seed networks' conv shapes, 2 threads, medians of 15 runs after 2 warm-ups.
 
-    /tmp/torchvenv/bin/python tools/conv_forward_vs_pytorch.py
+    /tmp/torchvenv/bin/python tools/bench/conv_forward_vs_pytorch.py
 """
 import torch, numpy as np, onnxruntime as ort, onnx, onnx.helper as h, time
 from onnx import TensorProto as T

@@ -7,8 +7,8 @@ interleaved in one process, medians after 2 warm-up runs:
   pattern STEP.onnx          time one train step with ONNX Runtime's memory pattern on and
                              off, and each one's peak resident memory in a process of its own
 
-    .venv/bin/python tools/ort_step_ab.py graphs DIR/train_step.onnx DIR/gradients.onnx
-    .venv/bin/python tools/ort_step_ab.py pattern DIR/train_step.onnx
+    .venv/bin/python tools/bench/ort_step_ab.py graphs DIR/train_step.onnx DIR/gradients.onnx
+    .venv/bin/python tools/bench/ort_step_ab.py pattern DIR/train_step.onnx
 """
 import subprocess
 import sys

@@ -4,7 +4,7 @@
 other file pages, which the kernel can drop and read again) and VmHWM (all resident
 memory, file pages included), and prints their peaks in MB. Linux only; no packages.
 
-    python3 tools/peak_memory.py -- srgraph train wdsr-b --blocks 4 --data /tmp/div2k-100 --steps 20
+    python3 tools/bench/peak_memory.py -- srgraph train wdsr-b --blocks 4 --data /tmp/div2k-100 --steps 20
 """
 import subprocess
 import sys

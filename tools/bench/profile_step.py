@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Per-op-type profile of a train-step graph in ONNX Runtime (CPU): where a step's time goes.
 
-Usage: .venv/bin/python tools/profile_step.py DIR/train_step.onnx   (DIR from `srgraph build ARCH --train -o DIR`)
+Usage: .venv/bin/python tools/bench/profile_step.py DIR/train_step.onnx   (DIR from `srgraph build ARCH --train -o DIR`)
 Prints the step times and, per op type, ms per step, node count and share of kernel time.
 """
 import onnxruntime as ort, onnx, numpy as np, json, os, sys, collections, tempfile

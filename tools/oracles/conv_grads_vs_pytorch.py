@@ -5,7 +5,7 @@ same shapes, 2 threads, median of 11 runs. The first conv of a network (3 input 
 is left out: a train step needs no input gradient there.
 
     SRGRAPH_CACHE=/tmp/tc target/release/srgraph build study-wdsr-a-8 --train --tune -o /tmp/x --force
-    /tmp/torchvenv/bin/python tools/conv_grads_vs_pytorch.py /tmp/tc/spellings/onnxruntime-cpu-2threads-*.json
+    /tmp/torchvenv/bin/python tools/oracles/conv_grads_vs_pytorch.py /tmp/tc/spellings/onnxruntime-cpu-2threads-*.json
 """
 import json, sys, time, torch
 torch.set_num_threads(2)

@@ -56,7 +56,7 @@ canonicalise_legacy).
 
 Run (from the repository root):
 
-    /tmp/torchvenv/bin/python tools/interop_fixtures.py \\
+    /tmp/torchvenv/bin/python tools/oracles/interop_fixtures.py \\
         --data /work/shared/data --out tests/fixtures/interop \\
         --edsr-pytorch /path/to/EDSR-PyTorch \\
         --wdsr-git /path/to/wdsr_ntire2018/.git \\
@@ -334,7 +334,7 @@ def edsr_pytorch_conv(refs):
 def seed_case(arch, scale):
     """The seed study's 8-block network of `arch` as a reference case: EDSR-PyTorch's EDSR with
     64 filters, the official WDSR-A (32 filters, block_feats 128) or WDSR-B (32 filters), weight
-    norm through the hook API. What tools/bench_vs_pytorch.py and tools/gpu/check.py time."""
+    norm through the hook API. What tools/bench/bench_vs_pytorch.py and tools/gpu/check.py time."""
     case = {"scale": scale, "blocks": 8, "res_scale": 1.0}
     if arch == "edsr":
         case.update(layout="edsr-pytorch", arch="edsr", filters=64)
@@ -661,7 +661,7 @@ def main():
                    "why": "25 bytes of ASCII text"})
 
     manifest = collections.OrderedDict([
-        ("generator", "tools/interop_fixtures.py"),
+        ("generator", "tools/oracles/interop_fixtures.py"),
         ("torch", torch.__version__),
         ("numpy", np.__version__),
         ("safetensors", getattr(safetensors, "__version__", None)),

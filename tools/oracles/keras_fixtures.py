@@ -83,7 +83,7 @@ Environment (throw-away, never the project's own .venv)
 
 Run (from the repository root):
 
-    /tmp/tfvenv/bin/python tools/keras_fixtures.py --data /work/shared/data \\
+    /tmp/tfvenv/bin/python tools/oracles/keras_fixtures.py --data /work/shared/data \\
         --out tests/fixtures/interop/keras \\
         --repo-git /work/.mirror/krasserm+super-resolution/repo
 
@@ -512,7 +512,7 @@ def main():
         "(numpy S arrays; not checked here). A "
         "layer without weights has weight_names = an empty float64 array")
     manifest = collections.OrderedDict([
-        ("generator", "tools/keras_fixtures.py"),
+        ("generator", "tools/oracles/keras_fixtures.py"),
         ("tensorflow", tf.__version__),
         ("tensorflow_addons", tfa.__version__),
         ("keras", keras.__version__),

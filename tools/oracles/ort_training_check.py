@@ -2,7 +2,7 @@
 """Check srgraph's ONNX Runtime training-API artefacts with the real onnxruntime-training 1.19.2.
 
 Usage:
-    python tools/ort_training_check.py DIR [--case NAME ...] [--keep-ort-artifacts]
+    python tools/oracles/ort_training_check.py DIR [--case NAME ...] [--keep-ort-artifacts]
 
 DIR holds one folder per case (e.g. wdsr-a, wdsr-b, edsr) written by srgraph, each with:
 
@@ -30,7 +30,7 @@ Per case it
      batch 0 with gradients/ (max|a-b| <= 1e-4 * max|b| per tensor).
 
 Prints one 'ok'/'FAIL' line per check. Exit code 0 when every check passes, 1 otherwise (2: usage).
-Needs only: onnxruntime-training-cpu==1.19.2 onnx==1.16.2 numpy (tools/setup-training-venv.sh). No torch.
+Needs only: onnxruntime-training-cpu==1.19.2 onnx==1.16.2 numpy (tools/setup/setup-training-venv.sh). No torch.
 """
 
 import argparse

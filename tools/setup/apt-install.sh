@@ -3,7 +3,7 @@
 # setup-web.sh, setup-slurm.sh): as root, or through sudo; refreshes the package lists
 # first, since a fresh machine's can be stale and then the dependencies do not resolve.
 #
-#   tools/apt-install.sh PACKAGE...
+#   tools/setup/apt-install.sh PACKAGE...
 set -euo pipefail
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Fetches ONNX Runtime's shared library for srgraph's `ort` engine from PyPI.
 #
-#   tools/fetch-onnxruntime.sh          libonnxruntime.so.1.32.0 (CPU) from the onnxruntime 1.32.0
+#   tools/setup/fetch-onnxruntime.sh          libonnxruntime.so.1.32.0 (CPU) from the onnxruntime 1.32.0
 #                                       wheel, sha256-checked, kept in the cache folder srgraph
 #                                       looks in: ${XDG_CACHE_HOME:-~/.cache}/srgraph/onnxruntime-1.32.0/
-#   tools/fetch-onnxruntime.sh --gpu    onnxruntime-gpu 1.31.1 and the CUDA 13 / cuDNN 9 wheels in a
+#   tools/setup/fetch-onnxruntime.sh --gpu    onnxruntime-gpu 1.31.1 and the CUDA 13 / cuDNN 9 wheels in a
 #                                       venv of their own (about 3 GB), then prints the ORT_DYLIB_PATH and
 #                                       LD_LIBRARY_PATH to export for `srgraph train --device cuda`.
 #

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Create (or refresh) the Python venv that tools/ort_training_check.py runs in: the ONNX Runtime
+# Create (or refresh) the Python venv that tools/oracles/ort_training_check.py runs in: the ONNX Runtime
 # on-device training API (onnxruntime-training-cpu 1.19.2), WITHOUT torch.
 #
-# Usage: tools/setup-training-venv.sh [VENV]      (default: <repo>/.venv-training)
-#        PYTHON=python3.11 tools/setup-training-venv.sh
-# Then:  <VENV>/bin/python tools/ort_training_check.py DIR
+# Usage: tools/setup/setup-training-venv.sh [VENV]      (default: <repo>/.venv-training)
+#        PYTHON=python3.11 tools/setup/setup-training-venv.sh
+# Then:  <VENV>/bin/python tools/oracles/ort_training_check.py DIR
 #
 # A stamp file (<VENV>/.srgraph-requirements) holds a hash of the pinned requirements; when it matches,
 # a second run does nothing. Change REQUIREMENTS and the next run reinstalls.
@@ -17,7 +17,7 @@ set -euo pipefail
 REQUIREMENTS="onnxruntime-training-cpu==1.19.2 onnx==1.16.2 numpy==1.26.4"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-venv="${1:-$here/../.venv-training}"
+venv="${1:-$here/../../.venv-training}"
 stamp="$venv/.srgraph-requirements"
 want="$(printf '%s\n' "$REQUIREMENTS" | sha256sum | cut -d' ' -f1)"
 

@@ -3,8 +3,8 @@
 training run: its model.onnx (the EMA weights when the run kept them), scored on Set5 and
 Set14 by `srgraph eval`, with the training command and the scores written into its metadata.
 
-Usage (the Python of tools/setup-python.sh, which has onnx):
-    .venv/bin/python tools/builtin_model.py RUN_DIR --command "srgraph train ..." \\
+Usage (the Python of tools/setup/setup-python.sh, which has onnx):
+    .venv/bin/python tools/util/builtin_model.py RUN_DIR --command "srgraph train ..." \\
         [--data ../shared/data] [--srgraph target/release/srgraph] [-o assets/wdsr-b-x<S>.onnx]
 """
 import argparse, json, os, pathlib, subprocess, sys, tempfile
@@ -15,7 +15,7 @@ ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("run", help="the run's folder (model.onnx, log.jsonl)")
 ap.add_argument("--command", required=True, help="the command that trained it, as a user would type it")
 ap.add_argument("--trained-on", default="T91 + BSD200 (291 pictures)")
-ap.add_argument("--data", default=str(pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"))
+ap.add_argument("--data", default=str(pathlib.Path(__file__).resolve().parents[3] / "shared" / "data"))
 ap.add_argument("--srgraph", default="target/release/srgraph")
 ap.add_argument("-o", "--out", help="default: assets/wdsr-b-x<scale>.onnx")
 a = ap.parse_args()
@@ -29,7 +29,7 @@ for key in ("data", "validation", "validation_psnr_y", "bicubic_psnr_y", "import
     meta.pop(key, None)
 meta["trained_on"] = a.trained_on
 meta["training_command"] = a.command
-meta["made_by"] = "tools/builtin_model.py"
+meta["made_by"] = "tools/util/builtin_model.py"
 
 with tempfile.TemporaryDirectory() as tmp:
     plain = os.path.join(tmp, "model.onnx")

@@ -8,7 +8,7 @@ time mirrored or turned, past 200). Pixel content matters little for memory and 
 size and count do.
 
     python3 -m venv /tmp/pilvenv && /tmp/pilvenv/bin/pip install pillow
-    /tmp/pilvenv/bin/python tools/div2k_like.py --data ../shared/data --count 100 --out /tmp/div2k-100
+    /tmp/pilvenv/bin/python tools/util/div2k_like.py --data ../shared/data --count 100 --out /tmp/div2k-100
 """
 import argparse
 import pathlib

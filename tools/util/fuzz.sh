@@ -2,7 +2,7 @@
 # Coverage-guided fuzzing of srgraph's readers (fuzz/): cargo-fuzz with libFuzzer, on the
 # stable toolchain.
 #
-#   tools/fuzz.sh [SECONDS] [TARGET...]
+#   tools/util/fuzz.sh [SECONDS] [TARGET...]
 #
 # Targets: onnx_model (what eval, upscale and inspect do with a model file, through tract),
 # ort_checkpoint (ONNX Runtime's ODTC checkpoint), run_checkpoint (a training run's
@@ -30,7 +30,7 @@
 # Replaying one reproducer:  fuzz/target/<host triple>/release/TARGET FILE
 # (or `cargo fuzz run --sanitizer none TARGET FILE`); RUST_BACKTRACE=1 is set here.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 
 CARGO_FUZZ_VERSION=0.13.2
