@@ -4,9 +4,7 @@
 //! message that names the file or flag, never a panic, and the files around it are
 //! byte for byte what they were.
 
-mod common;
-
-use common::{data, data_dir, srgraph, text};
+use crate::common::{self, data, data_dir, srgraph, text};
 use prost::Message;
 use srgraph::onnx::pb;
 use std::collections::BTreeMap;

@@ -5,9 +5,7 @@
 //! Needs what tools/setup/setup-web.sh installs: Chromium (/usr/bin/chromium or $SRGRAPH_CHROMIUM)
 //! and the page's npm packages (web/node_modules).
 
-mod common;
-
-use common::{data, data_dir, srgraph, text};
+use crate::common::{self, data, data_dir, srgraph, text};
 use ndarray::ArrayD;
 use prost::Message;
 use srgraph::compiler::{compile, TrainConfig};

@@ -1,9 +1,7 @@
 //! The `srgraph` binary end to end: what a user types, what they get back, and
 //! a clear error with a non-zero exit (never a panic) for bad input.
 
-mod common;
-
-use common::{fails_with, srgraph};
+use crate::common::{self, fails_with, srgraph};
 use std::process::Output;
 
 fn stdout(o: &Output) -> String {

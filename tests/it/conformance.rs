@@ -7,9 +7,7 @@
 //! (Python) and, for the inference graphs, OpenCV's DNN module: all four runtimes
 //! must agree to 1e-4 (relative to the output's magnitude).
 
-mod common;
-
-use common::set5_crop;
+use crate::common::{self, set5_crop};
 use srgraph::export::inference_graph;
 use srgraph::ir::ShuffleMode;
 use srgraph::models::{self, Arch, ModelConfig};

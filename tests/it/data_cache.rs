@@ -3,9 +3,7 @@
 //! changed folder or a damaged file and make itself again, and leave nothing half
 //! written behind.
 
-mod common;
-
-use common::{data_dir, srgraph, text};
+use crate::common::{data_dir, srgraph, text};
 use srgraph::data::cache::{folder_for, PixelCache};
 use srgraph::data::dataset::{ImageSet, PatchSampler};
 use std::path::Path;

@@ -3,9 +3,7 @@
 //! Built only with the `mpi` feature (tools/test.sh enables it).
 #![cfg(feature = "mpi")]
 
-mod common;
-
-use common::{data, text};
+use crate::common::{self, data, text};
 use srgraph::data::load_hwc;
 use srgraph::infer::SrModel;
 use srgraph::runtime::Engine;
@@ -63,7 +61,8 @@ fn mpirun(ranks: usize, args: &[String]) -> Command {
 }
 
 fn run(mut c: Command) -> Output {
-    c.output().expect("mpirun runs (tools/setup/setup-mpi.sh installs OpenMPI)")
+    c.output()
+        .expect("mpirun runs (tools/setup/setup-mpi.sh installs OpenMPI)")
 }
 
 /// The model's output on a Set5 picture, in grey levels.

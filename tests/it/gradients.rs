@@ -12,8 +12,6 @@
 //! (measured), so the tolerance is 1e-6 of |g . d|; a wrong rule misses by O(1)
 //! (breaking Mul's rule gives a 20x miss).
 
-mod common;
-
 use ndarray::ArrayD;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -2,9 +2,7 @@
 //! whole, the bicubic baseline equals the published Set5 numbers, pictures keep
 //! their greyscale and alpha, and bad input is a clear error naming the file.
 
-mod common;
-
-use common::{data, data_dir, fails_with, srgraph, text};
+use crate::common::{data, data_dir, fails_with, srgraph, text};
 use ndarray::Array3;
 use prost::Message;
 use srgraph::data::bicubic;

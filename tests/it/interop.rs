@@ -5,9 +5,7 @@
 //! export and import again, bit for bit; fine-tuning from them; and the files
 //! that must be refused.
 
-mod common;
-
-use common::{data_dir, fails_with, srgraph, text};
+use crate::common::{data_dir, fails_with, srgraph, text};
 use ndarray::{s, ArrayD};
 use serde_json::Value;
 use srgraph::interop::{self, Hints};

@@ -6,9 +6,7 @@
 //! checkpoint ORT saves comes back through `srgraph import-checkpoint`. For a small
 //! network of each architecture and for every preset.
 
-mod common;
-
-use common::{data, data_dir, srgraph, srgraph_owned, text, training_python};
+use crate::common::{self, data, data_dir, srgraph, srgraph_owned, text, training_python};
 use ndarray::{Array4, ArrayD};
 use ort::value::Tensor as OrtTensor;
 use srgraph::compiler::{compile, TrainConfig};
@@ -178,6 +176,9 @@ fn continued_run(d: &Path, flags: &[String], t: &TrainConfig) -> srgraph::train:
     run
 }
 
+/// A case: its folder's name, its network and the flags that rebuild it.
+type Case = (String, ModelConfig, Vec<String>);
+
 #[test]
 fn onnxruntime_training_api_trains_on_srgraph_artefacts_and_agrees_with_srgraph() {
     let dir = tempfile::tempdir().unwrap();
@@ -189,8 +190,22 @@ fn onnxruntime_training_api_trains_on_srgraph_artefacts_and_agrees_with_srgraph(
     };
     let (pairs, _) = ImageSet::open(&data_dir().join("T91"), 2).unwrap().load().unwrap();
     let sampler = PatchSampler::new(pairs, t.patch, 2, 7).unwrap();
-    // A small network of each architecture, then every preset (the 16-block baselines included).
-    let mut cases: Vec<(String, ModelConfig, Vec<String>)> = Arch::ALL
+    let mut cases = small_networks_and_presets();
+    // Parameters after 5 steps are compared for the small networks; at 8 and 16 blocks Adam's
+    // normalisation turns float summation noise in near-zero gradients into lr-sized steps, so
+    // the presets are compared through their gradients alone.
+    for (i, (name, c, _)) in cases.iter().enumerate() {
+        write_case(&d.join(name), c, &t, &sampler, i < Arch::ALL.len(), None);
+    }
+    cases.push(continued_case(d, &cases[1], &t, &sampler));
+    training_api_check(d);
+    imported_checkpoints_give_the_loss_ort_reported(d, &cases, &t, &sampler);
+    other_checkpoints_are_clear_errors(d);
+}
+
+/// A small network of each architecture, then every preset (the 16-block baselines included).
+fn small_networks_and_presets() -> Vec<Case> {
+    let mut cases: Vec<Case> = Arch::ALL
         .iter()
         .map(|&arch| {
             let c = ModelConfig {
@@ -206,19 +221,18 @@ fn onnxruntime_training_api_trains_on_srgraph_artefacts_and_agrees_with_srgraph(
         let c = p.config().unwrap();
         cases.push((p.name.clone(), c, vec![p.name]));
     }
-    // Parameters after 5 steps are compared for the small networks; at 8 and 16 blocks Adam's
-    // normalisation turns float summation noise in near-zero gradients into lr-sized steps, so
-    // the presets are compared through their gradients alone.
-    for (i, (name, c, _)) in cases.iter().enumerate() {
-        write_case(&d.join(name), c, &t, &sampler, i < Arch::ALL.len(), None);
-    }
-    // A srgraph run of the small WDSR-A, continued by the training API from artefacts built
-    // `--from` its checkpoint: ORT must pick up its Adam moments and step count.
-    let (resumed, c, flags_a) = cases[1].clone();
+    cases
+}
+
+/// A srgraph run of the small WDSR-A, continued by the training API from artefacts built
+/// `--from` its checkpoint: ORT must pick up its Adam moments and step count. `srgraph build
+/// --from` writes the same artefacts.
+fn continued_case(d: &Path, small_wdsr_a: &Case, t: &TrainConfig, sampler: &PatchSampler) -> Case {
+    let (resumed, c, flags_a) = small_wdsr_a.clone();
     assert_eq!(resumed, "wdsr-a");
-    let run = continued_run(d, &flags_a, &t);
+    let run = continued_run(d, &flags_a, t);
     let case = d.join("wdsr-a-continued");
-    write_case(&case, &c, &t, &sampler, true, Some(&run));
+    write_case(&case, &c, t, sampler, true, Some(&run));
     let mut args = vec!["build".to_string()];
     args.extend(flags_a.iter().cloned());
     args.extend(
@@ -249,7 +263,11 @@ fn onnxruntime_training_api_trains_on_srgraph_artefacts_and_agrees_with_srgraph(
             "srgraph build --from wrote another {file}"
         );
     }
-    cases.push(("wdsr-a-continued".into(), c, flags_a));
+    ("wdsr-a-continued".into(), c, flags_a)
+}
+
+/// tools/oracles/ort_training_check.py on every case in `d`, in the training API's venv.
+fn training_api_check(d: &Path) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/oracles/ort_training_check.py");
     let out = Command::new(training_python()).arg(&script).arg(d).output().unwrap();
     let log = format!(
@@ -259,9 +277,11 @@ fn onnxruntime_training_api_trains_on_srgraph_artefacts_and_agrees_with_srgraph(
     );
     println!("{log}");
     assert!(out.status.success(), "the training-API check failed:\n{log}");
+}
 
-    // The checkpoint ORT saved after training, imported by srgraph, gives the loss ORT reported.
-    for (name, c, _) in &cases {
+/// The checkpoint ORT saved after training, imported by srgraph, gives the loss ORT reported.
+fn imported_checkpoints_give_the_loss_ort_reported(d: &Path, cases: &[Case], t: &TrainConfig, sampler: &PatchSampler) {
+    for (name, c, _) in cases {
         let case = d.join(name);
         // The continued case's batches and ORT's step count start after the run's 5 steps.
         let done = if name.ends_with("-continued") { 5 } else { 0 };
@@ -292,8 +312,10 @@ fn onnxruntime_training_api_trains_on_srgraph_artefacts_and_agrees_with_srgraph(
             text(&meta)
         );
     }
+}
 
-    // A checkpoint of another architecture is a clear error, as is a file that is not one.
+/// A checkpoint of another architecture is a clear error, as is a file that is not one.
+fn other_checkpoints_are_clear_errors(d: &Path) {
     let o = srgraph(
         &[
             "import-checkpoint",

@@ -5,9 +5,7 @@
 //! error (exit code 1, no panic) that says what to use instead, before any data
 //! is read or run folder made. `tools/test.sh` runs this file in both builds.
 
-mod common;
-
-use common::{data, fails_with, srgraph, text};
+use crate::common::{data, fails_with, srgraph, text};
 
 fn train_with_training_api(dir: &std::path::Path) -> std::process::Output {
     srgraph(

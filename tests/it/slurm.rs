@@ -3,9 +3,7 @@
 //! --emit slurm` writes the array job and the table job; submitted with their submit.sh,
 //! they give the table `srgraph study` gives on one machine.
 
-mod common;
-
-use common::{data, srgraph_owned, text};
+use crate::common::{self, data, srgraph_owned, text};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};

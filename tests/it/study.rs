@@ -3,9 +3,7 @@
 //! each PSNR in the table is what `srgraph eval` says of the saved model, and a
 //! resumed study redoes nothing that was finished.
 
-mod common;
-
-use common::{data, srgraph, text};
+use crate::common::{self, data, srgraph, text};
 use std::process::{Command, Stdio};
 
 const TINY: [&str; 14] = [

@@ -4,9 +4,7 @@
 //! exactly s times the input, and the folded inference graph must agree with
 //! the training form (weight norm as ops, mean shift explicit) to 1e-4.
 
-mod common;
-
-use common::{rel_err, set5};
+use crate::common::{rel_err, set5};
 use srgraph::export::inference_graph;
 use srgraph::ir::{Op, ShuffleMode};
 use srgraph::models::{self, Arch, ModelConfig, Norm};

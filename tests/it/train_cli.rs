@@ -2,9 +2,7 @@
 //! ../shared/data, a real ONNX Runtime (the library of the onnxruntime wheel)
 //! and tract, checkpoints that survive a kill, and clear errors.
 
-mod common;
-
-use common::{data, fails_with, srgraph, text};
+use crate::common::{self, data, fails_with, srgraph, text};
 use srgraph::data::dataset::ImageSet;
 use srgraph::train::{bicubic_psnr, load_checkpoint, model_psnr, Engine};
 use std::path::Path;

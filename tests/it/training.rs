@@ -3,7 +3,7 @@
 //! trained parameters give the same pictures through the exported inference
 //! graph as through the eval graph.
 
-mod common;
+use crate::common;
 
 use ndarray::{Array3, ArrayD};
 use rand::SeedableRng;

@@ -2,7 +2,7 @@
 //! network the same way in ONNX Runtime, the measurements are cached and reused, and
 //! a damaged cache is measured again rather than trusted.
 
-mod common;
+use crate::common;
 
 use srgraph::autodiff::{ConvSpelling, InputGrad, Spellings, WeightGrad};
 use srgraph::compiler::{compile, TrainConfig};
