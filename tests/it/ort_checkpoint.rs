@@ -3,10 +3,10 @@ use srgraph::ortapi::checkpoint::{
     self as oc, field, Checkpoint, CheckpointError, NamedTensor, OptimizerState, PropertyValue,
 };
 
-const INITIAL: &[u8] = include_bytes!("fixtures/ort1192_initial.ckpt");
-const TRAINED: &[u8] = include_bytes!("fixtures/ort1192_trained.ckpt");
-const INITIAL_EXPECTED: &str = include_str!("fixtures/ort1192_initial.expected.txt");
-const TRAINED_EXPECTED: &str = include_str!("fixtures/ort1192_trained.expected.txt");
+const INITIAL: &[u8] = include_bytes!("../fixtures/ort1192_initial.ckpt");
+const TRAINED: &[u8] = include_bytes!("../fixtures/ort1192_trained.ckpt");
+const INITIAL_EXPECTED: &str = include_str!("../fixtures/ort1192_initial.expected.txt");
+const TRAINED_EXPECTED: &str = include_str!("../fixtures/ort1192_trained.expected.txt");
 
 fn t(name: &str, dims: Vec<i64>, seed: f32) -> NamedTensor {
     let n: i64 = dims.iter().product();
@@ -261,7 +261,7 @@ fn optimizer_moments_are_named_momentum0_momentum1_in_file() {
 #[test]
 fn optimizer_state_output_is_byte_identical_to_ort() {
     // CheckpointState.save_checkpoint(include_optimizer_state=True) after 2 AdamW steps, no properties.
-    let ort = include_bytes!("fixtures/ort1192_opt2steps.ckpt");
+    let ort = include_bytes!("../fixtures/ort1192_opt2steps.ckpt");
     let c = oc::read(ort).unwrap();
     assert_eq!(c.optimizer.as_ref().map(|o| o.step), Some(2));
     assert_eq!(oc::write(&c), ort.to_vec());
