@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs srgraph's train-step graph in ONNX Runtime and compares with tract.
 
-DIR holds (written by tests/training.rs):
+DIR holds (written by tests/it/training.rs):
   train_step.onnx     the step graph; its parameter/moment inputs default to the initial values
   lr.npy, hr.npy      one batch, used for every step
   steps.txt           "<steps> <learning rate>"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A one-node Slurm cluster on this machine, for the study's Slurm test (tests/slurm.rs):
+# A one-node Slurm cluster on this machine, for the study's Slurm test (tests/it/slurm.rs):
 # Debian's slurmctld, slurmd and munge, configured for localhost (one node with this
 # machine's cores and memory, one partition) and started. Run as root (or with sudo);
 # does nothing when `sinfo` already answers. Prints the node's state at the end.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What the browser page and its tests need (web/, tests/browser.rs): Debian's Chromium,
+# What the browser page and its tests need (web/, tests/it/browser.rs): Debian's Chromium,
 # driven headless by playwright-core, and the page's npm packages (onnxruntime-web,
 # playwright-core) in web/node_modules, exactly as web/package-lock.json pins them.
 # Run as root, or with sudo available; does nothing that is already done.
