@@ -1,4 +1,4 @@
-//! What `srgraph build` costs (build, fold, encode), and how fast the seed-study
+//! What `srgraph build` costs (build, fold, encode), and how fast the study
 //! networks super-resolve a 256 x 256 picture in tract (whole and tiled) and ONNX
 //! Runtime: `cargo bench --bench inference` (criterion reports output pixels per second).
 
@@ -27,7 +27,7 @@ fn build(c: &mut Criterion) {
     }
 }
 
-/// The seed study's 8-block networks super-resolving a 256 x 256 LR picture (a crop of
+/// The WDSR paper's study's 8-block networks super-resolving a 256 x 256 LR picture (a crop of
 /// Set5's baby) x2: tract whole, tract in tiles (all cores), and ONNX Runtime on the CPU.
 fn upscale_256(c: &mut Criterion) {
     let data = std::env::var_os("SRGRAPH_DATA")

@@ -1,7 +1,7 @@
-//! One train step (forward, loss, gradients, Adam) of the seed study's 8-block
-//! networks at the seed's setting (batch 16, HR patch 96), x2 and x4, in ONNX
+//! One train step (forward, loss, gradients, Adam) of the study's 8-block
+//! networks at the study's setting (batch 16, HR patch 96), x2 and x4, in ONNX
 //! Runtime (CPU, all cores) and tract. Needs the ONNX Runtime library: run
-//! `tools/fetch-onnxruntime.sh`, or set ORT_DYLIB_PATH.
+//! `tools/setup/fetch-onnxruntime.sh`, or set ORT_DYLIB_PATH.
 //!
 //!   cargo bench --bench train_step
 //!   SRGRAPH_BENCH_ENGINES=ort cargo bench --bench train_step    (one engine)

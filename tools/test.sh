@@ -6,26 +6,29 @@
 # with the page's npm packages for the browser tests, and a one-node Slurm cluster on
 # localhost for the study's Slurm test), then runs
 # every test (with the `keras` and `mpi` features, whose HDF5 and OpenMPI libraries
-# tools/setup-hdf5.sh and tools/setup-mpi.sh install from Debian), and each fuzz target for 30 s ($SRGRAPH_FUZZ_SECONDS; tools/fuzz.sh).
+# tools/setup/setup-hdf5.sh and tools/setup/setup-mpi.sh install from Debian), and each fuzz
+# target for 30 s ($SRGRAPH_FUZZ_SECONDS; tools/util/fuzz.sh).
+# The integration tests are one crate, tests/it/ (one module per topic), linked once:
+# `tools/test.sh --test it bad_input::` runs one module's tests.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-tools/setup-python.sh
-tools/setup-training-venv.sh "$root/.venv-training"
-# Chromium and the page's npm packages, for the browser tests (tests/browser.rs).
-tools/setup-web.sh
-# A one-node Slurm cluster on localhost, for the study's Slurm test (tests/slurm.rs).
-tools/setup-slurm.sh
+tools/setup/setup-python.sh
+tools/setup/setup-training-venv.sh "$root/.venv-training"
+# Chromium and the page's npm packages, for the browser tests (tests/it/browser.rs).
+tools/setup/setup-web.sh
+# A one-node Slurm cluster on localhost, for the study's Slurm test (tests/it/slurm.rs).
+tools/setup/setup-slurm.sh
 # The keras feature (Keras .h5 weights in `srgraph import`) links Debian's HDF5 library, the mpi
 # feature (data-parallel training under mpirun) OpenMPI's. On a machine where they cannot be
 # installed (no root, no sudo), the rest is tested without them, loudly.
 features=()
-if tools/setup-hdf5.sh; then
+if tools/setup/setup-hdf5.sh; then
     features+=(keras)
 else
     echo "!! test.sh: the HDF5 library could not be installed: testing without the keras feature" >&2
 fi
-if tools/setup-mpi.sh; then
+if tools/setup/setup-mpi.sh; then
     features+=(mpi)
 else
     echo "!! test.sh: OpenMPI could not be installed: testing without the mpi feature" >&2
@@ -46,8 +49,8 @@ for arg in "$@"; do
     [ "$arg" = "--no-fail-fast" ] || picks=1
 done
 if [ "$picks" -eq 0 ]; then
-    cargo test --locked --features ort-training --test ort_training_engine
+    cargo test --locked --features ort-training --test it ort_training_engine::
     # Each reader's fuzz target for a short while, after replaying the saved reproducers:
-    # a regression shows as a crash (tools/fuzz.sh; the first build takes about 10 minutes).
-    tools/fuzz.sh "${SRGRAPH_FUZZ_SECONDS:-30}"
+    # a regression shows as a crash (tools/util/fuzz.sh; the first build takes about 10 minutes).
+    tools/util/fuzz.sh "${SRGRAPH_FUZZ_SECONDS:-30}"
 fi

@@ -50,7 +50,7 @@ pub fn backward(e: &mut Emitter, id: usize, dy: Outlet, needs: &[bool], spelling
         }
         // dy/dx = 1 where the output is positive: dy * float(y > 0). In ONNX
         // Runtime this is 5-13x faster than Where(y > 0, dy, 0) and 1.5-3.5x faster
-        // than dy * sign(y) (tools/bench_relu_grad.py: a WDSR-B activation, 16x192x24x24).
+        // than dy * sign(y) (tools/bench/bench_relu_grad.py: a WDSR-B activation, 16x192x24x24).
         Op::Relu => {
             let zero = e.scalar(0.0);
             let positive = e.op(Op::Greater, &[y, zero])?;

@@ -85,7 +85,7 @@ pub fn join() -> Result<Option<Box<dyn Group>>> {
     anyhow::bail!(
         "this process is rank {} of {} launched by mpirun, but this srgraph was built without MPI: build it with \
          `cargo install --path . --features mpi` (OpenMPI's libopenmpi-dev and libclang-dev are needed to build; \
-         tools/setup-mpi.sh installs them), or run it without mpirun",
+         tools/setup/setup-mpi.sh installs them), or run it without mpirun",
         l.rank,
         l.size
     )

@@ -96,7 +96,7 @@ fn read_keras(path: &std::path::Path) -> Result<StateDict> {
 fn read_keras(_: &std::path::Path) -> Result<StateDict> {
     bail!(
         "it is an HDF5 file (Keras .h5 weights), and this srgraph was built without the keras feature: build it with \
-         `cargo install --path . --features keras`, which links the HDF5 library (tools/setup-hdf5.sh installs it)"
+         `cargo install --path . --features keras`, which links the HDF5 library (tools/setup/setup-hdf5.sh installs it)"
     )
 }
 

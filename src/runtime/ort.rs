@@ -1,5 +1,5 @@
 //! ONNX Runtime through `ort`, loaded at run time from its shared library (the
-//! one in PyPI's onnxruntime wheel; `tools/fetch-onnxruntime.sh` fetches it).
+//! one in PyPI's onnxruntime wheel; `tools/setup/fetch-onnxruntime.sh` fetches it).
 //!
 //! Training keeps the parameters and Adam moments inside the runtime: two sets
 //! of tensors made by the runtime's allocator (device memory under CUDA) are
@@ -67,7 +67,7 @@ fn loaded() -> Result<&'static Loaded> {
         if let Some(asked) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !Path::new(p).exists()) {
             return Err(format!(
                 "ORT_DYLIB_PATH is {}, which does not exist: point it at a libonnxruntime.so, or unset it to use \
-                 the one tools/fetch-onnxruntime.sh installs",
+                 the one tools/setup/fetch-onnxruntime.sh installs",
                 Path::new(&asked).display()
             ));
         }
@@ -75,7 +75,7 @@ fn loaded() -> Result<&'static Loaded> {
         let Some(path) = candidates.iter().find(|p| p.exists()) else {
             let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
             return Err(format!(
-                "the ONNX Runtime library was not found (looked at: {}). Run tools/fetch-onnxruntime.sh, which \
+                "the ONNX Runtime library was not found (looked at: {}). Run tools/setup/fetch-onnxruntime.sh, which \
                  installs onnxruntime {ORT_VERSION} from PyPI, or set ORT_DYLIB_PATH to a libonnxruntime.so; or train \
                  with --engine tract, which needs no library",
                 tried.join(", ")
@@ -100,7 +100,7 @@ pub fn session(onnx: &[u8], device: Device, threads: usize) -> Result<(Session, 
 /// A session for a graph run step after step in training. Without the memory pattern
 /// ONNX Runtime plans no block for all of a step's intermediates up front: the WDSR-B x2
 /// step (batch 16 of 96 px) peaks at 531 MB instead of 957 MB, its time within 1.5%
-/// (tools/ort_step_ab.py pattern).
+/// (tools/bench/ort_step_ab.py pattern).
 pub fn training_session(onnx: &[u8], device: Device, threads: usize) -> Result<(Session, Device)> {
     on_device(device, |cuda| {
         let msg = |e: ort::Error<SessionBuilder>| anyhow::anyhow!("{e}");
@@ -149,8 +149,8 @@ pub fn on_device<T>(device: Device, build: impl Fn(bool) -> Result<T>) -> Result
             e.context(
                 "the CUDA execution provider could not start. It needs the onnxruntime-gpu 1.31.1 library \
                  (ORT_DYLIB_PATH) with libonnxruntime_providers_cuda.so beside it, CUDA 13 (cuBLAS, cuRAND, cudart) \
-                 and cuDNN 9 on LD_LIBRARY_PATH, and an NVIDIA GPU: tools/fetch-onnxruntime.sh --gpu installs the \
-                 libraries and prints the two variables",
+                 and cuDNN 9 on LD_LIBRARY_PATH, and an NVIDIA GPU: tools/setup/fetch-onnxruntime.sh --gpu installs \
+                 the libraries and prints the two variables",
             )
         }),
         Device::Auto => match build(true) {

@@ -65,7 +65,7 @@ impl Site {
         if !wasm.is_file() {
             bail!(
                 "onnxruntime-web's files are not in {}: install the page's npm packages with `npm ci --prefix {}` \
-                 (or tools/setup-web.sh), or give --ort-web DIR (node_modules/onnxruntime-web/dist of an \
+                 (or tools/setup/setup-web.sh), or give --ort-web DIR (node_modules/onnxruntime-web/dist of an \
                  onnxruntime-web 1.30 install)",
                 self.ort_web.display(),
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("web").display()

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""srgraph's GPU check, run on a lent GPU machine from the unpacked kit (tools/gpu/README.md).
+"""srgraph's GPU check, run on a GPU machine from the unpacked kit (docs/speed.md, "On a GPU").
 
 In one run of under 8 minutes it:
   1. trains a small WDSR-B for a few steps on CUDA and on the CPU from the same start and
      batches, and compares the parameters (export to safetensors, max relative difference);
-  2. times the train step on CUDA for the six seed configurations (WDSR-B F=32 e=6, WDSR-A
+  2. times the train step on CUDA for the six study configurations (WDSR-B F=32 e=6, WDSR-A
      F=32 e=4, EDSR F=64; 8 blocks; x2 and x4; batch 16, HR patch 96): srgraph's (the median
      of the per-step times its own log records, after a warm-up), with the gradient spellings
      measured on CUDA (`train`'s default) and with the rule's (`--no-tune`), beside PyTorch's
@@ -143,7 +143,7 @@ def load_refs(kit):
 def torch_step_times(ref, refs, arch, scale, device, channels_last, steps, warmup):
     import torch
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = ref.build(refs, ref.seed_case(arch, scale)).train().to(device).to(memory_format=fmt)
+    model = ref.build(refs, ref.study_case(arch, scale)).train().to(device).to(memory_format=fmt)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.999), eps=1e-8)
     g = torch.Generator().manual_seed(0)
     times = []

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Packs what srgraph's GPU check needs on a lent GPU machine, which reaches nothing outside
+# Packs what srgraph's GPU check needs on a GPU machine, which reaches nothing outside
 # itself and takes at most 64 MiB per call: the release binary, ONNX Runtime's GPU
 # libraries (from PyPI's onnxruntime-gpu 1.31.1 wheel: its CUDA provider alone is 284 MB),
 # T91 / Set5 / Set14, the reference implementations' model code for PyTorch's side, and the
@@ -46,7 +46,7 @@ unzip -q -j "$wheel" 'onnxruntime/capi/libonnxruntime.so*' 'onnxruntime/capi/lib
 cp -r "$data/T91" "$data/Set5" "$data/Set14" "$stage/data/"
 cp "$edsr/src/model/edsr.py" "$edsr/src/model/common.py" "$stage/ref/EDSR-PyTorch/src/model/"
 for f in wdsr_a.py wdsr_b.py; do git --git-dir "$wdsr" show "HEAD:$f" > "$stage/ref/wdsr/$f"; done
-cp "$root/tools/gpu/check.py" "$root/tools/interop_fixtures.py" "$stage/tools/"
+cp "$root/tools/gpu/check.py" "$root/tools/oracles/interop_fixtures.py" "$stage/tools/"
 
 echo "== packing (xz -9; a few minutes)"
 rm -rf "$out" && mkdir -p "$out"

@@ -1,0 +1,173 @@
+//! `srgraph study` end to end on a tiny study: two architectures at 1 and 2 blocks,
+//! a few dozen steps of small patches. The table, plots and models exist and agree:
+//! each PSNR in the table is what `srgraph eval` says of the saved model, and a
+//! resumed study redoes nothing that was finished.
+
+use crate::common::{self, data, srgraph, text};
+use std::process::{Command, Stdio};
+
+const TINY: [&str; 14] = [
+    "--archs",
+    "edsr,wdsr-b",
+    "--blocks",
+    "1,2",
+    "--steps",
+    "24",
+    "--batch",
+    "4",
+    "--patch",
+    "32",
+    "--validate-every",
+    "12",
+    "--quiet",
+    "--jobs",
+];
+
+#[test]
+fn a_tiny_block_study_writes_a_table_that_srgraph_eval_confirms() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (train, val) = (data("T91"), data("Set5"));
+    let mut args = vec!["study", "blocks"];
+    args.extend_from_slice(&TINY);
+    args.extend_from_slice(&["2", "--data", &train, "--val", &val, "--out", "s"]);
+    let o = srgraph(&args, d);
+    let log = text(&o);
+    println!("{log}");
+    assert!(o.status.success(), "{log}");
+    assert!(log.contains("[4/4]"), "one line per run with its place: {log}");
+    for f in [
+        "table.md",
+        "table.csv",
+        "curves.png",
+        "psnr_vs_params.png",
+        "psnr_vs_blocks.png",
+    ] {
+        assert!(d.join("s").join(f).is_file(), "{f} missing");
+    }
+    let csv = std::fs::read_to_string(d.join("s/table.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 4, "{csv}");
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    for r in &rows {
+        let run = r[col("run")];
+        let model = d.join("s/runs").join(run).join("model.onnx");
+        assert!(model.is_file(), "{run}: no model.onnx");
+        let o = srgraph(&["eval", model.to_str().unwrap(), "--data", &val, "--json"], d);
+        assert!(o.status.success(), "{}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let eval_psnr = v["sets"][0]["model"]["psnr_y"].as_f64().unwrap();
+        let table_psnr: f64 = r[col("psnr_y")].parse().unwrap();
+        assert!(
+            (eval_psnr - table_psnr).abs() < 1e-4,
+            "{run}: table {table_psnr}, srgraph eval {eval_psnr}"
+        );
+        let bic: f64 = r[col("bicubic_psnr_y")].parse().unwrap();
+        assert!((bic - 33.673).abs() < 0.01, "{run}: bicubic {bic}");
+        // EDSR is each depth's reference.
+        if r[col("network")] == "edsr" {
+            assert_eq!(r[col("param_increase_pct")], "0.0");
+        }
+    }
+    let md = std::fs::read_to_string(d.join("s/table.md")).unwrap();
+    assert!(md.contains("| 1 | EDSR |") && md.contains("| 2 | WDSR-B |"), "{md}");
+    assert!(
+        md.contains("33.434"),
+        "the paper's WDSR-B 1-block number sits beside: {md}"
+    );
+
+    // Again with --resume: every run is found done; nothing is retrained.
+    let stamp = std::fs::metadata(d.join("s/runs/wdsr-b-b2/model.onnx"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let mut again = args.clone();
+    again.push("--resume");
+    let o = srgraph(&again, d);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(text(&o).matches("done earlier").count(), 4, "{}", text(&o));
+    let after = std::fs::metadata(d.join("s/runs/wdsr-b-b2/model.onnx"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(stamp, after);
+    // Without --resume, an existing study is not overwritten.
+    let o = srgraph(&args, d);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("--resume"), "{}", text(&o));
+}
+
+#[test]
+fn a_study_stopped_by_ctrl_c_resumes_its_unfinished_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (train, val) = (data("T91"), data("Set5"));
+    let args = [
+        "study",
+        "norm",
+        "--arch",
+        "wdsr-b",
+        "--blocks",
+        "1",
+        "--norms",
+        "weight,none",
+        "--steps",
+        "200",
+        "--batch",
+        "4",
+        "--patch",
+        "32",
+        "--validate-every",
+        "100",
+        "--quiet",
+        "--data",
+        &train,
+        "--val",
+        &val,
+        "--out",
+        "n",
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_srgraph"))
+        .args(args)
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Stop it inside its second run.
+    let second = d.join("n/runs/wdsr-b-b1-none");
+    common::wait_for_log_lines(&second.join("log.jsonl"), 5, 300);
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    // The finished run is in the table already; the stopped one kept its checkpoint.
+    let partial = std::fs::read_to_string(d.join("n/table.csv")).unwrap();
+    assert_eq!(partial.lines().count(), 2, "{partial}");
+    assert!(second.join("checkpoint.onnx").is_file() && !second.join("result.json").exists());
+
+    let mut resumed = args.to_vec();
+    resumed.push("--resume");
+    let o = srgraph(&resumed, d);
+    let log = text(&o);
+    assert!(o.status.success(), "{log}");
+    assert!(
+        log.contains("[1/2]") && log.contains("done earlier") && log.contains("(resuming)"),
+        "{log}"
+    );
+    let table = std::fs::read_to_string(d.join("n/table.csv")).unwrap();
+    assert!(table.starts_with(&partial) && table.lines().count() == 3, "{table}");
+    assert!(!table.contains("NaN"), "{table}");
+    // Every step of the stopped run was done once.
+    let steps: Vec<u64> = std::fs::read_to_string(second.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["loss"].is_number())
+        .map(|v| v["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps, (1..=200).collect::<Vec<_>>());
+    assert!(d.join("n/curves.png").is_file());
+}
