@@ -49,7 +49,9 @@ for arg in "$@"; do
     [ "$arg" = "--no-fail-fast" ] || picks=1
 done
 if [ "$picks" -eq 0 ]; then
-    cargo test --locked --features ort-training --test it ort_training_engine::
+    # With the same features as above plus this one, so that the dependencies built for the
+    # first run serve this one too (another feature set rebuilds a good share of them).
+    cargo test --locked --features "$(IFS=,; echo "${features[*]}${features[*]:+,}ort-training")" --test it ort_training_engine::
     # Each reader's fuzz target for a short while, after replaying the saved reproducers:
     # a regression shows as a crash (tools/util/fuzz.sh; the first build takes about 10 minutes).
     tools/util/fuzz.sh "${SRGRAPH_FUZZ_SECONDS:-30}"
