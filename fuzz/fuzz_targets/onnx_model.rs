@@ -5,9 +5,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use srgraph::runtime::Engine;
+use srgraph::runtime::Runtime;
 
 fuzz_target!(init: srgraph_fuzz::strict_panics(), |data: &[u8]| {
     let _ = srgraph::onnx::Model::from_bytes(data);
-    let _ = srgraph::infer::SrModel::from_bytes(data.to_vec(), "fuzz.onnx", Engine::Tract, 1);
+    let _ = srgraph::infer::SrModel::from_bytes(data.to_vec(), "fuzz.onnx", Runtime::Tract, 1);
 });

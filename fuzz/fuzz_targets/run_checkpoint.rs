@@ -5,5 +5,5 @@ use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
 fuzz_target!(init: srgraph_fuzz::strict_panics(), |data: &[u8]| {
-    let _ = srgraph::train::checkpoint_from_bytes(data, Path::new("fuzz-checkpoint.onnx"));
+    let _ = srgraph::checkpoint::from_bytes(data, Path::new("fuzz-checkpoint.onnx"));
 });

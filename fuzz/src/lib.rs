@@ -1,7 +1,7 @@
 //! Shared set-up of srgraph's fuzz targets.
 
 use srgraph::infer::SrModel;
-use srgraph::runtime::Engine;
+use srgraph::runtime::Runtime;
 
 /// A real srgraph model (a seed of `onnx_model`), run once before fuzzing.
 const WARM_UP_MODEL: &[u8] = include_bytes!("../seeds/onnx_model/edsr-x4-dcr.onnx");
@@ -15,7 +15,7 @@ const WARM_UP_MODEL: &[u8] = include_bytes!("../seeds/onnx_model/edsr-x4-dcr.onn
 /// reject bad input before it reaches tract, so such a panic is a finding. Hence: run a model once
 /// so that srgraph installs its hook now, then put a strict hook (print, then abort) above it.
 pub fn strict_panics() {
-    if let Err(e) = SrModel::from_bytes(WARM_UP_MODEL.to_vec(), "warm-up.onnx", Engine::Tract, 1) {
+    if let Err(e) = SrModel::from_bytes(WARM_UP_MODEL.to_vec(), "warm-up.onnx", Runtime::Tract, 1) {
         panic!("the warm-up model no longer loads: {e:#}");
     }
     let _srgraph_hook = std::panic::take_hook();
