@@ -8,17 +8,21 @@ use std::path::Path;
 /// Write a file atomically: into a temporary file in the same folder, synced,
 /// then renamed over the target. A failure leaves no partial file behind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    through_temporary(path, bytes, |tmp| Ok(std::fs::rename(tmp, path)?))
+}
+
+/// Writes `bytes` to a synced temporary beside `path`, then `place`s it there; the
+/// temporary is gone afterwards, whatever happened.
+fn through_temporary(path: &Path, bytes: &[u8], place: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let tmp = temporary_for(path)?;
     let result = (|| -> Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        Ok(())
+        drop(f);
+        place(&tmp)
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
+    let _ = std::fs::remove_file(&tmp);
     result.with_context(|| format!("cannot write {}", path.display()))
 }
 
@@ -32,34 +36,25 @@ pub fn write_output(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
     if force {
         return write_atomic(path, bytes);
     }
-    let tmp = temporary_for(path)?;
-    let result = (|| -> Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        match std::fs::hard_link(&tmp, path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(exists(path)),
-            // A file system without hard links: create the final name exclusively instead
-            // (still one winner; a killed write may leave a partial file there).
-            Err(_) => {
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(path)
-                    .map_err(|e| match e.kind() {
-                        std::io::ErrorKind::AlreadyExists => exists(path),
-                        _ => e.into(),
-                    })?;
-                f.write_all(bytes)?;
-                f.sync_all()?;
-                Ok(())
-            }
+    through_temporary(path, bytes, |tmp| match std::fs::hard_link(tmp, path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(exists(path)),
+        // A file system without hard links: create the final name exclusively instead
+        // (still one winner; a killed write may leave a partial file there).
+        Err(_) => {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => exists(path),
+                    _ => e.into(),
+                })?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            Ok(())
         }
-    })();
-    let _ = std::fs::remove_file(&tmp);
-    result.with_context(|| format!("cannot write {}", path.display()))
+    })
 }
 
 fn exists(path: &Path) -> anyhow::Error {
