@@ -90,14 +90,20 @@ impl Progress {
 impl Lines {
     /// "step 40/200  loss 0.0312  12.5 steps/s  ETA 13s"
     fn line(&self, step: u64, loss: f32) -> String {
-        let per_second = (step - self.start) as f64 / self.began.elapsed().as_secs_f64().max(1e-9);
-        let eta = (self.steps - step) as f64 / per_second.max(1e-9);
+        let (per_second, eta) = pace(self.start, step, self.steps, self.began);
         format!(
             "step {step}/{}  loss {loss:.4}  {per_second:.2} steps/s  ETA {}",
             self.steps,
             duration(eta)
         )
     }
+}
+
+/// Steps per second since training began (after step `start`, at `began`), and the
+/// seconds left to step `steps` at that pace.
+pub(super) fn pace(start: u64, step: u64, steps: u64, began: Instant) -> (f64, f64) {
+    let per_second = (step - start) as f64 / began.elapsed().as_secs_f64().max(1e-9);
+    (per_second, (steps - step) as f64 / per_second.max(1e-9))
 }
 
 /// Seconds as a person reads them: 45s, 12m 05s, 3h 20m.

@@ -4,7 +4,7 @@
 
 use super::folder::open_run_folder;
 use super::log::{rounded, History, LogLine, StepLine, ValidationLine};
-use super::progress::Progress;
+use super::progress::{pace, Progress};
 use super::validate::{bicubic_scores, Psnr};
 use super::weights::Weights;
 use super::{plot, TrainOptions};
@@ -184,15 +184,9 @@ impl Reporter for Leader<'_> {
 
     fn validated(&mut self, step: u64, scored: &Scored, bicubic: &Psnr) -> Result<()> {
         let (psnr, raw) = (scored.model, scored.raw);
-        self.history.psnr.push((step, psnr.y, bicubic.y));
-        if let Some(r) = raw {
-            self.history.raw.push((step, r));
-        }
         // How the run is going, for whoever reads the folder rather than the terminal.
-        let seconds = self.began.elapsed().as_secs_f64();
-        let per_second = (step - self.start) as f64 / seconds.max(1e-9);
-        let eta = (self.o.schedule.steps - step) as f64 / per_second.max(1e-9);
-        self.write(&LogLine::Validation(ValidationLine {
+        let (per_second, eta) = pace(self.start, step, self.o.schedule.steps, self.began);
+        let line = LogLine::Validation(ValidationLine {
             step,
             val_psnr: rounded(psnr.y, 4),
             val_psnr_rgb: rounded(psnr.rgb, 4),
@@ -202,7 +196,9 @@ impl Reporter for Leader<'_> {
             steps_per_s: rounded(per_second, 4),
             pictures_per_s: rounded(per_second * self.o.schedule.train.batch as f64, 2),
             eta_s: eta.round() as u64,
-        }))?;
+        });
+        self.history.push(&line);
+        self.write(&line)?;
         // With EMA the model is the average; the weights being trained are scored beside it.
         let raw_text = raw.map(|r| format!(", without EMA {r:.2} dB")).unwrap_or_default();
         self.progress.println(format!(
