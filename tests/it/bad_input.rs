@@ -649,10 +649,7 @@ fn external_data_loads_and_may_not_leave_the_folder() {
 /// Two `srgraph` processes started together in `d`; their outputs.
 fn together(d: &Path, a: &[&str], b: &[&str]) -> (Output, Output) {
     let spawn = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_srgraph"))
-            .args(args)
-            .current_dir(d)
-            .env("SRGRAPH_CACHE", Path::new(env!("CARGO_TARGET_TMPDIR")).join("data-cache"))
+        common::srgraph_command(args, d)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -734,11 +731,7 @@ fn a_run_killed_before_its_first_checkpoint_leaves_nothing_to_force() {
     let t91 = data("T91");
     let mut args = train_args(&t91, "run", "100000");
     args.extend(["--checkpoint-every", "100000"]);
-    let mut first = Command::new(env!("CARGO_BIN_EXE_srgraph"))
-        .args(&args)
-        .current_dir(d)
-        .env("SRGRAPH_CACHE", Path::new(env!("CARGO_TARGET_TMPDIR")).join("data-cache"))
-        .spawn()
+    let mut first = common::srgraph_command(&args, d).spawn()
         .unwrap();
     common::wait_for_log_lines(&d.join("run/log.jsonl"), 2, 120);
     first.kill().unwrap(); // SIGKILL: no checkpoint, no model

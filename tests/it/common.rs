@@ -80,18 +80,22 @@ pub fn data(what: &str) -> String {
     data_dir().join(what).display().to_string()
 }
 
-/// Runs the `srgraph` binary in `cwd`, with its data cache in the build's temporary
-/// folder (not the user's ~/.cache).
+/// The data cache the tests' `srgraph` processes share: in the build's temporary folder,
+/// not the user's ~/.cache.
+pub fn data_cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("data-cache")
+}
+
+/// The `srgraph` binary with these arguments in `cwd`, on the tests' data cache: to spawn.
+pub fn srgraph_command(args: &[&str], cwd: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_srgraph"));
+    command.args(args).current_dir(cwd).env("SRGRAPH_CACHE", data_cache());
+    command
+}
+
+/// Runs the `srgraph` binary in `cwd` on the tests' data cache, to the end.
 pub fn srgraph(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_srgraph"))
-        .args(args)
-        .current_dir(cwd)
-        .env(
-            "SRGRAPH_CACHE",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("data-cache"),
-        )
-        .output()
-        .unwrap()
+    srgraph_command(args, cwd).output().unwrap()
 }
 
 /// `srgraph` with arguments built as owned strings.

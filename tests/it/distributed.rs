@@ -7,13 +7,9 @@ use crate::common::{self, data, text};
 use srgraph::data::load_hwc;
 use srgraph::infer::SrModel;
 use srgraph::runtime::Runtime;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn cache() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("data-cache")
-}
 
 /// A small WDSR-B on Set5's pictures, batch 8 of 32 px patches.
 fn train_args(out: &Path, steps: u64) -> Vec<String> {
@@ -56,7 +52,7 @@ fn mpirun(ranks: usize, args: &[String]) -> Command {
         .args(["-x", "ORT_DYLIB_PATH", "-x", "SRGRAPH_CACHE"])
         .arg(env!("CARGO_BIN_EXE_srgraph"))
         .args(args)
-        .env("SRGRAPH_CACHE", cache());
+        .env("SRGRAPH_CACHE", common::data_cache());
     c
 }
 

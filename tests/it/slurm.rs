@@ -101,10 +101,7 @@ fn a_study_submitted_to_slurm_as_an_array_gives_the_table_of_one_machine() {
     assert!(!cluster.join("table.csv").exists(), "--emit trains nothing");
     let submit = Command::new("sh")
         .arg(cluster.join("slurm/submit.sh"))
-        .env(
-            "SRGRAPH_CACHE",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("data-cache"),
-        )
+        .env("SRGRAPH_CACHE", common::data_cache())
         .output()
         .unwrap();
     assert!(submit.status.success(), "{}", text(&submit));
