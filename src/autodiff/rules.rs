@@ -17,18 +17,19 @@ pub fn backward(e: &mut Emitter, id: usize, dy: Outlet, needs: &[bool], spelling
         Op::Input | Op::Const(_) | Op::Param(_) | Op::Buffer(_) => vec![],
         // y = conv(x, w) + b:  dx = the conv's adjoint applied to dy,  dw = sum over n, h, w of
         // dy * shifted x,  db = sum of dy; spelled as `spellings` says for the conv's shape (conv.rs).
-        Op::Conv { pads } => {
+        Op::Conv { pads, group } => {
             let shape = ConvShape {
                 x: e.shape(x[0])?.try_into().map_err(|_| anyhow::anyhow!("Conv of a rank other than 4"))?,
                 w: e.shape(x[1])?.try_into().map_err(|_| anyhow::anyhow!("Conv weight of a rank other than 4"))?,
                 pads: *pads,
+                group: *group,
             };
             let spelling = spellings.of(&shape);
             let dx = needs[0]
                 .then(|| input_grad(e, dy, x[1], &shape, spelling.input))
                 .transpose()?;
             let dw = needs[1]
-                .then(|| weight_grad(e, x[0], dy, x[1], *pads, spelling.weight))
+                .then(|| weight_grad(e, x[0], dy, &shape, spelling.weight))
                 .transpose()?;
             let mut out = vec![dx, dw];
             if x.len() == 3 {

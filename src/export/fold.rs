@@ -197,7 +197,7 @@ mod tests {
             let half = g.wire("half", Op::Div, &[x, two])?;
             let w = g.constant("w", Tensor::f32(&[4, 1, 1, 1], vec![1.0, 2.0, 3.0, 4.0]));
             let b = g.constant("b", Tensor::f32(&[4], vec![0.5; 4]));
-            let y = g.wire("conv", Op::Conv { pads: [0; 4] }, &[half, w, b])?;
+            let y = g.wire("conv", Op::Conv { pads: [0; 4], group: 1 }, &[half, w, b])?;
             let y = g.wire("shuffle", Op::DepthToSpace { block: 2, mode }, &[y])?;
             let three = g.constant("three", Tensor::scalar(3.0));
             let y = g.wire("mul", Op::Mul, &[y, three])?;
@@ -236,7 +236,7 @@ mod tests {
         let two = g.constant("two", Tensor::scalar(2.0));
         let half = g.wire("half", Op::Div, &[x, two])?;
         let w = g.constant("w", Tensor::f32(&[1, 1, 1, 1], vec![1.0]));
-        let y = g.wire("conv", Op::Conv { pads: [0; 4] }, &[half, w])?;
+        let y = g.wire("conv", Op::Conv { pads: [0; 4], group: 1 }, &[half, w])?;
         let r = g.wire("relu", Op::Relu, &[half])?;
         let s = g.wire("sum", Op::Add, &[y, r])?;
         g.output("y", s);

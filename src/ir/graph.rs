@@ -260,7 +260,7 @@ mod tests {
         let mut g = Graph::new();
         let x = x(&mut g);
         let w = g.constant("w", Tensor::f32(&[8, 4, 3, 3], vec![0.0; 288]));
-        let err = g.wire("body.0.conv", Op::Conv { pads: [1; 4] }, &[x, w]).unwrap_err();
+        let err = g.wire("body.0.conv", Op::Conv { pads: [1; 4], group: 1 }, &[x, w]).unwrap_err();
         let msg = format!("{err:#}");
         assert!(
             msg.contains("body.0.conv (Conv)") && msg.contains("3 channels"),
@@ -273,7 +273,7 @@ mod tests {
         let mut g = Graph::new();
         let x = x(&mut g);
         let w = g.constant("w", Tensor::f32(&[8, 3, 3, 3], vec![0.0; 216]));
-        let y = g.wire("same", Op::Conv { pads: [1; 4] }, &[x, w])?;
+        let y = g.wire("same", Op::Conv { pads: [1; 4], group: 1 }, &[x, w])?;
         assert_eq!(
             g.fact(y).shape[1..],
             known(&[8])[..1]
@@ -282,7 +282,7 @@ mod tests {
                 .chain([Dim::sym("H"), Dim::sym("W")])
                 .collect::<Vec<_>>()[..]
         );
-        assert!(g.wire("valid", Op::Conv { pads: [0; 4] }, &[x, w]).is_err());
+        assert!(g.wire("valid", Op::Conv { pads: [0; 4], group: 1 }, &[x, w]).is_err());
         let up = g.wire(
             "up",
             Op::DepthToSpace {

@@ -1,6 +1,7 @@
 //! The ops srgraph's graphs are made of, each with its shape inference.
 //!
-//! Convolutions are stride 1, dilation 1, group 1: all the three networks use.
+//! Convolutions are stride 1 and dilation 1, all the networks use; kernels may be
+//! non-square (flattened k x 1 and 1 x k) and grouped (group and depthwise convolutions).
 //! Attributes that ONNX passes as constant inputs (reduce axes, reshape shapes)
 //! are attributes here; the ONNX codec turns them into initialisers and back.
 
@@ -43,9 +44,11 @@ pub enum Op {
     Param(Tensor),
     /// Named state that is not trained but updated (batch norm's running statistics).
     Buffer(Tensor),
-    /// 2-D convolution, stride 1; inputs: x, weight [O, I, kh, kw], optional bias [O].
+    /// 2-D convolution, stride 1; inputs: x [N, C, H, W], weight [O, C / group, kh, kw],
+    /// optional bias [O]. Each of `group` slices of the channels has its own filters.
     Conv {
         pads: [usize; 4],
+        group: usize,
     },
     Relu,
     Add,
@@ -67,9 +70,11 @@ pub enum Op {
     Transpose {
         perm: Vec<usize>,
     },
-    /// The adjoint of `Conv` with the same weight: inputs dy [N, O, H, W], weight [O, I, kh, kw].
+    /// The adjoint of `Conv` with the same weight and group: inputs dy [N, O, H, W],
+    /// weight [O, C / group, kh, kw]; output [N, C, ...].
     ConvTranspose {
         pads: [usize; 4],
+        group: usize,
     },
     /// [..., M, K] x [..., K, N] with equal leading dims.
     MatMul,
@@ -193,8 +198,8 @@ impl Op {
         let fact = match self {
             Op::Input => bail!("an Input's fact is given, not inferred"),
             Op::Const(t) | Op::Param(t) | Op::Buffer(t) => Fact::of(t),
-            Op::Conv { pads } => conv_fact(inputs, pads)?,
-            Op::ConvTranspose { pads } => conv_transpose_fact(inputs, pads)?,
+            Op::Conv { pads, group } => conv_fact(inputs, pads, *group)?,
+            Op::ConvTranspose { pads, group } => conv_transpose_fact(inputs, pads, *group)?,
             Op::Relu | Op::Sqrt | Op::Neg | Op::Abs | Op::Sign => inputs[0].clone(),
             Op::Flip { axes } => {
                 let rank = inputs[0].shape.len();
@@ -400,7 +405,17 @@ fn broadcast_or_fail(op: &Op, a: &[Dim], b: &[Dim]) -> Result<Shape> {
     })
 }
 
-fn conv_transpose_fact(inputs: &[&Fact], pads: &[usize; 4]) -> Result<Fact> {
+/// A group count that divides the output channels `o` (the weight's first axis).
+fn check_group(op: &str, group: usize, o: &Dim) -> Result<()> {
+    ensure!(group >= 1, "{op}: group {group} (must be at least 1)");
+    ensure!(
+        o.known().is_some_and(|o| o % group == 0),
+        "{op}: {o} filters do not split into {group} groups"
+    );
+    Ok(())
+}
+
+fn conv_transpose_fact(inputs: &[&Fact], pads: &[usize; 4], group: usize) -> Result<Fact> {
     let (y, w) = (&inputs[0].shape, &inputs[1].shape);
     ensure!(
         y.len() == 4 && w.len() == 4,
@@ -414,6 +429,7 @@ fn conv_transpose_fact(inputs: &[&Fact], pads: &[usize; 4]) -> Result<Fact> {
         y[1],
         w[0]
     );
+    check_group("ConvTranspose", group, &w[0])?;
     let (Some(kh), Some(kw)) = (w[2].known(), w[3].known()) else {
         bail!("ConvTranspose with a symbolic kernel")
     };
@@ -422,10 +438,10 @@ fn conv_transpose_fact(inputs: &[&Fact], pads: &[usize; 4]) -> Result<Fact> {
     let (Some(h), Some(wd)) = (h, wd) else {
         bail!("ConvTranspose changes the symbolic size {}", dim::show(y))
     };
-    Ok(Fact::f32(vec![y[0].clone(), w[1].clone(), h, wd]))
+    Ok(Fact::f32(vec![y[0].clone(), w[1].mul(group), h, wd]))
 }
 
-fn conv_fact(inputs: &[&Fact], pads: &[usize; 4]) -> Result<Fact> {
+fn conv_fact(inputs: &[&Fact], pads: &[usize; 4], group: usize) -> Result<Fact> {
     let (x, w) = (&inputs[0].shape, &inputs[1].shape);
     ensure!(
         x.len() == 4 && w.len() == 4,
@@ -433,9 +449,10 @@ fn conv_fact(inputs: &[&Fact], pads: &[usize; 4]) -> Result<Fact> {
         dim::show(x),
         dim::show(w)
     );
+    check_group("Conv", group, &w[0])?;
     ensure!(
-        x[1] == w[1],
-        "Conv: input has {} channels, weight expects {}",
+        x[1] == w[1].mul(group),
+        "Conv: input has {} channels, weight expects {} in each of {group} groups",
         x[1],
         w[1]
     );

@@ -123,7 +123,7 @@ impl Net {
         // The node is `<name>.conv`: tract names helper nodes `<node>.bias`, which
         // must not collide with the parameter `<name>.bias`.
         self.g
-            .wire(format!("{name}.conv"), Op::Conv { pads: [p, p, p, p] }, &inputs)
+            .wire(format!("{name}.conv"), Op::Conv { pads: [p, p, p, p], group: 1 }, &inputs)
     }
 
     /// w = g * v / sqrt(sum(v^2)) over each output channel, in graph ops, so the

@@ -26,8 +26,8 @@ pub fn write(
         Op::Input | Op::Const(_) | Op::Param(_) | Op::Buffer(_) => {
             bail!("{name}: {} is an initialiser or input, not a node", op.name())
         }
-        Op::Conv { pads } => {
-            attrs.extend(conv_attrs(pads));
+        Op::Conv { pads, group } => {
+            attrs.extend(conv_attrs(pads, *group));
             "Conv"
         }
         Op::Relu => "Relu",
@@ -55,8 +55,8 @@ pub fn write(
             attrs.push(ints("perm", perm.iter().map(|&p| p as i64).collect()));
             "Transpose"
         }
-        Op::ConvTranspose { pads } => {
-            attrs.extend(conv_attrs(pads));
+        Op::ConvTranspose { pads, group } => {
+            attrs.extend(conv_attrs(pads, *group));
             "ConvTranspose"
         }
         Op::MatMul => "MatMul",
@@ -143,12 +143,8 @@ pub fn read(index: usize, node: &NodeProto, constant: &dyn Fn(&str) -> Option<Te
                 auto_pad.is_empty() || auto_pad == "NOTSET",
                 "auto_pad {auto_pad} is not supported"
             );
-            (
-                Op::Conv {
-                    pads: read_conv_pads(&a)?,
-                },
-                all,
-            )
+            let (pads, group) = read_conv_pads(&a)?;
+            (Op::Conv { pads, group }, all)
         }
         "Relu" => (Op::Relu, 1),
         "Add" => (Op::Add, 2),
@@ -208,12 +204,8 @@ pub fn read(index: usize, node: &NodeProto, constant: &dyn Fn(&str) -> Option<Te
                 output_padding.iter().all(|&p| p == 0),
                 "output_padding is not supported"
             );
-            (
-                Op::ConvTranspose {
-                    pads: read_conv_pads(&a)?,
-                },
-                2,
-            )
+            let (pads, group) = read_conv_pads(&a)?;
+            (Op::ConvTranspose { pads, group }, 2)
         }
         "MatMul" => (Op::MatMul, 2),
         "Greater" => (Op::Greater, 2),
@@ -282,17 +274,17 @@ pub fn read(index: usize, node: &NodeProto, constant: &dyn Fn(&str) -> Option<Te
 
 /// Conv and ConvTranspose as srgraph writes them: explicit pads, stride,
 /// dilation and group 1.
-fn conv_attrs(pads: &[usize; 4]) -> [AttributeProto; 4] {
+fn conv_attrs(pads: &[usize; 4], group: usize) -> [AttributeProto; 4] {
     [
         ints("pads", to_i64(pads)),
         ints("strides", vec![1, 1]),
         ints("dilations", vec![1, 1]),
-        int("group", 1),
+        int("group", group as i64),
     ]
 }
 
-/// The pads of a Conv or ConvTranspose, refusing what srgraph's IR cannot hold.
-fn read_conv_pads(a: &Attributes) -> Result<[usize; 4]> {
+/// The pads and group of a Conv or ConvTranspose, refusing what srgraph's IR cannot hold.
+fn read_conv_pads(a: &Attributes) -> Result<([usize; 4], usize)> {
     ensure!(
         a.ints_or("strides", &[1, 1])?.iter().all(|&s| s == 1),
         "only stride 1 is supported"
@@ -301,13 +293,14 @@ fn read_conv_pads(a: &Attributes) -> Result<[usize; 4]> {
         a.ints_or("dilations", &[1, 1])?.iter().all(|&s| s == 1),
         "only dilation 1 is supported"
     );
-    ensure!(a.i64_or("group", 1)? == 1, "only group 1 is supported");
+    let group = a.i64_or("group", 1)?;
+    ensure!(group >= 1, "group {group} must be at least 1");
     let p = a.ints_or("pads", &[0; 4])?;
     ensure!(
         p.len() == 4 && p.iter().all(|&x| x >= 0),
         "pads {p:?} must be 4 non-negative values"
     );
-    Ok([p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize])
+    Ok(([p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize], group as usize))
 }
 
 fn to_i64(v: &[usize]) -> Vec<i64> {

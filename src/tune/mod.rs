@@ -70,6 +70,9 @@ struct Entry {
     x: [usize; 4],
     w: [usize; 4],
     pads: [usize; 4],
+    /// Absent in caches written before grouped convs: group 1.
+    #[serde(default = "one")]
+    group: usize,
     input: InputGrad,
     weight: WeightGrad,
     /// Median seconds of each candidate measured, by spelling name.
@@ -164,7 +167,12 @@ fn shape_of(e: &Entry) -> ConvShape {
         x: e.x,
         w: e.w,
         pads: e.pads,
+        group: e.group,
     }
+}
+
+fn one() -> usize {
+    1
 }
 
 fn read_cache(path: &Path) -> CacheFile {
@@ -198,13 +206,13 @@ pub fn conv_shapes(c: &ModelConfig, t: &TrainConfig) -> Result<Vec<ConvShape>> {
     let g = &net.graph;
     let mut shapes = Vec::new();
     for node in &g.nodes {
-        let Op::Conv { pads } = node.op else { continue };
+        let Op::Conv { pads, group } = node.op else { continue };
         let known = |i: usize| -> Option<[usize; 4]> {
             let s: Vec<usize> = g.fact(node.inputs[i]).shape.iter().map(Dim::known).collect::<Option<_>>()?;
             s.try_into().ok()
         };
         let (Some(x), Some(w)) = (known(0), known(1)) else { continue };
-        let s = ConvShape { x, w, pads };
+        let s = ConvShape { x, w, pads, group };
         if !shapes.contains(&s) {
             shapes.push(s);
         }
@@ -257,6 +265,7 @@ fn measure_conv(s: &ConvShape, target: &Target) -> Result<Entry> {
         x: s.x,
         w: s.w,
         pads: s.pads,
+        group: s.group,
         input,
         weight,
         seconds,
@@ -281,11 +290,7 @@ fn candidate(s: &ConvShape, y: [usize; 4], c: Candidate) -> Result<Graph> {
         Candidate::Weight(spelling) => {
             let x = g.input("x", Fact::f32(known(&s.x)));
             let dy = g.input("dy", Fact::f32(known(&y)));
-            let w = g.input("w", Fact::f32(known(&s.w)));
-            let dw = weight_grad(&mut Emitter::new(&mut g, "grad"), x, dy, w, s.pads, spelling)?;
-            // `w` only gave its shape: the runtime sees the two inputs it needs.
-            g.inputs.retain(|&node| node != w.node);
-            dw
+            weight_grad(&mut Emitter::new(&mut g, "grad"), x, dy, s, spelling)?
         }
     };
     g.output("out", out);

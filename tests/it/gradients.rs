@@ -149,16 +149,32 @@ fn check_graph_with(what: &str, g: &Graph, data: Vec<ArrayD<f32>>, seed: u64, ep
     }
 }
 
-fn conv_case(k: usize, cin: usize, cout: usize, pads: [usize; 4], spelling: ConvSpelling) {
-    let mut rng = ChaCha8Rng::seed_from_u64(k as u64 * 100 + cin as u64);
+/// A conv of `cin` -> `cout` channels with a kh x kw kernel in `group` groups.
+struct ConvCase {
+    kernel: [usize; 2],
+    cin: usize,
+    cout: usize,
+    pads: [usize; 4],
+    group: usize,
+}
+
+fn conv_case(c: ConvCase, spelling: ConvSpelling) {
+    let ConvCase {
+        kernel: [kh, kw],
+        cin,
+        cout,
+        pads,
+        group,
+    } = c;
+    let mut rng = ChaCha8Rng::seed_from_u64((kh * 10 + kw) as u64 * 100 + cin as u64);
     let mut g = Graph::new();
     let x = param(&mut g, &mut rng, "x", &[2, cin, 5, 6]);
-    let w = param(&mut g, &mut rng, "w", &[cout, cin, k, k]);
+    let w = param(&mut g, &mut rng, "w", &[cout, cin / group, kh, kw]);
     let b = param(&mut g, &mut rng, "b", &[cout]);
-    let y = g.wire("conv", Op::Conv { pads }, &[x, w, b]).unwrap();
+    let y = g.wire("conv", Op::Conv { pads, group }, &[x, w, b]).unwrap();
     let loss = mse(&mut g, &mut rng, y);
     check(
-        &format!("conv {k}x{k} {cin}->{cout} pads {pads:?} {spelling:?}"),
+        &format!("conv {kh}x{kw} {cin}->{cout} group {group} pads {pads:?} {spelling:?}"),
         g,
         loss,
         &Spellings::forced(spelling),
@@ -166,19 +182,53 @@ fn conv_case(k: usize, cin: usize, cout: usize, pads: [usize; 4], spelling: Conv
     );
 }
 
+fn every_spelling() -> impl Iterator<Item = ConvSpelling> {
+    [InputGrad::ConvTranspose, InputGrad::FlippedConv].into_iter().flat_map(|input| {
+        [WeightGrad::ShiftInput, WeightGrad::ShiftOutputGrad]
+            .into_iter()
+            .map(move |weight| ConvSpelling { input, weight })
+    })
+}
+
 #[test]
 fn conv_1x1_3x3_5x5_with_bias_every_spelling() {
-    for input in [InputGrad::ConvTranspose, InputGrad::FlippedConv] {
-        for weight in [WeightGrad::ShiftInput, WeightGrad::ShiftOutputGrad] {
-            let spelling = ConvSpelling { input, weight };
-            conv_case(1, 4, 6, [0; 4], spelling);
-            conv_case(3, 3, 5, [1; 4], spelling);
-            conv_case(3, 6, 2, [1; 4], spelling);
-            conv_case(5, 3, 4, [2; 4], spelling);
-            // Unequal and missing padding: the flipped kernel's padding is k - 1 - p per side.
-            conv_case(3, 3, 4, [0, 1, 2, 0], spelling);
-            conv_case(3, 2, 3, [0; 4], spelling);
-        }
+    let square = |k: usize, cin, cout, pads| ConvCase {
+        kernel: [k, k],
+        cin,
+        cout,
+        pads,
+        group: 1,
+    };
+    for spelling in every_spelling() {
+        conv_case(square(1, 4, 6, [0; 4]), spelling);
+        conv_case(square(3, 3, 5, [1; 4]), spelling);
+        conv_case(square(3, 6, 2, [1; 4]), spelling);
+        conv_case(square(5, 3, 4, [2; 4]), spelling);
+        // Unequal and missing padding: the flipped kernel's padding is k - 1 - p per side.
+        conv_case(square(3, 3, 4, [0, 1, 2, 0]), spelling);
+        conv_case(square(3, 2, 3, [0; 4]), spelling);
+    }
+}
+
+/// The efficient convolutions: flattened (3x1, 1x3), group, depthwise (group = channels,
+/// with and without a channel multiplier) and grouped 1x1, each spelling.
+#[test]
+fn grouped_and_non_square_convs_every_spelling() {
+    let case = |kernel, cin, cout, pads, group| ConvCase {
+        kernel,
+        cin,
+        cout,
+        pads,
+        group,
+    };
+    for spelling in every_spelling() {
+        conv_case(case([3, 1], 3, 4, [1, 0, 1, 0], 1), spelling);
+        conv_case(case([1, 3], 4, 2, [0, 1, 0, 1], 1), spelling);
+        conv_case(case([3, 3], 4, 6, [1; 4], 2), spelling);
+        conv_case(case([3, 3], 4, 4, [1; 4], 4), spelling);
+        conv_case(case([3, 3], 3, 6, [1, 1, 0, 2], 3), spelling);
+        conv_case(case([1, 1], 6, 4, [0; 4], 2), spelling);
+        conv_case(case([3, 1], 4, 4, [1, 0, 1, 0], 4), spelling);
     }
 }
 
