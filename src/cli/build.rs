@@ -4,7 +4,7 @@ use crate::compiler::{compile, Loss, TrainConfig};
 use crate::export::inference_graph;
 use crate::ir::{show, ShuffleMode};
 use crate::models::describe;
-use crate::models::{self, fit_budget, parse_count, Arch, ModelConfig, Norm};
+use crate::models::{self, fit_budget, parse_count, Arch, ConvKind, ModelConfig, Norm};
 use crate::onnx::{Model, Provenance};
 use crate::runtime::{ort::Device, Runtime};
 use crate::util::{check_output, grouped, write_output};
@@ -33,6 +33,12 @@ pub struct ModelArgs {
     /// WDSR-B: low-rank width as a fraction of the filters (official code: 0.8).
     #[arg(long)]
     pub linear: Option<f32>,
+    /// WDSR-B: how the block narrows its wide activation back to the filters. low-rank (WDSR-B's: 1x1 to
+    /// --linear x filters, then 3x3), flattened (that 3x3 as 3x1 then 1x3), group:G (3x3 in G groups, then a 1x1
+    /// across them), depthwise (3x3 depthwise on the wide features, then 1x1) or inverted-residual (depthwise with
+    /// a ReLU after it: MobileNetV2's block). See docs/study.md.
+    #[arg(long, value_name = "KIND", value_parser = parse_conv_kind)]
+    pub conv: Option<ConvKind>,
     /// Residual scaling applied to each block's output before the skip add.
     #[arg(long)]
     pub res_scale: Option<f32>,
@@ -148,6 +154,11 @@ pub enum ShuffleArg {
     Dcr,
 }
 
+/// `--conv`'s values, with the message `ConvKind::parse` gives.
+pub fn parse_conv_kind(s: &str) -> Result<ConvKind, String> {
+    ConvKind::parse(s).map_err(|e| format!("{e:#}"))
+}
+
 /// The configuration the arguments describe: preset (or architecture defaults), then flags.
 pub fn resolve(a: &ModelArgs) -> Result<(ModelConfig, Vec<String>)> {
     let mut notes = Vec::new();
@@ -173,6 +184,13 @@ pub fn resolve(a: &ModelArgs) -> Result<(ModelConfig, Vec<String>)> {
     }
     if c.arch != Arch::WdsrB && a.linear.is_some() {
         bail!("--linear applies to wdsr-b only, not {}", c.arch.name());
+    }
+    if c.arch != Arch::WdsrB && a.conv.is_some() {
+        bail!("--conv applies to wdsr-b's block only, not {}", c.arch.name());
+    }
+    c.conv = a.conv.unwrap_or(c.conv);
+    if a.linear.is_some() && !c.conv.uses_low_rank() {
+        bail!("--linear sets the low-rank width, which --conv {} does not have", c.conv);
     }
     if a.params.is_some() && a.filters.is_some() {
         bail!("--params chooses the filters itself: give --params or --filters, not both");

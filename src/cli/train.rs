@@ -291,6 +291,9 @@ fn init_from(path: &std::path::Path, m: &ModelArgs) -> Result<(crate::models::Mo
     if let Some(l) = m.linear.filter(|&l| c.low_rank() != (c.filters as f32 * l) as usize) {
         wrong.push(format!("its low-rank width is {}, not --linear {l}", c.low_rank()));
     }
+    if let Some(k) = m.conv.filter(|&k| k != c.conv) {
+        wrong.push(format!("its block is {}, not --conv {k}", c.conv));
+    }
     if let Some(n) = m.norm.map(Norm::from).filter(|&n| n != c.norm) {
         wrong.push(format!("it has {} norm, not --norm {}", c.norm.name(), n.name()));
     }

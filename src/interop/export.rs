@@ -5,7 +5,7 @@
 //! WDSR); EDSR's layouts have plain weights, into which it is folded.
 
 use crate::ir::{eval::eval, Op, ShuffleMode, Tensor};
-use crate::models::{Arch, ModelConfig, Norm, PIXEL_SCALE};
+use crate::models::{Arch, ConvKind, ModelConfig, Norm, PIXEL_SCALE};
 use crate::onnx::Metadata;
 use anyhow::{bail, ensure, Context, Result};
 
@@ -30,6 +30,12 @@ pub fn export_state(c: &ModelConfig, values: &[(String, Tensor)], layout: Export
         c.norm != Norm::Batch,
         "a network with batch norm has no reference layout to export to (EDSR-PyTorch, BasicSR and the official WDSR \
          have none)"
+    );
+    ensure!(
+        c.conv == ConvKind::LowRank,
+        "a WDSR-B with {} convolutions has no reference layout to export to: the official WDSR code builds only the \
+         low-rank block",
+        c.conv
     );
     let layout = match (layout, c.arch) {
         (ExportLayout::Official, Arch::Edsr) => ExportLayout::EdsrPytorch,

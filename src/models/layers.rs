@@ -36,6 +36,34 @@ impl Norm {
 const BN_EPS: f32 = 1e-5;
 const MOMENTUM: f32 = 0.1;
 
+/// A conv's kernel, rows x columns, and its groups: 3x3, the flattened 3x1 and 1x3,
+/// and group or depthwise (group = channels) convolutions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kernel {
+    pub size: [usize; 2],
+    pub group: usize,
+}
+
+impl Kernel {
+    pub fn square(k: usize) -> Kernel {
+        Kernel { size: [k, k], group: 1 }
+    }
+
+    /// k x 1: a column of taps (the vertical half of a flattened k x k).
+    pub fn column(k: usize) -> Kernel {
+        Kernel { size: [k, 1], group: 1 }
+    }
+
+    /// 1 x k: a row of taps (the horizontal half).
+    pub fn row(k: usize) -> Kernel {
+        Kernel { size: [1, k], group: 1 }
+    }
+
+    pub fn grouped(self, group: usize) -> Kernel {
+        Kernel { group, ..self }
+    }
+}
+
 pub struct Net {
     pub g: Graph,
     /// Zero parameters and no random draws: for counting parameters quickly.
@@ -78,14 +106,20 @@ impl Net {
     /// 2-D convolution with bias and "same" padding, initialised as PyTorch's
     /// `nn.Conv2d` (kaiming-uniform with a = sqrt(5): bound 1/sqrt(fan_in)).
     pub fn conv(&mut self, name: &str, x: Outlet, cin: usize, cout: usize, k: usize) -> Result<Outlet> {
-        self.conv_with_bias(name, x, cin, cout, k, true)
+        self.conv_with_bias(name, x, cin, cout, Kernel::square(k), true)
     }
 
-    /// A conv inside a residual block: under batch norm it is followed by one
+    /// A k x k conv inside a residual block: under batch norm it is followed by one
     /// (and has no bias, which the normalisation would cancel).
     pub fn block_conv(&mut self, name: &str, x: Outlet, cin: usize, cout: usize, k: usize) -> Result<Outlet> {
+        self.block_conv_shaped(name, x, cin, cout, Kernel::square(k))
+    }
+
+    /// As `block_conv`, with any kernel shape and group count (flattened, group and
+    /// depthwise convolutions).
+    pub fn block_conv_shaped(&mut self, name: &str, x: Outlet, cin: usize, cout: usize, k: Kernel) -> Result<Outlet> {
         if self.norm != Norm::Batch {
-            return self.conv(name, x, cin, cout, k);
+            return self.conv_with_bias(name, x, cin, cout, k, true);
         }
         let y = self.conv_with_bias(name, x, cin, cout, k, false)?;
         self.batch_norm(&format!("{name}.bn"), y, cout)
@@ -97,15 +131,17 @@ impl Net {
         x: Outlet,
         cin: usize,
         cout: usize,
-        k: usize,
+        k: Kernel,
         bias: bool,
     ) -> Result<Outlet> {
-        let bound = 1.0 / ((cin * k * k) as f32).sqrt();
+        let [kh, kw] = k.size;
+        let shape = [cout, cin / k.group, kh, kw];
+        let bound = 1.0 / ((shape[1] * kh * kw) as f32).sqrt();
         let w = match self.norm {
-            Norm::None | Norm::Batch => self.uniform_param(&format!("{name}.weight"), &[cout, cin, k, k], bound)?,
+            Norm::None | Norm::Batch => self.uniform_param(&format!("{name}.weight"), &shape, bound)?,
             Norm::Weight => {
                 // torch.nn.utils.weight_norm starts g at ||v||, so w starts as v.
-                let v = self.uniform_param(&format!("{name}.weight_v"), &[cout, cin, k, k], bound)?;
+                let v = self.uniform_param(&format!("{name}.weight_v"), &shape, bound)?;
                 let g0 = channel_norms(self.g.node(v.node));
                 let g = self.g.wire(
                     format!("{name}.weight_g"),
@@ -115,15 +151,18 @@ impl Net {
                 self.weight_norm(name, v, g)?
             }
         };
-        let p = k / 2;
+        let (ph, pw) = (kh / 2, kw / 2);
         let mut inputs = vec![x, w];
         if bias {
             inputs.push(self.uniform_param(&format!("{name}.bias"), &[cout], bound)?);
         }
         // The node is `<name>.conv`: tract names helper nodes `<node>.bias`, which
         // must not collide with the parameter `<name>.bias`.
-        self.g
-            .wire(format!("{name}.conv"), Op::Conv { pads: [p, p, p, p], group: 1 }, &inputs)
+        let conv = Op::Conv {
+            pads: [ph, pw, ph, pw],
+            group: k.group,
+        };
+        self.g.wire(format!("{name}.conv"), conv, &inputs)
     }
 
     /// w = g * v / sqrt(sum(v^2)) over each output channel, in graph ops, so the

@@ -1,13 +1,15 @@
 //! EDSR, WDSR-A and WDSR-B on the graph IR, their configurations and presets.
 
 mod budget;
+mod conv_kind;
 mod edsr;
 mod layers;
 mod presets;
 mod wdsr;
 
 pub use budget::{fit_budget, parse_count, BudgetFit};
-pub use layers::{Net, Norm};
+pub use conv_kind::ConvKind;
+pub use layers::{Kernel, Net, Norm};
 pub use presets::{preset, presets, Preset};
 
 use crate::ir::{Dim, Fact, Graph, Op, Outlet, ShuffleMode, Tensor};
@@ -79,6 +81,8 @@ pub struct ModelConfig {
     pub wide_feats: Option<usize>,
     /// WDSR-B's low-rank width when it is not `int(filters * linear)`.
     pub low_rank_feats: Option<usize>,
+    /// How WDSR-B's block narrows its wide activation (low-rank unless asked otherwise).
+    pub conv: ConvKind,
     /// The mean the network subtracts from its input, per channel, in 0..255 units.
     pub pixel_mean: [f32; 3],
     /// What the input is divided by after the mean (and the output multiplied by):
@@ -108,6 +112,7 @@ impl ModelConfig {
             seed: 0,
             wide_feats: None,
             low_rank_feats: None,
+            conv: ConvKind::LowRank,
             pixel_mean: div2k_pixel_mean(),
             pixel_range: PIXEL_SCALE,
         }
@@ -153,7 +158,16 @@ impl ModelConfig {
                 self.expansion
             );
         }
+        ensure!(
+            self.arch == Arch::WdsrB || self.conv == ConvKind::LowRank,
+            "--conv {} applies to wdsr-b's block, not {}",
+            self.conv,
+            self.arch.name()
+        );
         if self.arch == Arch::WdsrB {
+            self.conv.check(self.filters, self.wide())?;
+        }
+        if self.arch == Arch::WdsrB && self.conv.uses_low_rank() {
             ensure!(
                 self.linear > 0.0 && self.low_rank() >= 1,
                 "linear {} leaves WDSR-B's low-rank conv with no channels at {} filters",
@@ -224,7 +238,7 @@ impl ModelConfig {
             ),
             Arch::WdsrB => (
                 conv(3, 3 * s * s, 5) + conv(3, f, 3) + conv(f, 3 * s * s, 3),
-                conv(f, wide, 1) + conv(wide, self.low_rank(), 1) + conv(self.low_rank(), f, 3),
+                conv(f, wide, 1) + self.conv.block_weights(f, wide, self.low_rank()),
             ),
         };
         // Weight norm or batch norm add a handful of ops per conv; 16 per block bounds both.
@@ -239,7 +253,9 @@ impl ModelConfig {
         let per_block = match self.arch {
             Arch::Edsr => 4.0 * f,
             Arch::WdsrA => 2.0 * wide + 2.0 * f,
-            Arch::WdsrB => 2.0 * wide + self.low_rank() as f64 + 2.0 * f,
+            Arch::WdsrB => {
+                2.0 * wide + f + self.conv.block_activations(self.filters, self.wide(), self.low_rank())
+            }
         };
         // The head, tail and upsampler: a few maps of the filters at up to s^2 the pixels.
         b * per_block + 4.0 * f * (self.scale * self.scale) as f64
@@ -258,6 +274,9 @@ impl ModelConfig {
         }
         if self.arch == Arch::WdsrB {
             m.push(("linear", self.linear.to_string()));
+        }
+        if self.conv != ConvKind::LowRank {
+            m.push(("conv", self.conv.name()));
         }
         // Written only where they differ from srgraph's own, so that older run folders
         // keep their identity.
@@ -323,6 +342,9 @@ impl ModelConfig {
             c.pixel_mean = m
                 .try_into()
                 .map_err(|_| anyhow::anyhow!("its metadata has pixel_mean = '{v}', not three numbers"))?;
+        }
+        if let Some(k) = get("conv") {
+            c.conv = ConvKind::parse(k).context("its metadata's conv")?;
         }
         if let Some(n) = get("normalisation") {
             c.norm = Norm::parse(n).with_context(|| format!("its metadata names an unknown normalisation '{n}'"))?;
@@ -395,7 +417,9 @@ pub fn describe(c: &ModelConfig) -> String {
             None => s += &format!(", expansion {}", c.expansion),
         }
     }
-    if c.arch == Arch::WdsrB {
+    if c.arch == Arch::WdsrB && c.conv != ConvKind::LowRank {
+        s += &format!(", {} conv", c.conv);
+    } else if c.arch == Arch::WdsrB {
         match c.low_rank_feats {
             Some(l) => s += &format!(", low-rank {l}"),
             None => s += &format!(", linear {} ({} low-rank)", c.linear, c.low_rank()),
@@ -414,6 +438,27 @@ pub fn describe(c: &ModelConfig) -> String {
         c.seed
     );
     s
+}
+
+/// Multiply-adds per LR pixel of the inference network: each conv's
+/// filters x (input channels / group) x kernel taps, at its resolution.
+pub fn multiply_adds_per_pixel(c: &ModelConfig) -> Result<f64> {
+    const SIDE: usize = 8;
+    let side = Dim::Known(SIDE);
+    let g = build_network(c, [Dim::Known(1), side.clone(), side], false, true)?.graph;
+    let mut total = 0.0;
+    for n in &g.nodes {
+        if !matches!(n.op, Op::Conv { .. }) {
+            continue;
+        }
+        let known = |s: &[Dim]| s.iter().map(Dim::known).product::<Option<usize>>();
+        let (w, y) = (&g.fact(n.inputs[1]).shape, &n.outputs[0].shape);
+        let (Some(per_output), Some(outputs)) = (known(&w[1..]), known(y)) else {
+            bail!("{}: a conv of unknown size", n.name)
+        };
+        total += (per_output * outputs) as f64;
+    }
+    Ok(total / (SIDE * SIDE) as f64)
 }
 
 /// Trainable parameters of a configuration, weight norm's g included.

@@ -87,8 +87,8 @@ pub struct StudyOptions {
 /// Whether two configurations are the same network (widths, depth, scale, norm, shuffle),
 /// whatever their seeds and mean shifts.
 pub fn same_network(a: &ModelConfig, b: &ModelConfig) -> bool {
-    (a.arch, a.scale, a.blocks, a.filters, a.wide(), a.norm, a.shuffle)
-        == (b.arch, b.scale, b.blocks, b.filters, b.wide(), b.norm, b.shuffle)
+    (a.arch, a.scale, a.blocks, a.filters, a.wide(), a.norm, a.shuffle, a.conv)
+        == (b.arch, b.scale, b.blocks, b.filters, b.wide(), b.norm, b.shuffle, b.conv)
         && (a.arch != Arch::WdsrB || a.low_rank() == b.low_rank())
 }
 
