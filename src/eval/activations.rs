@@ -247,12 +247,17 @@ mod tests {
         assert_eq!(Block::Body(3).to_string(), "body.3");
     }
 
+    fn picture_input(g: &mut Graph) -> Outlet {
+        let shape = vec![Dim::Known(1), Dim::Known(3), Dim::sym("H"), Dim::sym("W")];
+        g.input("lr", Fact::f32(shape))
+    }
+
     /// x - 128 through three ReLUs: two in block 0, one in the tail. On a picture whose
     /// red is 200 everywhere, green 0 and blue 100 on the left half and 200 on the right,
     /// x - 128 is 72 (never zero), -128 (zero: a dead channel) and -28 | 72 (half zero).
     fn known_graph() -> Result<Vec<u8>> {
         let mut g = Graph::new();
-        let x = g.input("lr", Fact::f32(vec![Dim::Known(1), Dim::Known(3), Dim::sym("H"), Dim::sym("W")]));
+        let x = picture_input(&mut g);
         let mean = g.constant("mean", Tensor::F32(ArrayD::from_elem(vec![1, 3, 1, 1], 128.0)));
         let centred = g.wire("centred", Op::Sub, &[x, mean])?;
         let a = g.wire("body.0.body.1", Op::Relu, &[centred])?;
@@ -307,7 +312,7 @@ mod tests {
     #[test]
     fn a_graph_without_relu_is_refused() -> Result<()> {
         let mut g = Graph::new();
-        let x = g.input("lr", Fact::f32(vec![Dim::Known(1), Dim::Known(3), Dim::sym("H"), Dim::sym("W")]));
+        let x = picture_input(&mut g);
         g.output("sr", x);
         let bytes = Model::new(g, vec![]).to_bytes("plain")?;
         let err = activation_stats(&bytes, "plain.onnx", known_picture().view(), Runtime::Tract, 0).unwrap_err();
