@@ -39,7 +39,7 @@ pub struct Cli {
 pub enum Command {
     /// Build a network and write its inference graph as ONNX.
     Build(build::BuildArgs),
-    /// Print the summary and metadata of an .onnx file.
+    /// Print the summary and metadata of an .onnx file, or what passes its ReLUs on a picture (--activations).
     Inspect(inspect::InspectArgs),
     /// Train a network (ONNX Runtime or tract) and write the trained .onnx.
     Train(train::TrainArgs),

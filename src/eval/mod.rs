@@ -1,7 +1,12 @@
 //! Benchmark evaluation: super-resolve every image of a set and score it against
 //! its original, with bicubic beside it. PSNR and SSIM on Y with shave = scale
 //! (the benchmark convention), PSNR on RGB with shave = scale + 6 (DIV2K's, from
-//! EDSR's code) unless told otherwise.
+//! EDSR's code) unless told otherwise. `activations` measures what passes each
+//! ReLU of a network on a picture.
+
+pub mod activations;
+
+pub use activations::{activation_stats, block_stats, mean_zero_share, BlockStats, ReluStats};
 
 use crate::data::bicubic;
 use crate::data::cache::PixelCache;

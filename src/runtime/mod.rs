@@ -46,6 +46,16 @@ pub fn median_run_time(
     }
 }
 
+/// Every output of `onnx` (in graph order) for `inputs` (in graph order), run once in
+/// `runtime` with `threads` (0: all cores): for a graph made for one run, not a model
+/// run picture after picture.
+pub fn run_once(runtime: Runtime, onnx: &[u8], inputs: Vec<ArrayD<f32>>, threads: usize) -> Result<Vec<ArrayD<f32>>> {
+    match runtime {
+        Runtime::Ort(device) => ort::run_once(onnx, inputs, device, threads),
+        Runtime::Tract => tract::run_once(onnx, inputs),
+    }
+}
+
 /// Call `run` once to warm up, then `runs` times; the median seconds of a call.
 fn median_seconds(runs: usize, mut run: impl FnMut() -> Result<()>) -> Result<f64> {
     run()?;

@@ -306,6 +306,21 @@ impl OrtModel {
     }
 }
 
+/// Every output of `onnx` (in graph order) for `inputs`, from a session made for this one run.
+pub fn run_once(onnx: &[u8], inputs: Vec<ArrayD<f32>>, device: Device, threads: usize) -> Result<Vec<ArrayD<f32>>> {
+    super::guarded("ONNX Runtime", "run the graph", || {
+        let (mut session, _) = session(onnx, device, threads)?;
+        let values = inputs
+            .into_iter()
+            .map(|a| Ok(OrtTensor::from_array(a)?.into()))
+            .collect::<Result<Vec<ort::session::SessionInputValue>>>()?;
+        let outputs = session.run(&values[..])?;
+        (0..outputs.len())
+            .map(|i| Ok(outputs[i].try_extract_array::<f32>()?.to_owned()))
+            .collect()
+    })
+}
+
 /// Run `onnx` (inputs in graph order) once to warm up, then `runs` times; the median
 /// seconds of a run. For comparing spellings of one computation (`tune`).
 pub fn median_run_time(onnx: &[u8], inputs: &[ArrayD<f32>], device: Device, threads: usize, runs: usize) -> Result<f64> {

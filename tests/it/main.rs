@@ -7,6 +7,7 @@
 
 mod common;
 
+mod activations;
 mod bad_input;
 mod browser;
 mod cli;
