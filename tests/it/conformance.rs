@@ -1,5 +1,5 @@
 //! Cross-runtime conformance: every preset's inference graph, and every
-//! architecture x scale x shuffle layout, in its folded and training forms, is
+//! architecture x scale x shuffle layout and WDSR-B block kind, in its folded and training forms, is
 //! written with a real input (a crop of Set5) and tract's output beside it, and,
 //! for the inference graphs, ONNX Runtime's output through srgraph's Rust `ort`
 //! engine; then tools/oracles/conformance.py checks each file with
@@ -10,7 +10,7 @@
 use crate::common::{self, set5_crop};
 use srgraph::export::inference_graph;
 use srgraph::ir::ShuffleMode;
-use srgraph::models::{self, Arch, ModelConfig};
+use srgraph::models::{self, Arch, ConvKind, ModelConfig};
 use srgraph::onnx::Model;
 use srgraph::runtime::ort::{Device, OrtModel};
 use srgraph::runtime::tract::run_once;
@@ -63,6 +63,21 @@ fn onnx_checker_passes_and_four_runtimes_agree() {
                 write_case(dir.path(), &name, inference_graph(&g).unwrap(), c.metadata(), &x);
             }
         }
+    }
+    // WDSR-B's other block kinds: flattened (3x1, 1x3), grouped and depthwise convs.
+    for conv in ConvKind::STUDY {
+        let c = ModelConfig {
+            blocks: 2,
+            filters: 8,
+            expansion: 2,
+            conv,
+            seed: 3,
+            ..ModelConfig::new(Arch::WdsrB)
+        };
+        let name = format!("wdsr-b-{}", conv.name().replace(':', ""));
+        let g = models::build(&c).unwrap();
+        write_case(dir.path(), &format!("{name}-unfolded"), g.clone(), c.metadata(), &x);
+        write_case(dir.path(), &name, inference_graph(&g).unwrap(), c.metadata(), &x);
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/oracles/conformance.py");
     let out = Command::new(common::python())
