@@ -211,7 +211,7 @@ pub fn resolve(a: &ModelArgs) -> Result<(ModelConfig, Vec<String>)> {
     c.validate().context("Invalid configuration")?;
     if let Some(budget) = &a.params {
         let budget = parse_count(budget).context("--params")?;
-        let fit = fit_budget(&c, budget, a.expansion.is_none())?;
+        let fit = fit_budget(&c, budget, a.expansion.is_none(), 4)?;
         let mut chose = format!("--params {}: chose {} filters", grouped(budget), fit.config.filters);
         if c.arch.is_wdsr() {
             chose += &format!(", expansion {}", fit.config.expansion);

@@ -1,11 +1,11 @@
 //! `srgraph study`: the WDSR paper's study from one command.
 
-use super::build::NormArg;
+use super::build::{parse_conv_kind, NormArg};
 use super::train::{CacheArgs, ScheduleArgs};
 use super::{EngineArg, EngineArgs};
-use crate::models::{Arch, ModelConfig, Norm};
+use crate::models::{Arch, ConvKind, ModelConfig, Norm};
 use crate::study::slurm::{self, Resources};
-use crate::study::{collect_study, plan_blocks, plan_norm, run_study, Kind, RunSpec, StudyOptions};
+use crate::study::{collect_study, plan_blocks, plan_conv, plan_norm, run_study, Kind, RunSpec, StudyOptions};
 use crate::train::{Init, RunOptions};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -17,9 +17,10 @@ use std::path::PathBuf;
     srgraph study blocks --steps 300 --patch 48 --out runs/study\n  \
     srgraph study blocks --archs wdsr-a,wdsr-b --blocks 1,3 --equal-params\n  \
     srgraph study norm --steps 500\n  \
+    srgraph study conv --steps 1000 --patch 64\n  \
     srgraph study blocks --data /data/DIV2K --val /data/DIV2K_valid_HR --steps 300000 --device cuda\n\n\
     The output folder receives table.md and table.csv, curves.png, psnr_vs_params.png and\n\
-    psnr_vs_blocks.png (blocks), and runs/NAME/ with each run's model.onnx, log.jsonl, curves.png and\n\
+    psnr_vs_blocks.png (blocks) or psnr_vs_multiply_adds.png (conv), and runs/NAME/ with each run's model.onnx, log.jsonl, curves.png and\n\
     result.json. Stopped (Ctrl-C, exit code 130)? The same command with --resume continues it.")]
 pub struct StudyArgs {
     #[command(subcommand)]
@@ -32,6 +33,10 @@ pub enum Which {
     Blocks(BlocksArgs),
     /// One network with weight norm, batch norm and none.
     Norm(NormArgs),
+    /// WDSR-B's block with each efficient convolution (low-rank, flattened, group, depthwise, inverted residual) at
+    /// equal parameters and depth; the table adds multiply-adds, time per step and the share of ReLU outputs that
+    /// are zero.
+    Conv(ConvArgs),
 }
 
 fn parse_arch(s: &str) -> Result<Arch, String> {
@@ -67,6 +72,20 @@ pub struct NormArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct ConvArgs {
+    /// Block kinds, comma-separated (see `srgraph build --help`, --conv). Every kind's width is fitted to the
+    /// parameter count of WDSR-B's own low-rank block at this depth, listed or not.
+    #[arg(long, value_delimiter = ',', value_parser = parse_conv_kind,
+          default_value = "low-rank,flattened,group:4,depthwise,inverted-residual")]
+    pub kinds: Vec<ConvKind>,
+    /// Residual blocks of every network (the widths of the study-wdsr-b presets).
+    #[arg(long, default_value_t = 8)]
+    pub blocks: usize,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
 pub struct CommonArgs {
     /// Training images (any layout `srgraph train` reads).
     #[arg(long, default_value = "../shared/data/T91")]
@@ -81,7 +100,7 @@ pub struct CommonArgs {
     /// Validate (and checkpoint) every this many steps (default: a tenth of --steps).
     #[arg(long, value_parser = super::positive)]
     pub validate_every: Option<u64>,
-    /// The study's folder (default: runs/study-blocks or runs/study-norm).
+    /// The study's folder (default: runs/study-blocks, runs/study-norm or runs/study-conv).
     #[arg(long, short)]
     pub out: Option<PathBuf>,
     /// Continue a stopped study: finished runs are kept, the unfinished one resumes from its checkpoint.
@@ -170,6 +189,10 @@ fn plan(which: Which) -> Result<(Kind, Vec<RunSpec>, CommonArgs, bool)> {
             let runs = plan_norm(n.arch, n.blocks, &norms, n.common.scale)?;
             (Kind::Norm, runs, n.common, false)
         }
+        Which::Conv(k) => {
+            let runs = plan_conv(&k.kinds, k.blocks, k.common.scale)?;
+            (Kind::Conv, runs, k.common, true)
+        }
     })
 }
 
@@ -226,6 +249,7 @@ fn options(
             PathBuf::from(match kind {
                 Kind::Blocks => "runs/study-blocks",
                 Kind::Norm => "runs/study-norm",
+                Kind::Conv => "runs/study-conv",
             })
         }),
         resume: c.resume,

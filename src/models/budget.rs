@@ -16,7 +16,9 @@ const TOLERANCE: f64 = 0.10;
 /// configured one wins, so WDSR keeps its wide activation when it can.
 const HIT: f64 = 0.01;
 
-pub fn fit_budget(base: &ModelConfig, budget: usize, vary_expansion: bool) -> Result<BudgetFit> {
+/// Filters are tried in steps of `filter_step` (4 keeps widths SIMD-friendly; 1
+/// fits kinds whose count grows fast with the width, such as the flattened block).
+pub fn fit_budget(base: &ModelConfig, budget: usize, vary_expansion: bool, filter_step: usize) -> Result<BudgetFit> {
     ensure!(budget > 0, "a parameter budget must be positive");
     let expansions: Vec<usize> = if base.arch.is_wdsr() && vary_expansion {
         (1..=8).collect()
@@ -25,7 +27,7 @@ pub fn fit_budget(base: &ModelConfig, budget: usize, vary_expansion: bool) -> Re
     };
     let mut best: Option<BudgetFit> = None;
     for &e in &expansions {
-        for f in (4..=512).step_by(4) {
+        for f in (filter_step.max(1)..=512).step_by(filter_step.max(1)) {
             let c = ModelConfig {
                 filters: f,
                 expansion: e,
@@ -107,7 +109,7 @@ mod tests {
             blocks: 8,
             ..ModelConfig::new(Arch::WdsrA)
         };
-        let fit = fit_budget(&base, 600_000, true)?;
+        let fit = fit_budget(&base, 600_000, true, 4)?;
         assert_eq!(
             fit.config.expansion, 4,
             "chose filters {} e {}",

@@ -1,6 +1,7 @@
 //! The WDSR paper's study in one command: EDSR, WDSR-A and WDSR-B trained alike at
-//! 1, 3, 5 and 8 residual blocks (or at equal parameter budgets), or WDSR-A with
-//! weight norm, batch norm and none; then the table and plots the paper reports.
+//! 1, 3, 5 and 8 residual blocks (or at equal parameter budgets), WDSR-A with
+//! weight norm, batch norm and none, or WDSR-B's block with each efficient
+//! convolution at equal parameters; then the table and plots the paper reports.
 //!
 //! Every run is an ordinary `srgraph train` run in `OUT/runs/NAME`, scored afterwards
 //! by `srgraph eval`'s code on the saved model (tract, whole images, PSNR on Y with
@@ -11,11 +12,12 @@ mod plot;
 pub mod slurm;
 mod table;
 
-use crate::eval::{evaluate_set, EvalOptions};
+use crate::data::dataset::ImageSet;
+use crate::eval::{activations, evaluate_set, EvalOptions};
 use crate::infer::SrModel;
-use crate::models::{self, fit_budget, param_count, Arch, ModelConfig, Norm};
+use crate::models::{self, fit_budget, multiply_adds_per_pixel, param_count, Arch, ConvKind, ModelConfig, Norm};
 use crate::runtime::Runtime;
-use crate::train::{read_log, train, DataOptions, RunOptions, ScheduleOptions, TrainOptions};
+use crate::train::{read_log, train, DataOptions, LogLine, RunOptions, ScheduleOptions, TrainOptions};
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -28,6 +30,8 @@ pub enum Kind {
     Blocks,
     /// Normalisations of one architecture.
     Norm,
+    /// WDSR-B's block with each efficient convolution, at equal parameters.
+    Conv,
 }
 
 /// One training run of a study.
@@ -47,7 +51,22 @@ pub struct RunResult {
     pub filters: usize,
     pub expansion: usize,
     pub norm: String,
+    /// WDSR-B's block kind (results written before block kinds have none: low-rank).
+    #[serde(default = "low_rank_name")]
+    pub conv: String,
     pub params: usize,
+    /// Multiply-adds per LR pixel of the inference network.
+    #[serde(default)]
+    pub multiply_adds: f64,
+    /// On the first validation picture: the mean over blocks of the share of ReLU
+    /// outputs that are zero, and the share of ReLU channels that are zero everywhere.
+    #[serde(default)]
+    pub relu_zero_share: Option<f64>,
+    #[serde(default)]
+    pub dead_channel_share: Option<f64>,
+    /// Milliseconds per training step: the median over the run's validations of its pace.
+    #[serde(default)]
+    pub ms_per_step: Option<f64>,
     pub steps: u64,
     /// Mean PSNR-Y (shave = scale) of the saved model on the validation set, as `srgraph eval` gives it.
     pub psnr_y: f64,
@@ -82,6 +101,10 @@ pub struct StudyOptions {
     /// Train and score this run alone (0-based; a Slurm array task's index), leaving the
     /// table to `collect_study`. Runs of one study may then train at once, on other machines.
     pub only: Option<usize>,
+}
+
+fn low_rank_name() -> String {
+    ConvKind::LowRank.name()
 }
 
 /// Whether two configurations are the same network (widths, depth, scale, norm, shuffle),
@@ -133,7 +156,7 @@ pub fn plan_blocks(archs: &[Arch], blocks: &[usize], scale: usize, equal_params:
         for &arch in archs {
             let mut c = study_config(arch, b, scale)?;
             if equal_params && arch != Arch::Edsr {
-                c = fit_budget(&c, budget, true)
+                c = fit_budget(&c, budget, true, 4)
                     .with_context(|| format!("fitting {} with {b} blocks to EDSR's {budget} parameters", arch.name()))?
                     .config;
             }
@@ -158,6 +181,34 @@ pub fn plan_norm(arch: Arch, blocks: usize, norms: &[Norm], scale: usize) -> Res
                     norm,
                     ..study_config(arch, blocks, scale)?
                 },
+            })
+        })
+        .collect()
+}
+
+/// Runs of the convolution study: WDSR-B at one depth with each block kind, the
+/// others' widths fitted to the low-rank block's parameter count, to the channel (as
+/// `--equal-params` does otherwise: the expansion stays WDSR-B's 6 where some width
+/// hits the count within 1%, and moves the least it must where none does).
+pub fn plan_conv(kinds: &[ConvKind], blocks: usize, scale: usize) -> Result<Vec<RunSpec>> {
+    ensure!(!kinds.is_empty(), "a study needs convolution kinds");
+    ensure!(blocks >= 1, "block counts start at 1");
+    let base = study_config(Arch::WdsrB, blocks, scale)?;
+    let budget = param_count(&base)?;
+    kinds
+        .iter()
+        .map(|&conv| {
+            let mut c = ModelConfig { conv, ..base.clone() };
+            if conv != ConvKind::LowRank {
+                c = fit_budget(&c, budget, true, 1)
+                    .with_context(|| {
+                        format!("fitting WDSR-B's {conv} block with {blocks} blocks to the low-rank block's {budget} parameters")
+                    })?
+                    .config;
+            }
+            Ok(RunSpec {
+                name: format!("wdsr-b-b{blocks}-{}", conv.name().replace(':', "")),
+                config: c,
             })
         })
         .collect()
@@ -321,7 +372,7 @@ fn one_run(
     let c = &spec.config;
     let params = param_count(c)?;
     let what = format!(
-        "[{}/{total}] {} x{}, {} block{}, {} filters{}, {} norm: {} parameters",
+        "[{}/{total}] {} x{}, {} block{}, {} filters{}{}, {} norm: {} parameters",
         i + 1,
         c.arch.name(),
         c.scale,
@@ -332,6 +383,11 @@ fn one_run(
             format!(", expansion {}", c.expansion)
         } else {
             String::new()
+        },
+        if c.conv == ConvKind::LowRank {
+            String::new()
+        } else {
+            format!(", {} conv", c.conv)
         },
         c.norm.name(),
         crate::util::grouped(params)
@@ -356,6 +412,7 @@ fn one_run(
     };
     let scores = evaluate_set(&mut model, &o.val, &eval, &mut |_| {})?;
     let (_, psnr) = read_log(&dir.join("log.jsonl"))?;
+    let (zero_share, dead_share) = relu_statistics(&report.model, o)?;
     let r = RunResult {
         name: spec.name.clone(),
         arch: c.arch.name().to_string(),
@@ -363,7 +420,12 @@ fn one_run(
         filters: c.filters,
         expansion: c.expansion,
         norm: c.norm.name().to_string(),
+        conv: c.conv.name(),
         params,
+        multiply_adds: multiply_adds_per_pixel(c)?,
+        relu_zero_share: Some(zero_share),
+        dead_channel_share: Some(dead_share),
+        ms_per_step: ms_per_step(&dir.join("log.jsonl")),
         steps: report.steps,
         psnr_y: scores.model.psnr_y,
         bicubic_psnr_y: scores.bicubic.psnr_y,
@@ -379,6 +441,44 @@ fn one_run(
         r.psnr_y, r.bicubic_psnr_y, r.seconds
     ));
     Ok(Some(r))
+}
+
+/// A run's time per step: the median gap between consecutive step lines of its
+/// log (so validations and checkpoints, which fall between a few steps, count not);
+/// None when it logged fewer than two steps.
+fn ms_per_step(log: &std::path::Path) -> Option<f64> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let steps: Vec<(u64, f64)> = text
+        .lines()
+        .filter_map(|l| match serde_json::from_str::<LogLine>(l) {
+            Ok(LogLine::Step(s)) => Some((s.step, s.seconds)),
+            _ => None,
+        })
+        .collect();
+    let mut gaps: Vec<f64> = steps
+        .windows(2)
+        .filter(|w| w[1].0 == w[0].0 + 1 && w[1].1 >= w[0].1)
+        .map(|w| 1000.0 * (w[1].1 - w[0].1))
+        .collect();
+    gaps.sort_by(f64::total_cmp);
+    gaps.get(gaps.len() / 2).copied()
+}
+
+/// The saved model's ReLU statistics on the centre of the first validation picture
+/// (`srgraph inspect --activations`): mean zero share over blocks, dead-channel share.
+fn relu_statistics(model: &std::path::Path, o: &StudyOptions) -> Result<(f64, f64)> {
+    let (pairs, _) = ImageSet::open(&o.val, o.scale)?.load()?;
+    let first = pairs.first().context("the validation set has no pictures")?;
+    let bytes = std::fs::read(model).with_context(|| format!("cannot read {}", model.display()))?;
+    let lr = activations::centre(first.lr.view(), 128);
+    let relus = activations::activation_stats(&bytes, &model.display().to_string(), lr, Runtime::Tract, 0)?;
+    let blocks = activations::block_stats(&relus);
+    let channels: usize = blocks.iter().map(|b| b.channels).sum();
+    let dead: usize = blocks.iter().map(|b| b.dead_channels).sum();
+    Ok((
+        activations::mean_zero_share(&blocks),
+        dead as f64 / channels.max(1) as f64,
+    ))
 }
 
 /// The training options of one run: the study's, with the run's network and folder;
@@ -427,6 +527,7 @@ fn write_outputs(o: &StudyOptions, results: &[RunResult]) -> Result<()> {
     let (md, csv) = match o.kind {
         Kind::Blocks => table::blocks(o, results),
         Kind::Norm => table::norm(o, results),
+        Kind::Conv => table::conv(o, results),
     };
     crate::util::write_atomic(&o.out.join("table.md"), md.as_bytes())?;
     crate::util::write_atomic(&o.out.join("table.csv"), csv.as_bytes())?;
@@ -441,6 +542,18 @@ fn write_outputs(o: &StudyOptions, results: &[RunResult]) -> Result<()> {
             })?;
         }
         Kind::Norm => plot::curves_by_norm(&o.out.join("curves.png"), results)?,
+        Kind::Conv => {
+            plot::curves_by_conv(&o.out.join("curves.png"), results)?;
+            plot::conv_against(&o.out.join("psnr_vs_params.png"), results, "parameters", |r| {
+                r.params as f64
+            })?;
+            plot::conv_against(
+                &o.out.join("psnr_vs_multiply_adds.png"),
+                results,
+                "multiply-adds per LR pixel",
+                |r| r.multiply_adds,
+            )?;
+        }
     }
     Ok(())
 }

@@ -13,7 +13,11 @@ fn colour(name: &str) -> RGBColor {
     match name {
         "edsr" | "none" => RGBColor(0x1f, 0x77, 0xb4),
         "wdsr-a" | "weight" => RGBColor(0xd6, 0x27, 0x28),
-        "wdsr-b" | "batch" => RGBColor(0x2c, 0xa0, 0x2c),
+        "wdsr-b" | "batch" | "low-rank" => RGBColor(0x2c, 0xa0, 0x2c),
+        "flattened" => RGBColor(0xff, 0x7f, 0x0e),
+        "depthwise" => RGBColor(0x8c, 0x56, 0x4b),
+        "inverted-residual" => RGBColor(0xe3, 0x77, 0xc2),
+        g if g.starts_with("group:") => RGBColor(0x17, 0xbe, 0xcf),
         _ => RGBColor(0x9a, 0x4a, 0xc8),
     }
 }
@@ -31,8 +35,11 @@ fn panel(area: &Area, caption: &str, x_desc: &str, series: &[Series], reference:
         .chain(reference.map(|r| r.1));
     let (x0, x1) = xs.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
     let (y0, y1) = ys.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    // Single points (one per series) are scattered where the legend would sit: keep the
+    // right third free for it.
+    let room = if series.iter().all(|s| s.2.len() == 1) { 0.6 } else { 0.05 };
     let (x0, x1) = if x0 < x1 {
-        (x0, x1 + (x1 - x0) * 0.05)
+        (x0 - (x1 - x0) * 0.05, x1 + (x1 - x0) * room)
     } else {
         (x0 - 1.0, x0 + 1.0)
     };
@@ -125,6 +132,43 @@ pub fn curves_by_norm(path: &Path, results: &[RunResult]) -> Result<()> {
             root,
             &title,
             "step",
+            &series,
+            results.first().map(|r| ("bicubic", r.bicubic_psnr_y)),
+        )
+    })
+}
+
+/// Validation PSNR against steps, one line per block kind.
+pub fn curves_by_conv(path: &Path, results: &[RunResult]) -> Result<()> {
+    save(path, (800, 500), |root| {
+        let series: Vec<_> = results
+            .iter()
+            .map(|r| (r.conv.clone(), colour(&r.conv), curve(r)))
+            .collect();
+        let title = results.first().map_or(String::new(), |r| {
+            format!("WDSR-B, {} blocks, equal parameters: block kind", r.blocks)
+        });
+        panel(
+            root,
+            &title,
+            "step",
+            &series,
+            results.first().map(|r| ("bicubic", r.bicubic_psnr_y)),
+        )
+    })
+}
+
+/// Final PSNR against `x` (parameters, or multiply-adds), one point per block kind.
+pub fn conv_against(path: &Path, results: &[RunResult], x_desc: &str, x: impl Fn(&RunResult) -> f64) -> Result<()> {
+    save(path, (800, 500), |root| {
+        let series: Vec<_> = results
+            .iter()
+            .map(|r| (r.conv.clone(), colour(&r.conv), vec![(x(r), r.psnr_y)]))
+            .collect();
+        panel(
+            root,
+            &format!("validation PSNR against {x_desc}"),
+            x_desc,
             &series,
             results.first().map(|r| ("bicubic", r.bicubic_psnr_y)),
         )

@@ -70,15 +70,15 @@ fn budget_solver_finds_the_paper_widths() {
         blocks: 8,
         ..ModelConfig::new(Arch::Edsr)
     };
-    let fit = fit_budget(&base, 779_011, false).unwrap();
+    let fit = fit_budget(&base, 779_011, false, 4).unwrap();
     assert_eq!((fit.config.filters, fit.params), (64, 779_011));
     // WDSR-A, 8 blocks, expansion held at 4: 32 filters for 598k.
     let base = ModelConfig {
         blocks: 8,
         ..ModelConfig::new(Arch::WdsrA)
     };
-    let fit = fit_budget(&base, 597_716, false).unwrap();
+    let fit = fit_budget(&base, 597_716, false, 4).unwrap();
     assert_eq!((fit.config.filters, fit.config.expansion), (32, 4));
     // Unreachable budgets are refused, not approximated wildly.
-    assert!(fit_budget(&base, 100, true).is_err());
+    assert!(fit_budget(&base, 100, true, 4).is_err());
 }

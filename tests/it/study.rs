@@ -171,3 +171,57 @@ fn a_study_stopped_by_ctrl_c_resumes_its_unfinished_run() {
     assert_eq!(steps, (1..=200).collect::<Vec<_>>());
     assert!(d.join("n/curves.png").is_file());
 }
+
+/// `srgraph study conv` on a tiny study: the low-rank block and two others at one
+/// block, widths fitted to the low-rank count; each row's parameters, multiply-adds
+/// and ReLU statistics are those of its saved model (`srgraph inspect`).
+#[test]
+fn a_tiny_conv_study_fits_widths_and_reports_cost_and_activations() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (train, val) = (data("T91"), data("Set5"));
+    let args = [
+        "study", "conv", "--kinds", "low-rank,depthwise,group:2", "--blocks", "1", "--steps", "12", "--batch", "4",
+        "--patch", "32", "--validate-every", "6", "--quiet", "--data", &train, "--val", &val, "--out", "c",
+    ];
+    let o = srgraph(&args, d);
+    let log = text(&o);
+    println!("{log}");
+    assert!(o.status.success(), "{log}");
+    for f in ["table.md", "table.csv", "curves.png", "psnr_vs_params.png", "psnr_vs_multiply_adds.png"] {
+        assert!(d.join("c").join(f).is_file(), "{f} missing");
+    }
+    let csv = std::fs::read_to_string(d.join("c/table.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(
+        rows.iter().map(|r| r[col("conv")]).collect::<Vec<_>>(),
+        ["low-rank", "depthwise", "group:2"],
+        "{csv}"
+    );
+    // WDSR-B x2, 1 block of 32 filters, wide 192, low-rank 25, per LR pixel: skip 5x5 3->12 (900), head 3x3
+    // 3->32 (864), 1x1 32->192 (6144), 1x1 192->25 (4800), 3x3 25->32 (7200), tail 3x3 32->12 (3456).
+    assert_eq!(rows[0][col("multiply_adds_per_pixel")], "23364", "{csv}");
+    let budget: f64 = rows[0][col("parameters")].parse().unwrap();
+    for r in &rows {
+        let params: f64 = r[col("parameters")].parse().unwrap();
+        assert!((params - budget).abs() <= 0.1 * budget, "{}: {params} against {budget}", r[col("conv")]);
+        let model = d.join("c/runs").join(r[col("run")]).join("model.onnx");
+        let o = srgraph(&["inspect", model.to_str().unwrap()], d);
+        assert!(o.status.success(), "{}", text(&o));
+        let conv = r[col("conv")];
+        let meta = text(&o);
+        assert_eq!(
+            meta.contains(&format!("meta        conv = {conv}")),
+            conv != "low-rank",
+            "the model's metadata names its block kind: {meta}"
+        );
+        let zeros: f64 = r[col("relu_zero_share")].parse().unwrap();
+        assert!((0.0..=1.0).contains(&zeros), "{conv}: ReLU zero share {zeros}");
+        let madds: f64 = r[col("multiply_adds_per_pixel")].parse().unwrap();
+        assert!(madds > 0.5 * params && madds < 2.0 * params, "{conv}: {madds} multiply-adds for {params} parameters");
+    }
+    let md = std::fs::read_to_string(d.join("c/table.md")).unwrap();
+    assert!(md.contains("| low-rank |") && md.contains("| +0.000 |"), "{md}");
+}
