@@ -135,3 +135,47 @@ mod tests {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod counts {
+    use crate::models::{multiply_adds_per_pixel, param_count, Arch, ConvKind, ModelConfig, Norm};
+    use anyhow::Result;
+
+    /// The block's closed-form count (what `--params` fitting and the size checks
+    /// use) is the built graph's, for every kind; and without weight norm each weight
+    /// is used once per LR pixel, so multiply-adds equal the weights less the biases.
+    #[test]
+    fn closed_form_counts_match_the_built_graph() -> Result<()> {
+        for conv in ConvKind::STUDY.into_iter().chain([ConvKind::Group(8)]) {
+            let c = ModelConfig {
+                blocks: 3,
+                filters: 16,
+                expansion: 4,
+                norm: Norm::None,
+                conv,
+                ..ModelConfig::new(Arch::WdsrB)
+            };
+            let params = param_count(&c)?;
+            assert_eq!(c.size_estimate().0 as usize, params, "{conv}");
+            // Head (16), skip and tail (3 x 2 x 2 each) and the blocks.
+            let biases = 16 + 12 + 12 + c.blocks_biases();
+            assert_eq!(multiply_adds_per_pixel(&c)? as usize, params - biases, "{conv}");
+        }
+        Ok(())
+    }
+
+    impl ModelConfig {
+        /// Biases of the residual blocks' convs.
+        fn blocks_biases(&self) -> usize {
+            let (f, wide, low) = (self.filters, self.wide(), self.low_rank());
+            let per_block = wide
+                + match self.conv {
+                    ConvKind::LowRank => low + f,
+                    ConvKind::Flattened => 2 * low + f,
+                    ConvKind::Group(_) => 2 * f,
+                    ConvKind::Depthwise | ConvKind::InvertedResidual => wide + f,
+                };
+            self.blocks * per_block
+        }
+    }
+}
