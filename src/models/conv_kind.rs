@@ -79,7 +79,7 @@ impl ConvKind {
     pub fn check(self, filters: usize, wide: usize) -> Result<()> {
         if let ConvKind::Group(g) = self {
             ensure!(
-                filters % g == 0 && wide % g == 0,
+                filters.is_multiple_of(g) && wide.is_multiple_of(g),
                 "group:{g} splits the {wide} wide and {filters} filter channels into {g} groups, so both must be \
                  multiples of {g}: choose --filters (and --expansion) to suit, or another group count"
             );

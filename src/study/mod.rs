@@ -20,7 +20,7 @@ use crate::runtime::Runtime;
 use crate::train::{read_log, train, DataOptions, LogLine, RunOptions, ScheduleOptions, TrainOptions};
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -58,12 +58,9 @@ pub struct RunResult {
     /// Multiply-adds per LR pixel of the inference network.
     #[serde(default)]
     pub multiply_adds: f64,
-    /// On the first validation picture: the mean over blocks of the share of ReLU
-    /// outputs that are zero, and the share of ReLU channels that are zero everywhere.
+    /// What passes the saved model's ReLUs (results written before have none).
     #[serde(default)]
-    pub relu_zero_share: Option<f64>,
-    #[serde(default)]
-    pub dead_channel_share: Option<f64>,
+    pub relu: Option<ReluSummary>,
     /// Milliseconds per training step: the median over the run's validations of its pace.
     #[serde(default)]
     pub ms_per_step: Option<f64>,
@@ -77,6 +74,18 @@ pub struct RunResult {
     /// Validation PSNR during training: (step, dB).
     pub curve: Vec<(u64, f64)>,
     pub model: String,
+}
+
+/// What passes a saved model's ReLUs on the centre 128 x 128 of the first validation
+/// picture (`srgraph inspect --activations`), averaged over the residual blocks.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct ReluSummary {
+    /// Share of ReLU outputs that are zero.
+    pub zero_share: f64,
+    /// Mean ReLU output (its magnitude: a ReLU's outputs are never negative).
+    pub mean: f64,
+    /// Share of ReLU channels that are zero at every pixel.
+    pub dead_channel_share: f64,
 }
 
 /// Everything a study shares between its runs.
@@ -392,7 +401,12 @@ fn one_run(
         c.norm.name(),
         crate::util::grouped(params)
     );
-    if let Some(r) = read_result(&result_path)? {
+    if let Some(mut r) = read_result(&result_path)? {
+        // A result written before ReLU statistics gets them from its saved model.
+        if r.relu.is_none() && Path::new(&r.model).is_file() {
+            r.relu = Some(relu_summary(Path::new(&r.model), o)?);
+            crate::util::write_atomic(&result_path, serde_json::to_string_pretty(&r)?.as_bytes())?;
+        }
         announce(format!("{what}: done earlier, {:.2} dB", r.psnr_y));
         return Ok(Some(r));
     }
@@ -412,7 +426,7 @@ fn one_run(
     };
     let scores = evaluate_set(&mut model, &o.val, &eval, &mut |_| {})?;
     let (_, psnr) = read_log(&dir.join("log.jsonl"))?;
-    let (zero_share, dead_share) = relu_statistics(&report.model, o)?;
+    let relu = relu_summary(&report.model, o)?;
     let r = RunResult {
         name: spec.name.clone(),
         arch: c.arch.name().to_string(),
@@ -423,8 +437,7 @@ fn one_run(
         conv: c.conv.name(),
         params,
         multiply_adds: multiply_adds_per_pixel(c)?,
-        relu_zero_share: Some(zero_share),
-        dead_channel_share: Some(dead_share),
+        relu: Some(relu),
         ms_per_step: ms_per_step(&dir.join("log.jsonl")),
         steps: report.steps,
         psnr_y: scores.model.psnr_y,
@@ -464,21 +477,25 @@ fn ms_per_step(log: &std::path::Path) -> Option<f64> {
     gaps.get(gaps.len() / 2).copied()
 }
 
-/// The saved model's ReLU statistics on the centre of the first validation picture
-/// (`srgraph inspect --activations`): mean zero share over blocks, dead-channel share.
-fn relu_statistics(model: &std::path::Path, o: &StudyOptions) -> Result<(f64, f64)> {
+/// The saved model's ReLU statistics on the centre of the first validation picture.
+fn relu_summary(model: &Path, o: &StudyOptions) -> Result<ReluSummary> {
     let (pairs, _) = ImageSet::open(&o.val, o.scale)?.load()?;
     let first = pairs.first().context("the validation set has no pictures")?;
     let bytes = std::fs::read(model).with_context(|| format!("cannot read {}", model.display()))?;
     let lr = activations::centre(first.lr.view(), 128);
     let relus = activations::activation_stats(&bytes, &model.display().to_string(), lr, Runtime::Tract, 0)?;
-    let blocks = activations::block_stats(&relus);
+    let blocks: Vec<_> = activations::block_stats(&relus)
+        .into_iter()
+        .filter(|b| matches!(b.block, activations::Block::Body(_)))
+        .collect();
+    ensure!(!blocks.is_empty(), "{} has no ReLU in a residual block", model.display());
     let channels: usize = blocks.iter().map(|b| b.channels).sum();
     let dead: usize = blocks.iter().map(|b| b.dead_channels).sum();
-    Ok((
-        activations::mean_zero_share(&blocks),
-        dead as f64 / channels.max(1) as f64,
-    ))
+    Ok(ReluSummary {
+        zero_share: activations::mean_zero_share(&blocks),
+        mean: blocks.iter().map(|b| b.mean).sum::<f64>() / blocks.len() as f64,
+        dead_channel_share: dead as f64 / channels.max(1) as f64,
+    })
 }
 
 /// The training options of one run: the study's, with the run's network and folder;

@@ -121,23 +121,23 @@ pub fn conv(o: &StudyOptions, results: &[RunResult]) -> (String, String) {
     let mut md = header(o);
     md.push_str(
         "Each block kind's width fitted to the low-rank block's parameter count (WDSR-B's expansion 6 kept where a \
-         width comes within 1% of it). ReLU columns: \
-         on the centre 128 x 128 of the first validation picture, the mean over blocks of the share of ReLU outputs \
-         that are zero, and the share of ReLU channels that are zero everywhere on it.\n\n\
+         width comes within 1% of it). ReLU columns, on the centre 128 x 128 of the first validation picture, \
+         averaged over the residual blocks: the share of ReLU outputs that are zero, their mean (the activation's \
+         magnitude), and the share of ReLU channels that are zero everywhere on it.\n\n\
          | block | filters | expansion | parameters | multiply-adds / LR pixel | PSNR-Y (dB) | bicubic (dB) | vs low-rank (dB) \
-         | SSIM-Y | ReLU zeros | dead channels | ms / step |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         | SSIM-Y | ReLU zeros | ReLU mean | dead channels | ms / step |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut csv = String::from(
         "conv,blocks,filters,expansion,parameters,multiply_adds_per_pixel,psnr_y,bicubic_psnr_y,vs_low_rank_db,ssim_y,\
-         relu_zero_share,dead_channel_share,ms_per_step,steps,run\n",
+         relu_zero_share,relu_mean,dead_channel_share,ms_per_step,steps,run\n",
     );
     let reference = results.iter().find(|r| r.conv == "low-rank").map(|r| r.psnr_y);
     let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".to_string(), f);
     for r in results {
         let delta = reference.map(|p| r.psnr_y - p);
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {:.3} | {:.3} | {} | {:.4} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {:.3} | {:.3} | {} | {:.4} | {} | {} | {} | {} |\n",
             r.conv,
             r.filters,
             r.expansion,
@@ -147,13 +147,14 @@ pub fn conv(o: &StudyOptions, results: &[RunResult]) -> (String, String) {
             r.bicubic_psnr_y,
             opt(delta, &|d| format!("{d:+.3}")),
             r.ssim_y,
-            opt(r.relu_zero_share, &|z| format!("{:.1}%", 100.0 * z)),
-            opt(r.dead_channel_share, &|z| format!("{:.1}%", 100.0 * z)),
+            opt(r.relu.map(|a| a.zero_share), &|z| format!("{:.1}%", 100.0 * z)),
+            opt(r.relu.map(|a| a.mean), &|m| format!("{m:.4}")),
+            opt(r.relu.map(|a| a.dead_channel_share), &|z| format!("{:.1}%", 100.0 * z)),
             opt(r.ms_per_step, &|t| format!("{t:.0}")),
         ));
         let raw = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.4}"));
         csv.push_str(&format!(
-            "{},{},{},{},{},{:.0},{:.4},{:.4},{},{:.5},{},{},{},{},{}\n",
+            "{},{},{},{},{},{:.0},{:.4},{:.4},{},{:.5},{},{},{},{},{},{}\n",
             r.conv,
             r.blocks,
             r.filters,
@@ -164,8 +165,9 @@ pub fn conv(o: &StudyOptions, results: &[RunResult]) -> (String, String) {
             r.bicubic_psnr_y,
             raw(delta),
             r.ssim_y,
-            raw(r.relu_zero_share),
-            raw(r.dead_channel_share),
+            raw(r.relu.map(|a| a.zero_share)),
+            raw(r.relu.map(|a| a.mean)),
+            raw(r.relu.map(|a| a.dead_channel_share)),
             raw(r.ms_per_step),
             r.steps,
             r.name
