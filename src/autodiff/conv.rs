@@ -288,6 +288,9 @@ fn grouped_weight_grad(
         (s[0], s[2] * s[3])
     };
     let i64s = |v: &[usize]| v.iter().map(|&d| d as i64).collect::<Vec<_>>();
+    if ig == 1 {
+        return one_channel_groups_weight_grad(e, cols, other, shape, [n, taps, cols_group, other_group, l]);
+    }
     // [N, taps, G, P, L] -> [G, taps, P, N, L] -> [G, taps * P, N * L]
     let cols = e.op(
         Op::Reshape {
@@ -338,6 +341,51 @@ fn grouped_weight_grad(
     e.op(
         Op::Reshape {
             shape: i64s(&[o, ig, kh, kw]),
+        },
+        &[dw],
+    )
+}
+
+/// dW of a conv whose groups each see one input channel (depthwise, with or without a
+/// channel multiplier M = O/G): each group's product is [taps, 1] x [1, M] summed over
+/// N * L, too thin for a MatMul (tract takes 20x longer than ONNX Runtime on the batched
+/// one). So multiply the columns [N, taps, G, P, L] by the other operand broadcast as
+/// [N, 1, G, Q, L] (one of P, Q is 1, the other M) and sum over N and L: [taps, G, M],
+/// laid out as [O, 1, kh, kw].
+fn one_channel_groups_weight_grad(
+    e: &mut Emitter,
+    cols: Outlet,
+    other: Outlet,
+    shape: &ConvShape,
+    [n, taps, cols_group, other_group, l]: [usize; 5],
+) -> Result<Outlet> {
+    let [o, _, kh, kw] = shape.w;
+    let g = shape.group;
+    let i64s = |v: &[usize]| v.iter().map(|&d| d as i64).collect::<Vec<_>>();
+    let cols = e.op(
+        Op::Reshape {
+            shape: i64s(&[n, taps, g, cols_group, l]),
+        },
+        &[cols],
+    )?;
+    let other = e.op(
+        Op::Reshape {
+            shape: i64s(&[n, 1, g, other_group, l]),
+        },
+        &[other],
+    )?;
+    let products = e.op(Op::Mul, &[cols, other])?;
+    let dw = e.op(
+        Op::ReduceSum {
+            axes: vec![0, 4],
+            keepdims: false,
+        },
+        &[products],
+    )?; // [taps, G, M]
+    let dw = e.op(Op::Transpose { perm: vec![1, 2, 0] }, &[dw])?;
+    e.op(
+        Op::Reshape {
+            shape: i64s(&[o, 1, kh, kw]),
         },
         &[dw],
     )
