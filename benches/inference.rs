@@ -2,7 +2,8 @@
 //! networks super-resolve a 256 x 256 picture in tract (whole and tiled) and ONNX
 //! Runtime: `cargo bench --bench inference` (criterion reports output pixels per second).
 //! Then the 8-block WDSR-B with each efficient convolution (`--conv`) on the same picture:
-//! `cargo bench --bench inference -- "by conv kind"`.
+//! `cargo bench --bench inference -- "by conv kind"` (SRGRAPH_BENCH_THREADS=1: ONNX Runtime on
+//! 1 thread there, as tract).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ndarray::Array3;
@@ -73,6 +74,8 @@ fn upscale_256(c: &mut Criterion) {
 /// 256 x 256 picture, whole, in tract and ONNX Runtime on the CPU.
 fn upscale_by_conv_kind(c: &mut Criterion) {
     let lr = baby_256();
+    let threads =
+        std::env::var("SRGRAPH_BENCH_THREADS").map_or(0, |t| t.parse().expect("SRGRAPH_BENCH_THREADS: a number"));
     let mut group = c.benchmark_group("upscale 256x256 -> 512x512 by conv kind");
     group.sample_size(10);
     group.throughput(Throughput::Elements(512 * 512));
@@ -83,10 +86,15 @@ fn upscale_by_conv_kind(c: &mut Criterion) {
         let bytes = Model::new(inference_graph(&models::build(&cfg).unwrap()).unwrap(), cfg.metadata())
             .to_bytes(&name)
             .unwrap();
-        for (how, engine) in [("tract", Runtime::Tract), ("onnxruntime-cpu", Runtime::Ort(Device::Cpu))] {
-            let mut m = SrModel::from_bytes(bytes.clone(), &name, engine, 0).unwrap();
+        for (how, engine) in [
+            ("tract", Runtime::Tract),
+            ("onnxruntime-cpu", Runtime::Ort(Device::Cpu)),
+        ] {
+            let mut m = SrModel::from_bytes(bytes.clone(), &name, engine, threads).unwrap();
             m.upscale(&lr, None, &|| {}).unwrap();
-            group.bench_function(format!("{name} {how}"), |b| b.iter(|| m.upscale(&lr, None, &|| {}).unwrap()));
+            group.bench_function(format!("{name} {how}"), |b| {
+                b.iter(|| m.upscale(&lr, None, &|| {}).unwrap())
+            });
         }
     }
     group.finish();

@@ -9,6 +9,7 @@
 //!   cargo bench --bench train_step
 //!   cargo bench --bench train_step -- "conv kind"                (the conv kinds alone)
 //!   SRGRAPH_BENCH_ENGINES=ort cargo bench --bench train_step    (one engine)
+//!   SRGRAPH_BENCH_THREADS=1 cargo bench --bench train_step      (ONNX Runtime on 1 thread, as tract)
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
@@ -25,9 +26,14 @@ fn engines() -> Vec<String> {
     engines.split(',').map(String::from).collect()
 }
 
+/// ONNX Runtime's threads: all cores unless SRGRAPH_BENCH_THREADS says.
+fn threads() -> usize {
+    std::env::var("SRGRAPH_BENCH_THREADS").map_or(0, |t| t.parse().expect("SRGRAPH_BENCH_THREADS: a number"))
+}
+
 fn trainer(step: &srgraph::ir::Graph, engine: &str) -> Box<dyn Trainer> {
     match engine {
-        "ort" => Box::new(OrtTrainer::new(step, Device::Cpu, 0).unwrap()),
+        "ort" => Box::new(OrtTrainer::new(step, Device::Cpu, threads()).unwrap()),
         "tract" => Box::new(TractTrainer::new(step).unwrap()),
         other => panic!("unknown engine {other}"),
     }
