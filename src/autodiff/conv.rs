@@ -350,8 +350,8 @@ fn grouped_weight_grad(
 
 /// dW of a conv whose groups each see one input channel (depthwise, with or without a
 /// channel multiplier M = O/G). Each group's product is [taps, 1] x [1, M] summed over
-/// N * L: too thin for a MatMul, and the batched one over G groups, with its rank-5
-/// Transposes, takes tract 10-20x longer than this. So per tap, the window [N, G * P, H, W]
+/// N * L: too thin for a MatMul. tract spends 10-20x longer on the batched one over G
+/// groups than on this, most of it packing the MatMul's operands. So per tap, the window [N, G * P, H, W]
 /// times the other operand [N, G * Q, H, W] (one of P, Q is 1, the other M; seen as
 /// [N, G, P, L] and [N, G, Q, L] when M > 1), summed over N and the pixels: [1, G, M, 1],
 /// and the taps concatenated last: no column matrix is built (docs/speed.md).
