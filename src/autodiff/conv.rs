@@ -363,7 +363,7 @@ fn one_channel_groups_weight_grad(
     shift_x: bool,
 ) -> Result<Outlet> {
     let [o, _, kh, kw] = shape.w;
-    let (g, m) = (shape.group, shape.w[0] / shape.group);
+    let (g, m) = (shape.group, o / shape.group);
     let [pt, pl, pb, pr] = shape.pads;
     let i64s = |v: &[usize]| v.iter().map(|&d| d as i64).collect::<Vec<_>>();
     let (windows, other, p, q) = if shift_x {
@@ -412,7 +412,8 @@ fn one_channel_groups_weight_grad(
         sums.push(e.op(sum, &[product])?);
     }
     // [1, G, M, taps] or [1, G, taps, 1]: either is [O, 1, kh, kw] in memory order.
-    let dw = e.op(Op::Concat { axis: if split { 3 } else { 2 } }, &sums)?;
+    let axis = if split { 3 } else { 2 };
+    let dw = e.op(Op::Concat { axis }, &sums)?;
     e.op(
         Op::Reshape {
             shape: i64s(&[o, 1, kh, kw]),
