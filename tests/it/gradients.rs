@@ -229,6 +229,10 @@ fn grouped_and_non_square_convs_every_spelling() {
         conv_case(case([3, 3], 3, 6, [1, 1, 0, 2], 3), spelling);
         conv_case(case([1, 1], 6, 4, [0; 4], 2), spelling);
         conv_case(case([3, 1], 4, 4, [1, 0, 1, 0], 4), spelling);
+        // One input channel per group is contracted by Mul and ReduceSum, not MatMul:
+        // unpadded, and a grouped 1x1 with a channel multiplier.
+        conv_case(case([3, 3], 2, 2, [0; 4], 2), spelling);
+        conv_case(case([1, 1], 4, 8, [0; 4], 4), spelling);
     }
 }
 
