@@ -88,7 +88,7 @@ fn the_builtin_x2_model_in_fp16_passes_the_checker_runs_everywhere_and_scores_as
         .zip(sr[1].iter())
         .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
     println!("tract, a 24x24 crop: fp16 against fp32 at most {worst} of 255");
-    assert!(worst < 1.0, "{worst}");
+    assert!(worst < 2.0, "{worst}");
     ok(&srgraph(
         &[
             "upscale",
