@@ -6,7 +6,7 @@ use crate::data::picture::Picture;
 use crate::eval::activations::{activation_stats, block_stats, centre, mean_zero_share, BlockStats};
 use crate::infer::Signature;
 use crate::ir::{show, Op};
-use crate::onnx::{pb, Metadata, Model};
+use crate::onnx::{pb, Metadata, Model, Precision};
 use crate::util::grouped;
 use anyhow::{Context, Result};
 use clap::Args;
@@ -69,22 +69,23 @@ pub fn run(a: InspectArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "file        {name} ({:.2} MB)", bytes.len() as f64 / 1e6)?;
     writeln!(out, "producer    {} {}", proto.producer_name, proto.producer_version)?;
-    // srgraph's IR reads the ops srgraph writes; any other graph is shown as ONNX nodes.
-    let ir = if proto.producer_name == crate::onnx::PRODUCER {
-        Some(Model::from_bytes(&bytes))
-    } else {
-        None
-    };
-    match ir {
-        Some(Ok(model)) => describe_ir(&mut out, &model)?,
-        Some(Err(e)) => {
-            writeln!(
-                out,
-                "note        srgraph's IR does not read it ({e:#}): showing its ONNX structure"
-            )?;
-            describe_proto(&mut out, g)?;
-        }
-        None => {
+    let precision = Precision::of(g);
+    writeln!(out, "precision   {} ({})", precision.name(), precision.describe())?;
+    // srgraph's IR reads the ops srgraph writes, in float32; any other graph, and srgraph's
+    // float16 files, are shown as ONNX nodes.
+    match (proto.producer_name == crate::onnx::PRODUCER, precision) {
+        (true, Precision::Fp32) => match Model::from_bytes(&bytes) {
+            Ok(model) => describe_ir(&mut out, &model)?,
+            Err(e) => {
+                writeln!(
+                    out,
+                    "note        srgraph's IR does not read it ({e:#}): showing its ONNX structure"
+                )?;
+                describe_proto(&mut out, g)?;
+            }
+        },
+        (true, Precision::Fp16) => describe_proto(&mut out, g)?,
+        (false, _) => {
             writeln!(out, "note        not made by srgraph: showing its ONNX structure")?;
             describe_proto(&mut out, g)?;
         }

@@ -4,9 +4,11 @@
 
 use crate::interop::{self, ExportLayout, Hints, Layout};
 use crate::models::{describe, Arch};
+use crate::onnx::{pb, precision, Metadata, Precision};
 use crate::util::{check_output, write_output};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
+use prost::Message;
 use std::path::{Path, PathBuf};
 
 /// What the user says about a checkpoint: what detection must find, and what the
@@ -163,6 +165,23 @@ pub enum ExportFormat {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PrecisionArg {
+    /// float32, as srgraph builds, trains and writes every model.
+    Fp32,
+    /// float16 weights and arithmetic; the input and output stay float32.
+    Fp16,
+}
+
+impl From<PrecisionArg> for Precision {
+    fn from(p: PrecisionArg) -> Precision {
+        match p {
+            PrecisionArg::Fp32 => Precision::Fp32,
+            PrecisionArg::Fp16 => Precision::Fp16,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ExportLayoutArg {
     /// The architecture's own reference code: EDSR-PyTorch for EDSR, JiahuiYu/wdsr_ntire2018 for WDSR.
     Official,
@@ -173,7 +192,11 @@ pub enum ExportLayoutArg {
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
     srgraph export runs/wdsr-b-x2 -o wdsr-b-x2.safetensors          (a run folder: its checkpoint)\n  \
-    srgraph export edsr-x2.onnx --layout basicsr -o edsr.safetensors\n\n\
+    srgraph export edsr-x2.onnx --layout basicsr -o edsr.safetensors\n  \
+    srgraph export runs/wdsr-b-x2 --precision fp16 -o wdsr-b-x2-fp16.onnx   (an ONNX model for shipping)\n\n\
+    --precision fp16 writes an ONNX inference model (not weights) whose weights and arithmetic are float16, half \
+    the bytes, with float32 input and output: every runtime's caller, and srgraph eval and upscale, use it as the \
+    float32 model. Its metadata records `precision = fp16`; srgraph inspect shows it.\n\n\
     In PyTorch: model.load_state_dict(safetensors.torch.load_file(path)) in the reference code, built as printed. \
     Weight norm stays g and v where the layout has it (the official WDSR); a TensorFlow (DCR) network's shuffled \
     channels are reordered for PyTorch's PixelShuffle. `srgraph import` of the file gives back the same model, bit \
@@ -187,6 +210,10 @@ pub struct ExportArgs {
     /// Whose parameter names to write.
     #[arg(long = "layout", value_enum, default_value = "official")]
     pub to: ExportLayoutArg,
+    /// Write an ONNX inference model in this precision instead of weights (fp16: float16 weights and arithmetic,
+    /// float32 input and output; fp32: the float32 model).
+    #[arg(long, value_enum, conflicts_with_all = ["format", "to"])]
+    pub precision: Option<PrecisionArg>,
     #[command(flatten)]
     pub checkpoint_args: CheckpointArgs,
     /// The file to write.
@@ -198,22 +225,11 @@ pub struct ExportArgs {
 }
 
 pub fn run_export(a: ExportArgs) -> Result<()> {
-    let source = if a.source.is_dir() {
-        let ckpt = a.source.join("checkpoint.onnx");
-        if ckpt.exists() {
-            ckpt
-        } else {
-            let model = a.source.join("model.onnx");
-            anyhow::ensure!(
-                model.exists(),
-                "{} holds neither checkpoint.onnx nor model.onnx: give a run folder, a model or a checkpoint",
-                a.source.display()
-            );
-            model
-        }
-    } else {
-        a.source.clone()
-    };
+    if let Some(precision) = a.precision {
+        return export_onnx(&a, precision.into());
+    }
+    // The weights as trained: the checkpoint before the model (which may be their average).
+    let source = in_run_folder(&a.source, ["checkpoint.onnx", "model.onnx"])?;
     check_output(&a.output, a.force, &[&source])?;
     let (state, d) = interop::load(&source, &a.checkpoint_args.hints())?;
     let layout = match a.to {
@@ -236,5 +252,88 @@ pub fn run_export(a: ExportArgs) -> Result<()> {
     print_detection(&source, &state, &d);
     println!("build it as {}", e.constructor);
     println!("wrote       {} ({} tensors)", a.output.display(), e.tensors.len());
+    Ok(())
+}
+
+/// `source` itself, or in a run folder the first of `files` it holds.
+fn in_run_folder(source: &Path, files: [&str; 2]) -> Result<PathBuf> {
+    if !source.is_dir() {
+        return Ok(source.to_path_buf());
+    }
+    files.iter().map(|f| source.join(f)).find(|p| p.exists()).with_context(|| {
+        format!(
+            "{} holds neither {} nor {}: give a run folder, a model or a checkpoint",
+            source.display(),
+            files[0],
+            files[1]
+        )
+    })
+}
+
+/// `export --precision`: the inference model of `a.source` in `precision`. A run folder
+/// gives its model.onnx (what it shipped), an srgraph model is narrowed as it is (its
+/// metadata kept), and any other checkpoint is imported first.
+fn export_onnx(a: &ExportArgs, precision: Precision) -> Result<()> {
+    let source = in_run_folder(&a.source, ["model.onnx", "checkpoint.onnx"])?;
+    check_output(&a.output, a.force, &[&source])?;
+    let name = source.display().to_string();
+    let bytes = std::fs::read(&source).with_context(|| format!("cannot read {name}"))?;
+    if let Some(proto) = onnx_model(&bytes) {
+        ensure_exportable(&proto, &name)?;
+    }
+    let (state, d) = interop::load(&source, &a.checkpoint_args.hints())?;
+    let float32 = if state.format == "srgraph model" && crate::infer::Signature::read(&bytes, &name).is_ok() {
+        bytes.clone()
+    } else {
+        interop::inference_model(&state, &d, &name)?
+    };
+    let mut model = pb::ModelProto::decode(&float32[..]).context("srgraph's own model does not parse")?;
+    if precision == Precision::Fp16 {
+        precision::to_fp16(&mut model).with_context(|| format!("{name} cannot be written in float16"))?;
+    }
+    let mut meta = Metadata::from_proto(&model.metadata_props);
+    meta.push("exported_from", &name);
+    model.metadata_props = meta.to_proto();
+    let out = model.encode_to_vec();
+    write_output(&a.output, &out, a.force)?;
+    print_detection(&source, &state, &d);
+    println!(
+        "wrote       {} ({}: {}; {:.2} MB, float32 {:.2} MB)",
+        a.output.display(),
+        precision.name(),
+        precision.describe(),
+        out.len() as f64 / 1e6,
+        float32.len() as f64 / 1e6
+    );
+    Ok(())
+}
+
+/// The ONNX model `bytes` hold, when they hold one (the other formats `export` reads
+/// start with signatures an ONNX file never has, and rarely parse as one).
+fn onnx_model(bytes: &[u8]) -> Option<pb::ModelProto> {
+    pb::ModelProto::decode(bytes).ok().filter(|m| m.graph.is_some())
+}
+
+/// An ONNX source must be one of srgraph's float32 models: another producer's graph
+/// holds ops and names srgraph does not know, and a float16 model has lost the bits
+/// an export would start from.
+fn ensure_exportable(proto: &pb::ModelProto, name: &str) -> Result<()> {
+    if proto.producer_name != crate::onnx::PRODUCER {
+        bail!(
+            "{name} was not made by srgraph (its producer is {:?}): srgraph exports its own models; `srgraph import` \
+             reads the PyTorch, safetensors and Keras checkpoints of EDSR and WDSR",
+            proto.producer_name
+        );
+    }
+    let graph = proto.graph.as_ref().context("no graph")?;
+    let meta = Metadata::from_proto(&proto.metadata_props);
+    let declared = meta.get(precision::PRECISION_KEY).unwrap_or("fp32");
+    if Precision::of(graph) != Precision::Fp32 || declared != "fp32" {
+        bail!(
+            "{name} is {} already: export from the float32 model it came from (a run folder, its model.onnx or its \
+             checkpoint)",
+            if declared == "fp32" { "fp16" } else { declared }
+        );
+    }
     Ok(())
 }

@@ -117,14 +117,14 @@ pub struct EngineArgs {
     pub ort: OrtArgs,
 }
 
-/// Where and how ONNX Runtime runs.
+/// Where ONNX Runtime runs, and on how many threads either runtime runs.
 #[derive(Args, Debug, Clone)]
 pub struct OrtArgs {
     /// Where ONNX Runtime runs (any engine but tract): cpu, cuda (an error if CUDA cannot start), or auto (CUDA if it
     /// works, else the CPU, saying so).
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
-    /// Threads for ONNX Runtime (0: all cores; at most the machine's cores).
+    /// Threads the engine runs on, ONNX Runtime or tract (0: all cores; at most the machine's cores).
     #[arg(long, default_value_t = 0, value_parser = parse_threads)]
     pub threads: usize,
 }
@@ -223,7 +223,7 @@ impl clap::builder::TypedValueParser for RuntimeParser {
     }
 }
 
-/// More threads than cores only make ONNX Runtime spin: 100,000 of them never finish
+/// More threads than cores only make the runtimes spin: 100,000 of them never finish
 /// starting. A usage error names the bound.
 fn parse_threads(s: &str) -> Result<usize, String> {
     let n: usize = s.parse().map_err(|_| format!("'{s}' is not a number of threads"))?;

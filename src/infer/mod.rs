@@ -6,7 +6,7 @@
 //! output is kept, so every kept pixel sees exactly what it sees in the whole image:
 //! the tiled result equals the whole one up to float summation order. All tiles of
 //! an image have one size (the edge tiles slide inwards), so tract optimises a
-//! single plan per image size, and tract's tiles run on all cores at once.
+//! single plan per image size, and tract's tiles run side by side on its threads.
 
 mod attributes;
 pub mod builtin;
@@ -38,6 +38,8 @@ pub struct SrModel {
     pub radius: usize,
     pub metadata: crate::onnx::Metadata,
     pub runtime: Runtime,
+    /// Threads the runtime runs on (0: all cores).
+    threads: usize,
     bytes: Vec<u8>,
     ort: Option<OrtModel>,
     /// tract plans by input size; tract optimises for concrete shapes.
@@ -90,6 +92,7 @@ impl SrModel {
             radius: sig.radius,
             metadata: sig.metadata,
             runtime,
+            threads,
             bytes,
             ort,
             plans: vec![],
@@ -148,7 +151,7 @@ impl SrModel {
         if self.plans.len() >= 8 {
             self.plans.remove(0);
         }
-        let plan = Arc::new(TractModel::new(&self.bytes, &[&[1, 3, h, w]])?);
+        let plan = Arc::new(TractModel::with_threads(&self.bytes, &[&[1, 3, h, w]], self.threads)?);
         self.plans.push(([h, w], plan.clone()));
         Ok(plan)
     }
@@ -195,18 +198,21 @@ impl SrModel {
         let tiles = self.tiles(h, w, tile);
         let window = |t: &Tile| to_nchw(&lr.slice(s![t.y..t.y + t.h, t.x..t.x + t.w, ..]).to_owned());
         let outputs: Vec<Array4<f32>> = match self.runtime {
-            // Tiles have one size: one plan, shared by the threads.
+            // Tiles have one size: one plan, shared by the threads, which run tiles side by
+            // side and split each tile's products among them when some are idle.
             Runtime::Tract => {
                 let plan = self.tract_plan(tiles[0].h, tiles[0].w)?;
                 let name = &self.name;
-                tiles
-                    .par_iter()
-                    .map(|t| {
-                        let y = plan.run(vec![window(t).into_dyn()])?.remove(0);
-                        on_tile();
-                        as_image(y, name)
-                    })
-                    .collect::<Result<_>>()?
+                crate::runtime::tract::on_threads(self.threads, || {
+                    tiles
+                        .par_iter()
+                        .map(|t| {
+                            let y = plan.run(vec![window(t).into_dyn()])?.remove(0);
+                            on_tile();
+                            as_image(y, name)
+                        })
+                        .collect::<Result<_>>()
+                })??
             }
             Runtime::Ort(_) => tiles
                 .iter()

@@ -6,10 +6,12 @@ mod graph;
 mod metadata;
 mod ops;
 pub mod pb;
+pub mod precision;
 mod tensor;
 
 pub use attributes::Attributes;
 pub use metadata::{Metadata, Provenance};
+pub use precision::Precision;
 pub use tensor::{tensor_from_proto, tensor_to_proto};
 
 pub use graph::{graph_from_proto, graph_to_proto};

@@ -42,7 +42,7 @@ pub fn median_run_time(
 ) -> Result<f64> {
     match runtime {
         Runtime::Ort(device) => ort::median_run_time(onnx, inputs, device, threads, runs),
-        Runtime::Tract => tract::median_run_time(onnx, inputs, runs),
+        Runtime::Tract => tract::median_run_time(onnx, inputs, threads, runs),
     }
 }
 
@@ -52,7 +52,7 @@ pub fn median_run_time(
 pub fn run_once(runtime: Runtime, onnx: &[u8], inputs: Vec<ArrayD<f32>>, threads: usize) -> Result<Vec<ArrayD<f32>>> {
     match runtime {
         Runtime::Ort(device) => ort::run_once(onnx, inputs, device, threads),
-        Runtime::Tract => tract::run_once(onnx, inputs),
+        Runtime::Tract => tract::run_once_on(onnx, inputs, threads),
     }
 }
 

@@ -1,29 +1,41 @@
 //! tract: loads an ONNX file and runs it, optimised for the concrete input
-//! shapes it will see (about 4x faster than keeping H and W symbolic).
+//! shapes it will see (about 4x faster than keeping H and W symbolic), on as
+//! many threads as it is given (`--threads`; its matrix products, convolutions
+//! and element-wise ops split across a rayon pool).
 
 use super::guarded;
 use crate::compiler::state;
 use anyhow::{Context, Result};
 use ndarray::ArrayD;
+use rayon::ThreadPool;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tract_onnx::prelude::multithread::Executor;
 use tract_onnx::prelude::*;
 
 pub struct TractModel {
-    plan: std::sync::Arc<TypedSimplePlan>,
+    plan: Arc<TypedSimplePlan>,
 }
 
 impl TractModel {
-    /// Prepare `onnx` (the bytes of a `.onnx` file) for f32 inputs of these shapes.
+    /// Prepare `onnx` (the bytes of a `.onnx` file) for f32 inputs of these shapes, to run on one thread.
     pub fn new(onnx: &[u8], input_shapes: &[&[usize]]) -> Result<TractModel> {
+        Self::with_threads(onnx, input_shapes, 1)
+    }
+
+    /// As `new`, to run on `threads` threads (0: all cores).
+    pub fn with_threads(onnx: &[u8], input_shapes: &[&[usize]], threads: usize) -> Result<TractModel> {
         Self::planned(
             onnx,
             input_shapes.iter().map(|s| f32::fact(s.to_vec()).into()).collect(),
+            threads,
         )
     }
 
-    /// As `new`, for the shapes of these inputs.
-    pub fn for_inputs(onnx: &[u8], inputs: &[ArrayD<f32>]) -> Result<TractModel> {
+    /// As `with_threads`, for the shapes of these inputs.
+    pub fn for_inputs(onnx: &[u8], inputs: &[ArrayD<f32>], threads: usize) -> Result<TractModel> {
         let shapes: Vec<&[usize]> = inputs.iter().map(|a| a.shape()).collect();
-        TractModel::new(onnx, &shapes)
+        TractModel::with_threads(onnx, &shapes, threads)
     }
 
     /// As `new`, for a double-precision model (`Model::to_bytes_f64`).
@@ -31,10 +43,15 @@ impl TractModel {
         Self::planned(
             onnx,
             input_shapes.iter().map(|s| f64::fact(s.to_vec()).into()).collect(),
+            1,
         )
     }
 
-    fn planned(onnx: &[u8], inputs: Vec<InferenceFact>) -> Result<TractModel> {
+    fn planned(onnx: &[u8], inputs: Vec<InferenceFact>, threads: usize) -> Result<TractModel> {
+        let options = RunOptions {
+            executor: Some(executor(threads)?),
+            ..RunOptions::default()
+        };
         guarded("tract", "load the model", || {
             let mut model = tract_onnx::onnx()
                 .model_for_read(&mut &onnx[..])
@@ -45,7 +62,7 @@ impl TractModel {
             let plan = model
                 .into_optimized()
                 .context("tract could not optimise the graph")?
-                .into_runnable()
+                .into_runnable_with_options(&options)
                 .context("tract could not plan the graph")?;
             Ok(TractModel { plan })
         })
@@ -74,9 +91,57 @@ impl TractModel {
     }
 }
 
-/// Load and run once: for one-off checks.
+/// Load and run once on one thread: for one-off checks.
 pub fn run_once(onnx: &[u8], inputs: Vec<ArrayD<f32>>) -> Result<Vec<ArrayD<f32>>> {
-    TractModel::for_inputs(onnx, &inputs)?.run(inputs)
+    run_once_on(onnx, inputs, 1)
+}
+
+/// As `run_once`, on `threads` threads (0: all cores).
+pub fn run_once_on(onnx: &[u8], inputs: Vec<ArrayD<f32>>, threads: usize) -> Result<Vec<ArrayD<f32>>> {
+    TractModel::for_inputs(onnx, &inputs, threads)?.run(inputs)
+}
+
+/// The rayon pool of `threads` threads (0: None, rayon's global pool, one thread per
+/// core). One per count, made on first use and shared by every plan of the process:
+/// a plan per tile size or picture size must not each start threads of their own.
+fn pool(threads: usize) -> Result<Option<Arc<ThreadPool>>> {
+    static POOLS: Mutex<Option<HashMap<usize, Arc<ThreadPool>>>> = Mutex::new(None);
+    if threads == 0 {
+        return Ok(None);
+    }
+    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    let pools = pools.get_or_insert_with(HashMap::new);
+    if let Some(p) = pools.get(&threads) {
+        return Ok(Some(p.clone()));
+    }
+    let p = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("tract-{i}"))
+        .build()
+        .with_context(|| format!("cannot start {threads} threads for tract"))?;
+    let p = Arc::new(p);
+    pools.insert(threads, p.clone());
+    Ok(Some(p))
+}
+
+/// How tract splits a plan's work over `threads` threads (0: all cores). A plan run
+/// inside `on_threads` with the same count nests in the same pool, so tiles run side
+/// by side and the products inside each share the same threads rather than adding more.
+fn executor(threads: usize) -> Result<Executor> {
+    Ok(match pool(threads)? {
+        None => Executor::RayonGlobal,
+        Some(p) if p.current_num_threads() == 1 => Executor::SingleThread,
+        Some(p) => Executor::MultiThread(p),
+    })
+}
+
+/// Run `work`, whose rayon parallel iterators (tiles, say) then use `threads` threads
+/// (0: all cores), the pool tract's plans made with that count use.
+pub fn on_threads<R: Send>(threads: usize, work: impl FnOnce() -> R + Send) -> Result<R> {
+    Ok(match pool(threads)? {
+        None => work(),
+        Some(p) => p.install(work),
+    })
 }
 
 /// Runs a train-step graph (see `compiler`) step after step in tract, keeping
@@ -91,7 +156,13 @@ pub struct TractTrainer {
 }
 
 impl TractTrainer {
+    /// A trainer that runs `step` on one thread.
     pub fn new(step: &crate::ir::Graph) -> Result<TractTrainer> {
+        Self::with_threads(step, 1)
+    }
+
+    /// A trainer that runs `step` on `threads` threads (0: all cores).
+    pub fn with_threads(step: &crate::ir::Graph, threads: usize) -> Result<TractTrainer> {
         let (lifted, values) = step.lift_values();
         let data_shapes: Vec<Vec<usize>> = step
             .inputs
@@ -112,7 +183,7 @@ impl TractTrainer {
         shapes.extend(values.iter().map(|(_, t)| t.shape().to_vec()));
         let refs: Vec<&[usize]> = shapes.iter().map(|s| s.as_slice()).collect();
         let bytes = crate::onnx::Model::new(lifted.clone(), vec![]).to_bytes("train_step")?;
-        let model = TractModel::new(&bytes, &refs)?;
+        let model = TractModel::with_threads(&bytes, &refs, threads)?;
         let feed = values
             .iter()
             .map(|(name, _)| {
@@ -174,9 +245,9 @@ impl super::Trainer for TractTrainer {
     }
 }
 
-/// As `ort::median_run_time`, in tract.
-pub fn median_run_time(onnx: &[u8], inputs: &[ArrayD<f32>], runs: usize) -> Result<f64> {
-    let model = TractModel::for_inputs(onnx, inputs)?;
+/// As `ort::median_run_time`, in tract on `threads` threads (0: all cores).
+pub fn median_run_time(onnx: &[u8], inputs: &[ArrayD<f32>], threads: usize, runs: usize) -> Result<f64> {
+    let model = TractModel::for_inputs(onnx, inputs, threads)?;
     super::median_seconds(runs, || {
         model.run(inputs.to_vec())?;
         Ok(())

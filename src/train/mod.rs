@@ -315,6 +315,6 @@ fn make_trainer<'a>(
         (Engine::TrainingApi(device), _) => {
             crate::runtime::training_api_trainer(crate::ortapi::artefacts(c, t, None)?, device, r.threads)?
         }
-        (Engine::Runtime(Runtime::Tract), _) => Box::new(TractTrainer::new(&graphs.train_step)?),
+        (Engine::Runtime(Runtime::Tract), _) => Box::new(TractTrainer::with_threads(&graphs.train_step, r.threads)?),
     })
 }

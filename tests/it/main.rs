@@ -21,6 +21,7 @@ mod ort_checkpoint;
 mod ort_training;
 mod ort_training_engine;
 mod params;
+mod precision;
 mod roundtrip;
 mod slurm;
 mod study;
