@@ -146,25 +146,14 @@ fn swap_within_groups(e: &mut Emitter, w: Outlet, shape: &ConvShape) -> Result<O
     if shape.group == 1 {
         return e.op(Op::Transpose { perm: vec![1, 0, 2, 3] }, &[w]);
     }
-    let [o, ig, kh, kw] = shape.w.map(|d| d as i64);
-    let g = shape.group as i64;
-    let split = e.op(
-        Op::Reshape {
-            shape: vec![g, o / g, ig, kh, kw],
-        },
-        &[w],
-    )?;
-    let swapped = e.op(
-        Op::Transpose {
-            perm: vec![0, 2, 1, 3, 4],
-        },
-        &[split],
-    )?;
-    e.op(
-        Op::Reshape {
-            shape: vec![g * ig, o / g, kh, kw],
-        },
-        &[swapped],
+    let [o, ig, kh, kw] = shape.w;
+    let g = shape.group;
+    rearrange(
+        e,
+        w,
+        &[g, o / g, ig, kh, kw],
+        &[0, 2, 1, 3, 4],
+        &[g * ig, o / g, kh, kw],
     )
 }
 
@@ -187,60 +176,17 @@ pub fn weight_grad(e: &mut Emitter, x: Outlet, dy: Outlet, shape: &ConvShape, sp
             &[dw],
         );
     }
-    let shift_input = spelling == WeightGrad::ShiftInput;
-    let (xs, ys) = (e.shape(x)?, e.shape(dy)?);
-    let [pt, pl, pb, pr] = pads;
-    if shift_input {
-        // Tap (ky, kx) of x_pad, the size of dy: [N, taps * I, Ho, Wo].
-        let xp = e.op(
-            Op::Pad {
-                pads: vec![0, 0, pt, pl, 0, 0, pb, pr],
-            },
-            &[x],
-        )?;
-        let cols = shifted(e, xp, kh, kw, ys[2], ys[3], |k, _| k)?;
-        let colsf = flatten_spatial(e, cols)?;
+    let shift_x = spelling == WeightGrad::ShiftInput;
+    let cols = shifted(e, x, dy, shape, shift_x)?;
+    let colsf = flatten_spatial(e, cols)?;
+    if shift_x {
         let dyf = flatten_spatial(e, dy)?;
         let dw = contract(e, colsf, dyf)?; // [taps * I, O], row = tap * I + i
-        let dw = e.op(
-            Op::Reshape {
-                shape: vec![taps as i64, i as i64, o as i64],
-            },
-            &[dw],
-        )?;
-        let dw = e.op(Op::Transpose { perm: vec![2, 1, 0] }, &[dw])?;
-        e.op(
-            Op::Reshape {
-                shape: vec![o as i64, i as i64, kh as i64, kw as i64],
-            },
-            &[dw],
-        )
+        rearrange(e, dw, &[taps, i, o], &[2, 1, 0], &[o, i, kh, kw])
     } else {
-        // Substituting h' = h + ky - pt: dW[o, i, ky, kx] = sum x[i, h'] dy[o, h' - ky + pt],
-        // so shift dy instead, padded by k - 1 - p, tap (ky, kx) starting at k - 1 - ky.
-        let dyp = e.op(
-            Op::Pad {
-                pads: vec![0, 0, kh - 1 - pt, kw - 1 - pl, 0, 0, kh - 1 - pb, kw - 1 - pr],
-            },
-            &[dy],
-        )?;
-        let cols = shifted(e, dyp, kh, kw, xs[2], xs[3], |k, size| size - 1 - k)?;
-        let colsf = flatten_spatial(e, cols)?;
         let xf = flatten_spatial(e, x)?;
         let dw = contract(e, colsf, xf)?; // [taps * O, I], row = tap * O + o
-        let dw = e.op(
-            Op::Reshape {
-                shape: vec![taps as i64, o as i64, i as i64],
-            },
-            &[dw],
-        )?;
-        let dw = e.op(Op::Transpose { perm: vec![1, 2, 0] }, &[dw])?;
-        e.op(
-            Op::Reshape {
-                shape: vec![o as i64, i as i64, kh as i64, kw as i64],
-            },
-            &[dw],
-        )
+        rearrange(e, dw, &[taps, o, i], &[1, 2, 0], &[o, i, kh, kw])
     }
 }
 
@@ -257,95 +203,41 @@ fn grouped_weight_grad(
 ) -> Result<Outlet> {
     let [o, ig, kh, kw] = shape.w;
     let (g, taps) = (shape.group, kh * kw);
-    let [pt, pl, pb, pr] = shape.pads;
     let pointwise = shape.is_pointwise();
     // A 1x1 conv has nothing to shift: its columns are x itself.
     let shift_x = spelling == WeightGrad::ShiftInput || pointwise;
     if ig == 1 {
         return one_channel_groups_weight_grad(e, x, dy, shape, shift_x);
     }
-    let (cols, other, cols_group, other_group) = if shift_x {
-        let ys = e.shape(dy)?;
-        let cols = if pointwise {
-            x
-        } else {
-            let xp = e.op(
-                Op::Pad {
-                    pads: vec![0, 0, pt, pl, 0, 0, pb, pr],
-                },
-                &[x],
-            )?;
-            shifted(e, xp, kh, kw, ys[2], ys[3], |k, _| k)?
-        };
-        (cols, dy, ig, o / g)
-    } else {
-        let xs = e.shape(x)?;
-        let dyp = e.op(
-            Op::Pad {
-                pads: vec![0, 0, kh - 1 - pt, kw - 1 - pl, 0, 0, kh - 1 - pb, kw - 1 - pr],
-            },
-            &[dy],
-        )?;
-        (shifted(e, dyp, kh, kw, xs[2], xs[3], |k, size| size - 1 - k)?, x, o / g, ig)
+    let (cols, other, cols_group, other_group) = match (shift_x, pointwise) {
+        (true, true) => (x, dy, ig, o / g),
+        (true, false) => (shifted(e, x, dy, shape, true)?, dy, ig, o / g),
+        (false, _) => (shifted(e, x, dy, shape, false)?, x, o / g, ig),
     };
     let (n, l) = {
         let s = e.shape(cols)?;
         (s[0], s[2] * s[3])
     };
-    let i64s = |v: &[usize]| v.iter().map(|&d| d as i64).collect::<Vec<_>>();
     // [N, taps, G, P, L] -> [G, taps, P, N, L] -> [G, taps * P, N * L]
-    let cols = e.op(
-        Op::Reshape {
-            shape: i64s(&[n, taps, g, cols_group, l]),
-        },
-        &[cols],
-    )?;
-    let cols = e.op(
-        Op::Transpose {
-            perm: vec![2, 1, 3, 0, 4],
-        },
-        &[cols],
-    )?;
-    let cols = e.op(
-        Op::Reshape {
-            shape: i64s(&[g, taps * cols_group, n * l]),
-        },
-        &[cols],
+    let cols = rearrange(
+        e,
+        cols,
+        &[n, taps, g, cols_group, l],
+        &[2, 1, 3, 0, 4],
+        &[g, taps * cols_group, n * l],
     )?;
     // [N, G, Q, L] -> [G, N, L, Q] -> [G, N * L, Q]
-    let other = e.op(
-        Op::Reshape {
-            shape: i64s(&[n, g, other_group, l]),
-        },
-        &[other],
-    )?;
-    let other = e.op(Op::Transpose { perm: vec![1, 0, 3, 2] }, &[other])?;
-    let other = e.op(
-        Op::Reshape {
-            shape: i64s(&[g, n * l, other_group]),
-        },
-        &[other],
+    let other = rearrange(
+        e,
+        other,
+        &[n, g, other_group, l],
+        &[1, 0, 3, 2],
+        &[g, n * l, other_group],
     )?;
     let dw = e.op(Op::MatMul, &[cols, other])?; // [G, taps * P, Q]
-    let dw = e.op(
-        Op::Reshape {
-            shape: i64s(&[g, taps, cols_group, other_group]),
-        },
-        &[dw],
-    )?;
-    // To [G, O/G, I/G, taps]: P is I/G when x was shifted, O/G when dy was.
-    let perm = if shift_x {
-        vec![0, 3, 2, 1]
-    } else {
-        vec![0, 2, 3, 1]
-    };
-    let dw = e.op(Op::Transpose { perm }, &[dw])?;
-    e.op(
-        Op::Reshape {
-            shape: i64s(&[o, ig, kh, kw]),
-        },
-        &[dw],
-    )
+                                                // To [G, O/G, I/G, taps]: P is I/G when x was shifted, O/G when dy was.
+    let perm: &[usize] = if shift_x { &[0, 3, 2, 1] } else { &[0, 2, 3, 1] };
+    rearrange(e, dw, &[g, taps, cols_group, other_group], perm, &[o, ig, kh, kw])
 }
 
 /// dW of a conv whose groups each see one input channel (depthwise, with or without a
@@ -364,27 +256,9 @@ fn one_channel_groups_weight_grad(
 ) -> Result<Outlet> {
     let [o, _, kh, kw] = shape.w;
     let (g, m) = (shape.group, o / shape.group);
-    let [pt, pl, pb, pr] = shape.pads;
     let i64s = |v: &[usize]| v.iter().map(|&d| d as i64).collect::<Vec<_>>();
-    let (windows, other, p, q) = if shift_x {
-        let ys = e.shape(dy)?;
-        let xp = e.op(
-            Op::Pad {
-                pads: vec![0, 0, pt, pl, 0, 0, pb, pr],
-            },
-            &[x],
-        )?;
-        (windows(e, xp, kh, kw, ys[2], ys[3], |k, _| k)?, dy, 1, m)
-    } else {
-        let xs = e.shape(x)?;
-        let dyp = e.op(
-            Op::Pad {
-                pads: vec![0, 0, kh - 1 - pt, kw - 1 - pl, 0, 0, kh - 1 - pb, kw - 1 - pr],
-            },
-            &[dy],
-        )?;
-        (windows(e, dyp, kh, kw, xs[2], xs[3], |k, size| size - 1 - k)?, x, m, 1)
-    };
+    let windows = windows(e, x, dy, shape, shift_x)?;
+    let (other, p, q) = if shift_x { (dy, 1, m) } else { (x, m, 1) };
     // Depthwise proper (M = 1): same shapes, no reshape; the taps land on axis 2 of [1, G, taps, 1].
     let split = m > 1;
     let s = e.shape(other)?;
@@ -422,32 +296,24 @@ fn one_channel_groups_weight_grad(
     )
 }
 
-/// The k*k windows of `padded` of size h x w, tap (ky, kx) starting at
-/// `start(ky, kh), start(kx, kw)`, concatenated over channels.
-fn shifted(
-    e: &mut Emitter,
-    padded: Outlet,
-    kh: usize,
-    kw: usize,
-    h: usize,
-    w: usize,
-    start: impl Fn(usize, usize) -> usize,
-) -> Result<Outlet> {
-    let windows = windows(e, padded, kh, kw, h, w, start)?;
-    e.op(Op::Concat { axis: 1 }, &windows)
-}
+/// Where tap k of a kernel of `size` taps starts in the padded operand.
+type TapStart = fn(usize, usize) -> usize;
 
-/// The k*k windows of `padded` of size h x w, tap (ky, kx) starting at
-/// `start(ky, kh), start(kx, kw)`, in tap order.
-fn windows(
-    e: &mut Emitter,
-    padded: Outlet,
-    kh: usize,
-    kw: usize,
-    h: usize,
-    w: usize,
-    start: impl Fn(usize, usize) -> usize,
-) -> Result<Vec<Outlet>> {
+/// The k*k windows of the shifted operand of a weight gradient, in tap order: x
+/// padded as the conv pads it, windows the size of dy (tap (ky, kx) starting at ky, kx);
+/// or, with `shift_x` false, dy padded by k - 1 - p, windows the size of x (tap (ky, kx)
+/// starting at k - 1 - ky): substituting h' = h + ky - pt, dW[o, i, ky, kx] =
+/// sum x[i, h'] dy[o, h' - ky + pt].
+fn windows(e: &mut Emitter, x: Outlet, dy: Outlet, shape: &ConvShape, shift_x: bool) -> Result<Vec<Outlet>> {
+    let [_, _, kh, kw] = shape.w;
+    let [pt, pl, pb, pr] = shape.pads;
+    let (padded, size, start): (Outlet, Vec<usize>, TapStart) = if shift_x {
+        let pads = vec![0, 0, pt, pl, 0, 0, pb, pr];
+        (e.op(Op::Pad { pads }, &[x])?, e.shape(dy)?, |k, _| k)
+    } else {
+        let pads = vec![0, 0, kh - 1 - pt, kw - 1 - pl, 0, 0, kh - 1 - pb, kw - 1 - pr];
+        (e.op(Op::Pad { pads }, &[dy])?, e.shape(x)?, |k, size| size - 1 - k)
+    };
     let mut windows = Vec::with_capacity(kh * kw);
     for ky in 0..kh {
         for kx in 0..kw {
@@ -455,12 +321,27 @@ fn windows(
             let slice = Op::Slice {
                 axes: vec![2, 3],
                 starts: vec![y0, x0],
-                ends: vec![y0 + h, x0 + w],
+                ends: vec![y0 + size[2], x0 + size[3]],
             };
             windows.push(e.op(slice, &[padded])?);
         }
     }
     Ok(windows)
+}
+
+/// The windows concatenated over channels: [N, taps * C, h, w], row = tap * C + c.
+fn shifted(e: &mut Emitter, x: Outlet, dy: Outlet, shape: &ConvShape, shift_x: bool) -> Result<Outlet> {
+    let windows = windows(e, x, dy, shape, shift_x)?;
+    e.op(Op::Concat { axis: 1 }, &windows)
+}
+
+/// `t` seen as `split`, its axes permuted by `perm`, seen as `merged`: how the gradients
+/// move a group or tap axis past the others.
+fn rearrange(e: &mut Emitter, t: Outlet, split: &[usize], perm: &[usize], merged: &[usize]) -> Result<Outlet> {
+    let i64s = |v: &[usize]| v.iter().map(|&d| d as i64).collect::<Vec<_>>();
+    let t = e.op(Op::Reshape { shape: i64s(split) }, &[t])?;
+    let t = e.op(Op::Transpose { perm: perm.to_vec() }, &[t])?;
+    e.op(Op::Reshape { shape: i64s(merged) }, &[t])
 }
 
 /// [N, C, H, W] -> [N, C, H * W]

@@ -60,11 +60,9 @@ impl ConvKind {
                          inverted-residual"
                     )
                 };
-                let g: usize = g
-                    .parse()
-                    .ok()
-                    .filter(|&g| g >= 2)
-                    .with_context(|| format!("'{s}': the group count must be a whole number of at least 2, as in group:4"))?;
+                let g: usize = g.parse().ok().filter(|&g| g >= 2).with_context(|| {
+                    format!("'{s}': the group count must be a whole number of at least 2, as in group:4")
+                })?;
                 ConvKind::Group(g)
             }
         })
@@ -126,7 +124,10 @@ mod tests {
 
     #[test]
     fn names_read_back() -> Result<()> {
-        for k in ConvKind::STUDY.into_iter().chain([ConvKind::Group(2), ConvKind::Group(16)]) {
+        for k in ConvKind::STUDY
+            .into_iter()
+            .chain([ConvKind::Group(2), ConvKind::Group(16)])
+        {
             assert_eq!(ConvKind::parse(&k.name())?, k);
         }
         for bad in ["group", "group:1", "group:x", "lowrank", ""] {

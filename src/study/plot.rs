@@ -37,7 +37,11 @@ fn panel(area: &Area, caption: &str, x_desc: &str, series: &[Series], reference:
     let (y0, y1) = ys.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
     // Single points (one per series) are scattered where the legend would sit: keep the
     // right third free for it.
-    let room = if series.iter().all(|s| s.2.len() == 1) { 0.6 } else { 0.05 };
+    let room = if series.iter().all(|s| s.2.len() == 1) {
+        0.6
+    } else {
+        0.05
+    };
     let (x0, x1) = if x0 < x1 {
         (x0 - (x1 - x0) * 0.05, x1 + (x1 - x0) * room)
     } else {
@@ -120,85 +124,78 @@ pub fn curves_by_blocks(path: &Path, results: &[RunResult]) -> Result<()> {
 
 /// Validation PSNR against steps, one line per normalisation.
 pub fn curves_by_norm(path: &Path, results: &[RunResult]) -> Result<()> {
-    save(path, (800, 500), |root| {
-        let series: Vec<_> = results
-            .iter()
-            .map(|r| (format!("{} norm", r.norm), colour(&r.norm), curve(r)))
-            .collect();
-        let title = results.first().map_or(String::new(), |r| {
-            format!("{}, {} blocks: normalisation", display_name(&r.arch), r.blocks)
-        });
-        panel(
-            root,
-            &title,
-            "step",
-            &series,
-            results.first().map(|r| ("bicubic", r.bicubic_psnr_y)),
-        )
-    })
+    let series: Vec<_> = results
+        .iter()
+        .map(|r| (format!("{} norm", r.norm), colour(&r.norm), curve(r)))
+        .collect();
+    let title = results.first().map_or(String::new(), |r| {
+        format!("{}, {} blocks: normalisation", display_name(&r.arch), r.blocks)
+    });
+    one_panel(path, &title, "step", &series, results)
 }
 
 /// Validation PSNR against steps, one line per block kind.
 pub fn curves_by_conv(path: &Path, results: &[RunResult]) -> Result<()> {
-    save(path, (800, 500), |root| {
-        let series: Vec<_> = results
-            .iter()
-            .map(|r| (r.conv.clone(), colour(&r.conv), curve(r)))
-            .collect();
-        let title = results.first().map_or(String::new(), |r| {
-            format!("WDSR-B, {} blocks, equal parameters: block kind", r.blocks)
-        });
-        panel(
-            root,
-            &title,
-            "step",
-            &series,
-            results.first().map(|r| ("bicubic", r.bicubic_psnr_y)),
-        )
-    })
+    let series: Vec<_> = results
+        .iter()
+        .map(|r| (r.conv.clone(), colour(&r.conv), curve(r)))
+        .collect();
+    let title = results.first().map_or(String::new(), |r| {
+        format!("WDSR-B, {} blocks, equal parameters: block kind", r.blocks)
+    });
+    one_panel(path, &title, "step", &series, results)
 }
 
 /// Final PSNR against `x` (parameters, or multiply-adds), one point per block kind.
 pub fn conv_against(path: &Path, results: &[RunResult], x_desc: &str, x: impl Fn(&RunResult) -> f64) -> Result<()> {
-    save(path, (800, 500), |root| {
-        let series: Vec<_> = results
-            .iter()
-            .map(|r| (r.conv.clone(), colour(&r.conv), vec![(x(r), r.psnr_y)]))
-            .collect();
-        panel(
-            root,
-            &format!("validation PSNR against {x_desc}"),
-            x_desc,
-            &series,
-            results.first().map(|r| ("bicubic", r.bicubic_psnr_y)),
-        )
-    })
+    let series: Vec<_> = results
+        .iter()
+        .map(|r| (r.conv.clone(), colour(&r.conv), vec![(x(r), r.psnr_y)]))
+        .collect();
+    one_panel(
+        path,
+        &format!("validation PSNR against {x_desc}"),
+        x_desc,
+        &series,
+        results,
+    )
 }
 
 /// Final PSNR against `x` (parameters, or blocks), one line per architecture.
 pub fn psnr_against(path: &Path, results: &[RunResult], x_desc: &str, x: impl Fn(&RunResult) -> f64) -> Result<()> {
+    let mut archs: Vec<&str> = results.iter().map(|r| r.arch.as_str()).collect();
+    archs.dedup();
+    archs.sort();
+    archs.dedup();
+    let series: Vec<_> = archs
+        .iter()
+        .map(|a| {
+            let mut pts: Vec<(f64, f64)> = results
+                .iter()
+                .filter(|r| r.arch == *a)
+                .map(|r| (x(r), r.psnr_y))
+                .collect();
+            pts.sort_by(|p, q| p.0.total_cmp(&q.0));
+            (display_name(a), colour(a), pts)
+        })
+        .collect();
+    one_panel(
+        path,
+        &format!("validation PSNR against {x_desc}"),
+        x_desc,
+        &series,
+        results,
+    )
+}
+
+/// One panel of `series` in its own file, with the runs' bicubic PSNR as the reference line.
+fn one_panel(path: &Path, title: &str, x_desc: &str, series: &[Series], results: &[RunResult]) -> Result<()> {
     save(path, (800, 500), |root| {
-        let mut archs: Vec<&str> = results.iter().map(|r| r.arch.as_str()).collect();
-        archs.dedup();
-        archs.sort();
-        archs.dedup();
-        let series: Vec<_> = archs
-            .iter()
-            .map(|a| {
-                let mut pts: Vec<(f64, f64)> = results
-                    .iter()
-                    .filter(|r| r.arch == *a)
-                    .map(|r| (x(r), r.psnr_y))
-                    .collect();
-                pts.sort_by(|p, q| p.0.total_cmp(&q.0));
-                (display_name(a), colour(a), pts)
-            })
-            .collect();
         panel(
             root,
-            &format!("validation PSNR against {x_desc}"),
+            title,
             x_desc,
-            &series,
+            series,
             results.first().map(|r| ("bicubic", r.bicubic_psnr_y)),
         )
     })
