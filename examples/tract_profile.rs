@@ -30,19 +30,9 @@ fn main() -> Result<()> {
     };
     let step = compile(&cfg, &t)?.train_step;
     // The state as inputs, as srgraph's tract trainer feeds it.
-    let (lifted, values) = step.lift_values();
-    let mut shapes = step
-        .inputs
-        .iter()
-        .map(|&i| {
-            step.nodes[i].outputs[0]
-                .shape
-                .iter()
-                .map(|d| d.known().context("fixed shapes"))
-                .collect()
-        })
-        .collect::<Result<Vec<Vec<usize>>>>()?;
-    shapes.extend(values.iter().map(|(_, t)| t.shape().to_vec()));
+    let srgraph::runtime::tract::LiftedStep {
+        graph: lifted, shapes, ..
+    } = srgraph::runtime::tract::lifted_step(&step)?;
     let bytes = srgraph::onnx::Model::new(lifted, vec![]).to_bytes("train_step")?;
     let mut model = tract_onnx::onnx().model_for_read(&mut &bytes[..])?;
     for (i, s) in shapes.iter().enumerate() {

@@ -163,24 +163,11 @@ impl TractTrainer {
 
     /// A trainer that runs `step` on `threads` threads (0: all cores).
     pub fn with_threads(step: &crate::ir::Graph, threads: usize) -> Result<TractTrainer> {
-        let (lifted, values) = step.lift_values();
-        let data_shapes: Vec<Vec<usize>> = step
-            .inputs
-            .iter()
-            .map(|&i| {
-                step.nodes[i].outputs[0]
-                    .shape
-                    .iter()
-                    .map(|d| d.known().context("a train step has fixed shapes"))
-                    .collect()
-            })
-            .collect::<Result<_>>()?;
-        anyhow::ensure!(
-            data_shapes.len() == 4,
-            "a train step takes lr, hr, learning_rate and step before its state"
-        );
-        let mut shapes = data_shapes;
-        shapes.extend(values.iter().map(|(_, t)| t.shape().to_vec()));
+        let LiftedStep {
+            graph: lifted,
+            values,
+            shapes,
+        } = lifted_step(step)?;
         let refs: Vec<&[usize]> = shapes.iter().map(|s| s.as_slice()).collect();
         let bytes = crate::onnx::Model::new(lifted.clone(), vec![]).to_bytes("train_step")?;
         let model = TractModel::with_threads(&bytes, &refs, threads)?;
@@ -206,6 +193,39 @@ impl TractTrainer {
             feed,
         })
     }
+}
+
+/// A train step as tract is fed it: the graph with its state lifted to inputs (after
+/// lr, hr, learning_rate and step), the state's values, and every input's shape.
+pub struct LiftedStep {
+    pub graph: crate::ir::Graph,
+    pub values: Vec<(String, crate::ir::Tensor)>,
+    pub shapes: Vec<Vec<usize>>,
+}
+
+pub fn lifted_step(step: &crate::ir::Graph) -> Result<LiftedStep> {
+    let (lifted, values) = step.lift_values();
+    let mut shapes: Vec<Vec<usize>> = step
+        .inputs
+        .iter()
+        .map(|&i| {
+            step.nodes[i].outputs[0]
+                .shape
+                .iter()
+                .map(|d| d.known().context("a train step has fixed shapes"))
+                .collect()
+        })
+        .collect::<Result<_>>()?;
+    anyhow::ensure!(
+        shapes.len() == 4,
+        "a train step takes lr, hr, learning_rate and step before its state"
+    );
+    shapes.extend(values.iter().map(|(_, t)| t.shape().to_vec()));
+    Ok(LiftedStep {
+        graph: lifted,
+        values,
+        shapes,
+    })
 }
 
 impl super::Trainer for TractTrainer {
