@@ -24,9 +24,13 @@ fn main() {
         })
         .collect();
     let out = Path::new(&env::var("OUT_DIR").unwrap()).join("presets.rs");
+    // A new file renamed into place, never the old one rewritten: a build folder copied
+    // with hard links (`cp -al`) shares the old file's bytes with its original.
+    let tmp = out.with_extension("rs.tmp");
     fs::write(
-        out,
+        &tmp,
         format!("pub static PRESET_FILES: &[(&str, &str)] = &[\n{entries}];\n"),
     )
     .unwrap();
+    fs::rename(tmp, out).unwrap();
 }

@@ -72,7 +72,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
     let precision = Precision::of(g);
     writeln!(out, "precision   {} ({})", precision.name(), precision.describe())?;
     // srgraph's IR reads the ops srgraph writes, in float32; any other graph, and srgraph's
-    // float16 files, are shown as ONNX nodes.
+    // float16 and int8 files, are shown as ONNX nodes.
     match (proto.producer_name == crate::onnx::PRODUCER, precision) {
         (true, Precision::Fp32) => match Model::from_bytes(&bytes) {
             Ok(model) => describe_ir(&mut out, &model)?,
@@ -84,7 +84,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
                 describe_proto(&mut out, g)?;
             }
         },
-        (true, Precision::Fp16) => describe_proto(&mut out, g)?,
+        (true, Precision::Fp16 | Precision::Int8) => describe_proto(&mut out, g)?,
         (false, _) => {
             writeln!(out, "note        not made by srgraph: showing its ONNX structure")?;
             describe_proto(&mut out, g)?;

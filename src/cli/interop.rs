@@ -4,11 +4,13 @@
 
 use crate::interop::{self, ExportLayout, Hints, Layout};
 use crate::models::{describe, Arch};
-use crate::onnx::{pb, precision, Metadata, Precision};
+use crate::eval::calibrate;
+use crate::onnx::{pb, precision, quantize, Metadata, Precision};
 use crate::util::{check_output, write_output};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use prost::Message;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 /// What the user says about a checkpoint: what detection must find, and what the
@@ -170,6 +172,8 @@ pub enum PrecisionArg {
     Fp32,
     /// float16 weights and arithmetic; the input and output stay float32.
     Fp16,
+    /// int8 weights and activations in the body, in QDQ form (needs --calibrate).
+    Int8,
 }
 
 impl From<PrecisionArg> for Precision {
@@ -177,6 +181,52 @@ impl From<PrecisionArg> for Precision {
         match p {
             PrecisionArg::Fp32 => Precision::Fp32,
             PrecisionArg::Fp16 => Precision::Fp16,
+            PrecisionArg::Int8 => Precision::Int8,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CalibrationArg {
+    /// The smallest and largest value each activation took: nothing clipped.
+    MinMax,
+    /// The --percentile-th percentile of each activation's values: rare outliers clipped, a finer grid for the rest.
+    Percentile,
+}
+
+/// How `export --precision int8` finds its activation ranges.
+#[derive(Args, Debug)]
+pub struct CalibrationArgs {
+    /// A folder of pictures like those the model will upscale (any layout `train --data` reads; its low-resolution
+    /// versions at the model's scale are what the model sees), required by --precision int8.
+    #[arg(long, value_name = "DIR", required_if_eq("precision", "int8"))]
+    pub calibrate: Option<PathBuf>,
+    /// How each activation's range is read from the calibration pictures.
+    #[arg(long, value_enum, default_value = "percentile", requires = "calibrate")]
+    pub calibration: CalibrationArg,
+    /// The percentile kept by --calibration percentile (and 100 less it below).
+    #[arg(long, default_value_t = 99.99, value_parser = parse_percentile, requires = "calibrate")]
+    pub percentile: f64,
+    /// Each calibration picture's centre, at most this many low-resolution pixels square.
+    #[arg(long, default_value_t = 128, requires = "calibrate")]
+    pub calibration_crop: usize,
+    /// Threads ONNX Runtime runs calibration on (0: all cores).
+    #[arg(long, default_value_t = 0, value_parser = super::parse_threads, requires = "calibrate")]
+    pub threads: usize,
+}
+
+fn parse_percentile(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (50.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("{s:?} is not a percentile between 50 and 100, such as 99.99")),
+    }
+}
+
+impl CalibrationArgs {
+    fn method(&self) -> calibrate::Method {
+        match self.calibration {
+            CalibrationArg::MinMax => calibrate::Method::MinMax,
+            CalibrationArg::Percentile => calibrate::Method::Percentile(self.percentile),
         }
     }
 }
@@ -214,6 +264,8 @@ pub struct ExportArgs {
     /// float32 input and output; fp32: the float32 model).
     #[arg(long, value_enum, conflicts_with_all = ["format", "to"])]
     pub precision: Option<PrecisionArg>,
+    #[command(flatten)]
+    pub calibration: CalibrationArgs,
     #[command(flatten)]
     pub checkpoint_args: CheckpointArgs,
     /// The file to write.
@@ -288,8 +340,12 @@ fn export_onnx(a: &ExportArgs, precision: Precision) -> Result<()> {
         interop::inference_model(&state, &d, &name)?
     };
     let mut model = pb::ModelProto::decode(&float32[..]).context("srgraph's own model does not parse")?;
-    if precision == Precision::Fp16 {
-        precision::to_fp16(&mut model).with_context(|| format!("{name} cannot be written in float16"))?;
+    match precision {
+        Precision::Fp32 => {}
+        Precision::Fp16 => {
+            precision::to_fp16(&mut model).with_context(|| format!("{name} cannot be written in float16"))?
+        }
+        Precision::Int8 => quantise(&mut model, &float32, &name, &d.config, &a.calibration)?,
     }
     let mut meta = Metadata::from_proto(&model.metadata_props);
     meta.push("exported_from", &name);
@@ -306,6 +362,38 @@ fn export_onnx(a: &ExportArgs, precision: Precision) -> Result<()> {
         float32.len() as f64 / 1e6
     );
     Ok(())
+}
+
+/// `model` (whose float32 bytes are `float32`) quantised to int8 with activation
+/// ranges calibrated on `a.calibrate`'s pictures.
+fn quantise(
+    model: &mut pb::ModelProto,
+    float32: &[u8],
+    name: &str,
+    config: &crate::models::ModelConfig,
+    a: &CalibrationArgs,
+) -> Result<()> {
+    let dir = a.calibrate.as_ref().context("--precision int8 needs --calibrate DIR")?;
+    let pictures = calibrate::Pictures::load(dir, config.scale, a.calibration_crop)
+        .with_context(|| format!("--calibrate {}", dir.display()))?;
+    let method = a.method();
+    let ranges = calibrate::calibrate(
+        float32,
+        name,
+        &pictures,
+        method,
+        crate::runtime::Runtime::Ort(crate::runtime::ort::Device::Cpu),
+        a.threads,
+        std::io::stderr().is_terminal(),
+    )?;
+    let how = format!(
+        "{}, {} pictures of {} (centre {} px)",
+        method.describe(),
+        pictures.inputs.len(),
+        pictures.folder,
+        a.calibration_crop
+    );
+    quantize::to_int8(model, &ranges, &how).with_context(|| format!("{name} cannot be written in int8"))
 }
 
 /// The ONNX model `bytes` hold, when they hold one (the other formats `export` reads

@@ -225,7 +225,7 @@ impl clap::builder::TypedValueParser for RuntimeParser {
 
 /// More threads than cores only make the runtimes spin: 100,000 of them never finish
 /// starting. A usage error names the bound.
-fn parse_threads(s: &str) -> Result<usize, String> {
+pub(super) fn parse_threads(s: &str) -> Result<usize, String> {
     let n: usize = s.parse().map_err(|_| format!("'{s}' is not a number of threads"))?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if n > cores {

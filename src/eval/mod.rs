@@ -5,6 +5,7 @@
 //! ReLU of a network on a picture.
 
 pub mod activations;
+pub mod calibrate;
 
 pub use activations::{activation_stats, block_stats, mean_zero_share, BlockStats, ReluStats};
 

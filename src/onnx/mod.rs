@@ -7,6 +7,7 @@ mod metadata;
 mod ops;
 pub mod pb;
 pub mod precision;
+pub mod quantize;
 mod tensor;
 
 pub use attributes::Attributes;

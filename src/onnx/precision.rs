@@ -18,6 +18,7 @@ pub const PRECISION_KEY: &str = "precision";
 pub enum Precision {
     Fp32,
     Fp16,
+    Int8,
 }
 
 impl Precision {
@@ -26,6 +27,7 @@ impl Precision {
         match self {
             Precision::Fp32 => "fp32",
             Precision::Fp16 => "fp16",
+            Precision::Int8 => "int8",
         }
     }
 
@@ -34,13 +36,17 @@ impl Precision {
         match self {
             Precision::Fp32 => "float32 weights and arithmetic",
             Precision::Fp16 => "float16 weights and arithmetic, float32 input and output",
+            Precision::Int8 => "int8 weights and activations in the body (QDQ), float32 first and last convs",
         }
     }
 
-    /// The precision of a graph, read from its weights: float16 when any of its
-    /// constant tensors is, float32 otherwise.
+    /// The precision of a graph, read from its weights: int8 when any of its constant
+    /// tensors is, float16 when any is, float32 otherwise.
     pub fn of(g: &GraphProto) -> Precision {
-        if g.initializer.iter().any(|t| t.data_type == data_type::FLOAT16) {
+        let holds = |dt| g.initializer.iter().any(|t| t.data_type == dt);
+        if holds(data_type::INT8) {
+            Precision::Int8
+        } else if holds(data_type::FLOAT16) {
             Precision::Fp16
         } else {
             Precision::Fp32
@@ -97,19 +103,7 @@ fn narrow_tensor(t: &mut TensorProto) -> Result<()> {
     if t.data_type != data_type::FLOAT {
         return Ok(());
     }
-    ensure!(
-        t.data_location == 0 && t.external_data.is_empty(),
-        "the weight {:?} keeps its data in an external file: inline it first",
-        t.name
-    );
-    let values: Vec<f32> = if t.raw_data.is_empty() {
-        std::mem::take(&mut t.float_data)
-    } else {
-        t.raw_data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()
-    };
+    let values = float32_values(t)?;
     if let Some(v) = values.iter().find(|v| !v.is_finite() || v.abs() > f16::MAX.to_f32()) {
         bail!(
             "the weight {:?} holds {v}, which float16 cannot hold (its largest value is 65504)",
@@ -120,6 +114,25 @@ fn narrow_tensor(t: &mut TensorProto) -> Result<()> {
     t.float_data.clear();
     t.data_type = data_type::FLOAT16;
     Ok(())
+}
+
+/// A float32 tensor's values, wherever the proto holds them (raw bytes or the
+/// repeated field); refused when they live in an external file.
+pub fn float32_values(t: &TensorProto) -> Result<Vec<f32>> {
+    ensure!(t.data_type == data_type::FLOAT, "the tensor {:?} is not float32", t.name);
+    ensure!(
+        t.data_location == 0 && t.external_data.is_empty(),
+        "the weight {:?} keeps its data in an external file: inline it first",
+        t.name
+    );
+    Ok(if t.raw_data.is_empty() {
+        t.float_data.clone()
+    } else {
+        t.raw_data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    })
 }
 
 /// The node's own float32: a Cast to float32 casts to float16 instead, and tensors
