@@ -98,7 +98,9 @@ fn load_data(
     reporter: &dyn Reporter,
 ) -> Result<(PatchSampler, Option<ValidationSet>)> {
     let scale = o.model.scale;
-    let set = ImageSet::open(&o.data.data, scale).context("Training data")?;
+    let set = ImageSet::open(&o.data.data, scale)
+        .context("Training data")?
+        .degraded(o.data.degradation.clone());
     let open_cache =
         || PixelCache::open_or_build(&set, &o.data.cache, reporter.shows_progress()).context("Training data");
     let cache = match group {
