@@ -320,7 +320,9 @@ pub fn read_kernel(path: &Path) -> Result<Blur> {
         what()
     );
     let taps = values.iter().rev().map(|v| v / sum).collect();
-    let file = path.file_name().map_or(path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let file = path
+        .file_name()
+        .map_or(path.display().to_string(), |n| n.to_string_lossy().into_owned());
     Ok(Blur { file, side, taps })
 }
 
