@@ -392,8 +392,8 @@ mod tests {
             let want = g[i / 7] * g[i % 7] / total;
             assert!((t - want).abs() < 1e-6, "tap {i}: {t} vs {want}");
         }
-        // The value MATLAB prints for the centre tap.
-        assert!((taps[24] - 0.0626).abs() < 1e-4, "{}", taps[24]);
+        // The centre: 1 / (1 + 2 (e^-1/5.12 + e^-4/5.12 + e^-9/5.12))² = 0.06556.
+        assert!((taps[24] - 0.06556).abs() < 1e-5, "{}", taps[24]);
     }
 
     #[test]
