@@ -236,6 +236,9 @@ pub fn run(a: TrainArgs) -> Result<bool> {
             s.ema.map(|d| format!(", EMA {d}")).unwrap_or_default(),
             o.run.engine.name()
         )?;
+        if let Some((_, name)) = o.data.metadata() {
+            writeln!(out, "inputs      {name}: LR pictures made from HR by this degradation, not bicubic")?;
+        }
         writeln!(out, "run folder  {}", o.out.display())?;
         if let Some(l) = crate::distributed::launch() {
             writeln!(

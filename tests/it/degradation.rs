@@ -212,6 +212,13 @@ fn a_bd_model_is_scored_on_bd() {
         "--degradation", "bd", "--out", "run", "--quiet",
     ], d);
     assert!(o.status.success(), "{}", text(&o));
+    // Resumed as bicubic: refused, naming both.
+    #[rustfmt::skip]
+    let resumed = srgraph(&[
+        "train", "wdsr-b", "--blocks", "1", "--filters", "8", "--steps", "4", "--batch", "2", "--patch", "32",
+        "--engine", "tract", "--data", &set5, "--out", "run", "--resume", "--quiet",
+    ], d);
+    fails_with(&resumed, "trained on bd inputs and this run asks for bicubic");
     let model = d.join("run/model.onnx");
     let loaded = srgraph::infer::SrModel::load(&model, srgraph::runtime::Runtime::Tract, 0).unwrap();
     assert_eq!(loaded.metadata.get("degradation"), Some("bd"));
