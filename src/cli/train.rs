@@ -237,7 +237,7 @@ pub fn run(a: TrainArgs) -> Result<bool> {
             o.run.engine.name()
         )?;
         if let Some((_, name)) = o.data.metadata() {
-            writeln!(out, "inputs      {name}: LR pictures made from HR by this degradation, not bicubic")?;
+            writeln!(out, "degradation {name} (the LR pictures, of training and validation)")?;
         }
         writeln!(out, "run folder  {}", o.out.display())?;
         if let Some(l) = crate::distributed::launch() {
