@@ -3,7 +3,8 @@
 //!
 //! Low-resolution images come from the set's own LR files when it has them, else from the
 //! MATLAB-exact bicubic downscaler over the whole (modcropped) image, which is exactly how
-//! those LR files were made. Training patches are then cut from the whole-image LR at an
+//! those LR files were made (or by another degradation, `--degradation`: see `degrade`).
+//! Training patches are then cut from the whole-image LR at an
 //! aligned position rather than made by downscaling each HR crop: the result is what the LR
 //! files would give, without the mirrored-border artefacts a crop's own downscale has in its
 //! outer two LR pixels, and without a resize per patch.
