@@ -3,7 +3,8 @@
 use super::{RuntimeArg, RuntimeArgs};
 use crate::eval::{evaluate_set, EvalOptions};
 use crate::infer::SrModel;
-use anyhow::Result;
+use crate::data::degrade::Degradation;
+use anyhow::{ensure, Result};
 use clap::Args;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -15,7 +16,10 @@ use std::path::PathBuf;
     srgraph eval model.onnx --data DIV2K_valid_HR --engine ort\n\n\
     A folder is HR images only (LR made by MATLAB-exact bicubic), HR/ + LR_bicubic/X{s}/, or DIV2K's layout.\n\
     PSNR-Y and SSIM-Y shave `scale` pixels from each border (benchmark convention); PSNR-RGB shaves\n\
-    scale + 6 (DIV2K's convention, --rgb-shave to change). Bicubic is MATLAB's imresize.")]
+    scale + 6 (DIV2K's convention, --rgb-shave to change). Bicubic is MATLAB's imresize.\n\n\
+    A model trained with --degradation is scored on LR pictures made the same way (give the same\n\
+    --degradation; LR folders are bicubic's, so with bd or a kernel LR is made from HR). Scoring it\n\
+    against another degradation is refused unless --any-degradation.")]
 pub struct EvalArgs {
     /// The inference .onnx (srgraph build or train's model.onnx, or any [N,3,H,W] -> [N,3,sH,sW] graph).
     pub model: PathBuf,
@@ -38,6 +42,11 @@ pub struct EvalArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub degradation: super::train::DegradationArg,
+    /// Score the model even though it was trained on another degradation than --degradation.
+    #[arg(long)]
+    pub any_degradation: bool,
+    #[command(flatten)]
     pub engine: RuntimeArgs,
 }
 
@@ -45,7 +54,12 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let engine = a.engine.runtime(RuntimeArg::Tract)?;
     let mut model = SrModel::load(&a.model, engine, a.engine.ort.threads)?;
     let scale = model.ensure_scale(a.scale)?;
+    let degradation = a.degradation.degradation;
+    if !a.any_degradation {
+        ensure_degradation(&model, &degradation)?;
+    }
     let o = EvalOptions {
+        degradation,
         scale,
         rgb_shave: a.rgb_shave.unwrap_or(scale + 6),
         tile: a.tile.filter(|&t| t > 0),
@@ -70,6 +84,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
             "scale": scale,
             "engine": engine.name(),
             "rgb_shave": o.rgb_shave,
+            "degradation": o.degradation.name(),
             "tile": o.tile,
             "sets": sets,
         });
@@ -105,6 +120,24 @@ pub fn run(a: EvalArgs) -> Result<()> {
     }
     let sources: Vec<String> = sets.iter().map(|s| format!("{}: {}", s.set, s.lr_source)).collect();
     writeln!(out, "LR images from {}", sources.join(", "))?;
+    Ok(())
+}
+
+/// The model's recorded degradation (absent: bicubic) must be the one asked for.
+fn ensure_degradation(model: &SrModel, asked: &Degradation) -> Result<()> {
+    let trained = model.metadata.get("degradation").unwrap_or("bicubic");
+    ensure!(
+        asked.matches(trained),
+        "{} was trained on {trained} inputs, but --degradation is {}: give --degradation {} to score it as it was \
+         trained, or --any-degradation to score it on {} anyway",
+        model.name,
+        asked.name(),
+        match trained.strip_prefix("kernel:") {
+            Some(kernel) => format!("kernel:FILE with the kernel of {kernel}"),
+            None => trained.to_string(),
+        },
+        asked.name()
+    );
     Ok(())
 }
 

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
     srgraph prepare DIV2K --scale 2\n  \
-    srgraph prepare ../shared/data/T91 --scale 4 --cache /scratch/srgraph-cache\n\n\
+    srgraph prepare ../shared/data/T91 --scale 4 --cache /scratch/srgraph-cache\n  \
+    srgraph prepare ../shared/data/T91 --scale 3 --degradation bd\n\n\
     `srgraph train` makes the cache itself on first use; prepare makes it ahead of time (on a login node, say). \
     The cache holds every picture's HR and LR pixels as raw bytes (about 3.75 bytes per HR pixel at x2), is keyed \
     by the files' sizes and modification times, and is made again when they change.")]
@@ -22,13 +23,15 @@ pub struct PrepareArgs {
     /// The cache's root folder (default: $SRGRAPH_CACHE, else ~/.cache/srgraph/data).
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
+    #[command(flatten)]
+    pub degradation: super::train::DegradationArg,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
 }
 
 pub fn run(a: PrepareArgs) -> Result<()> {
-    let set = ImageSet::open(&a.data, a.scale)?;
+    let set = ImageSet::open(&a.data, a.scale)?.degraded(a.degradation.degradation);
     let root = a.cache.unwrap_or_else(default_root);
     let started = std::time::Instant::now();
     let cache = PixelCache::open_or_build(&set, &root, !a.quiet)?;

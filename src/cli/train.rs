@@ -3,6 +3,7 @@
 use super::build::{resolve, LossArg, ModelArgs};
 use super::{EngineArg, EngineArgs};
 use crate::compiler::{Loss, TrainConfig};
+use crate::data::degrade::Degradation;
 use crate::models::describe;
 use crate::train::{train, DataOptions, Init, RunOptions, ScheduleOptions, TrainOptions};
 use anyhow::{Context, Result};
@@ -106,12 +107,30 @@ pub struct ScheduleArgs {
     pub no_tune: bool,
 }
 
-/// Where the training set's pixels are cached: shared by `train` and `study`.
+/// How the training set's LR pictures are made and where its pixels are cached: shared by
+/// `train` and `study`.
 #[derive(Args, Debug)]
 pub struct CacheArgs {
     /// Where the training set's decoded pixels are cached (default: $SRGRAPH_CACHE, else ~/.cache/srgraph/data).
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
+    #[command(flatten)]
+    pub degradation: DegradationArg,
+}
+
+/// `--degradation`: how LR pictures are made from HR ones (`train`, `study`, `prepare`, `eval`).
+#[derive(Args, Debug, Clone)]
+pub struct DegradationArg {
+    /// How LR pictures are made from HR ones: bicubic (MATLAB imresize, and the folder's LR files), bd (Gaussian
+    /// blur 7x7, sigma 1.6, then nearest downsampling), dn (bicubic, then Gaussian noise of sigma 30), or
+    /// kernel:FILE (a blur kernel of your own, a text file of rows of numbers or a grey PNG, then nearest).
+    #[arg(long, value_name = "bicubic|bd|dn|kernel:FILE", default_value = "bicubic", value_parser = degradation)]
+    pub degradation: Degradation,
+}
+
+/// A usage error (exit code 2) for a degradation that cannot be one.
+fn degradation(s: &str) -> Result<Degradation, String> {
+    Degradation::parse(s).map_err(|e| format!("{e:#}"))
 }
 
 impl CacheArgs {
@@ -119,6 +138,7 @@ impl CacheArgs {
         DataOptions {
             data,
             cache: self.cache.clone().unwrap_or_else(crate::data::cache::default_root),
+            degradation: self.degradation.degradation.clone(),
         }
     }
 }
@@ -216,6 +236,9 @@ pub fn run(a: TrainArgs) -> Result<bool> {
             s.ema.map(|d| format!(", EMA {d}")).unwrap_or_default(),
             o.run.engine.name()
         )?;
+        if let Some((_, name)) = o.data.metadata() {
+            writeln!(out, "degradation {name} (the LR pictures, of training and validation)")?;
+        }
         writeln!(out, "run folder  {}", o.out.display())?;
         if let Some(l) = crate::distributed::launch() {
             writeln!(

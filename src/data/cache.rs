@@ -6,14 +6,22 @@
 //! pictures. BasicSR reaches the same end with LMDB or sub-images; a raw file is
 //! simpler, and a crop is a strided view into it.
 //!
-//! A cache is a folder `<name>-<hash of the data folder and its files>-x<scale>` holding
+//! A cache is a folder `<name>-<hash of the data folder, its files and, unless bicubic, the
+//! degradation>-x<scale>` holding
 //! `pixels.bin` and `index.json` (what each picture's bytes are, and the sizes and
 //! modification times of the files they came from, so a changed folder is
 //! noticed). Both are written to temporary files and renamed, the index last, so an
 //! interrupted build leaves no cache rather than a broken one; a damaged one (wrong
 //! length, or sampled bytes that no longer match) is rebuilt.
+//!
+//! A blurring degradation (BD, a kernel) blurs each whole picture, then decimates it, as
+//! RDN's preparation does, and the cache holds that LR: patches are cut from it as from a
+//! bicubic one, so a patch's blur sees its true surroundings, and its index records the
+//! degradation, so it is never read as another's. DN's cache is bicubic's: its noise is
+//! drawn as pictures are read (see `degrade`).
 
 use super::dataset::{load_pair, ImageFile, ImageSet, Pair};
+use super::degrade::Degradation;
 use anyhow::{bail, ensure, Context, Result};
 use ndarray::ArrayView3;
 use rayon::prelude::*;
@@ -63,6 +71,10 @@ struct Index {
     /// Files skipped when the cache was made (unreadable, smaller than the scale).
     warnings: Vec<String>,
     total_bytes: u64,
+    /// The degradation's `cache_key()`; absent for bicubic's LR (and in caches made before
+    /// there were others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    degradation: Option<String>,
 }
 
 /// A training set's pixels, memory-mapped.
@@ -71,6 +83,8 @@ pub struct PixelCache {
     entries: Vec<Entry>,
     pub warnings: Vec<String>,
     pub dir: PathBuf,
+    /// How the set's LR pictures are made: the cache holds them without noise.
+    pub degradation: Degradation,
 }
 
 /// The cache root: `$SRGRAPH_CACHE`, else `$XDG_CACHE_HOME/srgraph/data`, else `~/.cache/srgraph/data`.
@@ -89,7 +103,8 @@ pub fn default_root() -> PathBuf {
 /// files taken from it and the scale. The files are part of the key because one folder
 /// gives several sets: Set5 with its LR files and Set5/HR without, or the first N
 /// pictures of a validation folder (`--val-limit`); sharing a folder, they would rebuild
-/// each other's cache at every start.
+/// each other's cache at every start. A blurring degradation is part of the key too
+/// (bicubic's and DN's, the same pixels, share a folder).
 pub fn folder_for(set: &ImageSet, root: &Path) -> PathBuf {
     let real = std::fs::canonicalize(&set.root).unwrap_or_else(|_| set.root.clone());
     let name: String = real
@@ -108,6 +123,7 @@ pub fn folder_for(set: &ImageSet, root: &Path) -> PathBuf {
         .map(|p| p.to_string_lossy().into_owned());
     let hash = std::iter::once(real.to_string_lossy().into_owned())
         .chain(files)
+        .chain(set.degradation.cache_key())
         .flat_map(|s| s.into_bytes().into_iter().chain([0]))
         .fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
     root.join(format!("{name}-{hash:016x}-x{}", set.scale))
@@ -149,7 +165,8 @@ impl PixelCache {
     pub fn open_or_build(set: &ImageSet, root: &Path, progress: bool) -> Result<PixelCache> {
         let dir = folder_for(set, root);
         let sources = sources_of(&set.files)?;
-        match Self::open(&dir, set.scale, &sources) {
+        let open = || Self::open(&dir, set, &sources);
+        match open() {
             Ok(cache) => return Ok(cache),
             Err(why) if dir.join("index.json").exists() => {
                 eprintln!("note: rebuilding the data cache {}: {why:#}", dir.display())
@@ -161,19 +178,26 @@ impl PixelCache {
         let _lock = crate::util::FolderLock::wait(&dir, "data cache")?;
         crate::util::remove_stale_temporaries(&dir);
         // Another process may have made it while this one waited for the lock.
-        if let Ok(cache) = Self::open(&dir, set.scale, &sources) {
+        if let Ok(cache) = open() {
             return Ok(cache);
         }
         build(set, &dir, sources.clone(), progress)?;
-        Self::open(&dir, set.scale, &sources)
-            .with_context(|| format!("the data cache {} does not read back", dir.display()))
+        open().with_context(|| format!("the data cache {} does not read back", dir.display()))
     }
 
-    fn open(dir: &Path, scale: usize, sources: &[Source]) -> Result<PixelCache> {
+    fn open(dir: &Path, set: &ImageSet, sources: &[Source]) -> Result<PixelCache> {
+        let scale = set.scale;
         let text = std::fs::read(dir.join("index.json")).context("it has no index")?;
         let index: Index = serde_json::from_slice(&text).context("its index does not parse")?;
         ensure!(index.version == VERSION, "it was made by another version of srgraph");
         ensure!(index.scale == scale, "it is for scale {}", index.scale);
+        let key = set.degradation.cache_key();
+        ensure!(
+            index.degradation == key,
+            "it holds the LR pictures of {}, not {}",
+            index.degradation.as_deref().unwrap_or("bicubic"),
+            key.as_deref().unwrap_or("bicubic")
+        );
         ensure!(
             index.sources == sources,
             "the data folder's files changed since it was made"
@@ -210,6 +234,7 @@ impl PixelCache {
             entries: index.entries,
             warnings: index.warnings,
             dir: dir.to_path_buf(),
+            degradation: set.degradation.clone(),
         })
     }
 
@@ -260,7 +285,7 @@ fn build(set: &ImageSet, dir: &Path, sources: Vec<Source>, progress: bool) -> Re
     let chunk = 2 * rayon::current_num_threads().max(1);
     for files in set.files.chunks(chunk) {
         let decoded: Vec<Result<std::result::Result<Pair, String>>> =
-            files.par_iter().map(|f| load_pair(f, s)).collect();
+            files.par_iter().map(|f| load_pair(f, s, &set.degradation)).collect();
         for d in decoded {
             match d? {
                 Ok(pair) => {
@@ -308,6 +333,7 @@ fn build(set: &ImageSet, dir: &Path, sources: Vec<Source>, progress: bool) -> Re
         entries,
         warnings,
         total_bytes: offset,
+        degradation: set.degradation.cache_key(),
     };
     crate::util::write_atomic(&dir.join("index.json"), &serde_json::to_vec(&index)?)
 }

@@ -3,12 +3,14 @@
 //!
 //! Low-resolution images come from the set's own LR files when it has them, else from the
 //! MATLAB-exact bicubic downscaler over the whole (modcropped) image, which is exactly how
-//! those LR files were made. Training patches are then cut from the whole-image LR at an
+//! those LR files were made (or by another degradation, `--degradation`: see `degrade`).
+//! Training patches are then cut from the whole-image LR at an
 //! aligned position rather than made by downscaling each HR crop: the result is what the LR
 //! files would give, without the mirrored-border artefacts a crop's own downscale has in its
 //! outer two LR pixels, and without a resize per patch.
 
-use super::bicubic::{self, Border};
+use super::bicubic;
+use super::degrade::Degradation;
 pub use super::sampler::{PatchSampler, Prefetcher};
 use anyhow::{bail, ensure, Context, Result};
 use ndarray::{Array3, Array4, ArrayView4};
@@ -41,12 +43,14 @@ pub struct ImageFile {
     pub lr: Option<PathBuf>,
 }
 
-/// The image files of a data folder, sorted by name.
+/// The image files of a data folder, sorted by name, and how their LR pictures are made.
 pub struct ImageSet {
     pub root: PathBuf,
     pub layout: Layout,
     pub scale: usize,
     pub files: Vec<ImageFile>,
+    /// Bicubic unless [`degraded`](Self::degraded) says otherwise.
+    pub degradation: Degradation,
 }
 
 const EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "bmp"];
@@ -152,6 +156,7 @@ impl ImageSet {
                 layout,
                 scale,
                 files,
+                degradation: Degradation::Bicubic,
             });
         }
         bail!(
@@ -170,22 +175,38 @@ impl ImageSet {
         self.files.is_empty()
     }
 
+    /// The same set with its LR pictures made by `d`. The LR files of a folder are bicubic's:
+    /// with a degradation that blurs they are left aside and LR is made from HR; DN adds its
+    /// noise to them (they are what its bicubic step would make).
+    pub fn degraded(mut self, d: Degradation) -> ImageSet {
+        if !d.uses_bicubic_files() {
+            self.files.iter_mut().for_each(|f| f.lr = None);
+        }
+        self.degradation = d;
+        self
+    }
+
     /// File stems of the HR images, in order ("baby", "0001", ...).
     pub fn names(&self) -> Vec<String> {
         self.files.iter().map(|f| stem(&f.hr)).collect()
     }
 
     /// Loads every image once, in parallel: HR modcropped to the scale, LR from the LR file
-    /// if present, else `bicubic::downscale(hr, s, Mirror)`. Unreadable files are skipped
+    /// if present, else made by the set's degradation (`bicubic::downscale(hr, s, Mirror)`
+    /// by default), with its noise, if any, fixed per picture. Unreadable files are skipped
     /// with a warning (returned, not printed); nothing left, or an LR file of the wrong
     /// size, is an error.
     pub fn load(&self) -> Result<(Vec<Pair>, Vec<String>)> {
+        let d = &self.degradation;
         let loaded: Vec<Result<std::result::Result<Pair, String>>> =
-            self.files.par_iter().map(|f| load_pair(f, self.scale)).collect();
+            self.files.par_iter().map(|f| load_pair(f, self.scale, d)).collect();
         let (mut pairs, mut warnings) = (vec![], vec![]);
         for item in loaded {
             match item? {
-                Ok(pair) => pairs.push(pair),
+                Ok(mut pair) => {
+                    d.picture_noise(&mut pair.lr, &pair.name);
+                    pairs.push(pair)
+                }
                 Err(warning) => warnings.push(warning),
             }
         }
@@ -200,9 +221,10 @@ impl ImageSet {
 }
 
 /// One picture of a set: HR modcropped to the scale, LR from its file if there is one,
-/// else `bicubic::downscale(hr, s, Mirror)`. Outer error: fatal (an LR file of the wrong
-/// size); inner: a warning for a file that is skipped (unreadable, smaller than the scale).
-pub(crate) fn load_pair(f: &ImageFile, s: usize) -> Result<std::result::Result<Pair, String>> {
+/// else the noiseless LR of `d` (`bicubic::downscale(hr, s, Mirror)` for bicubic). Outer
+/// error: fatal (an LR file of the wrong size); inner: a warning for a file that is skipped
+/// (unreadable, smaller than the scale).
+pub(crate) fn load_pair(f: &ImageFile, s: usize, d: &Degradation) -> Result<std::result::Result<Pair, String>> {
     let hr = match read_rgb(&f.hr) {
         Ok(hr) if hr.dim().0 < s || hr.dim().1 < s => {
             let (h, w, _) = hr.dim();
@@ -232,7 +254,8 @@ pub(crate) fn load_pair(f: &ImageFile, s: usize) -> Result<std::result::Result<P
             );
             lr
         }
-        None => bicubic::downscale(&hr, s, Border::Mirror)
+        None => d
+            .downscale(&hr, s)
             .with_context(|| format!("cannot downscale {}", f.hr.display()))?,
     };
     Ok(Ok(Pair {

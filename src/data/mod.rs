@@ -4,6 +4,7 @@
 pub mod bicubic;
 pub mod cache;
 pub mod dataset;
+pub mod degrade;
 pub mod picture;
 pub mod sampler;
 

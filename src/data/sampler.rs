@@ -4,9 +4,11 @@
 //! Training patches are cut from the whole-image LR at an aligned position rather than made
 //! by downscaling each HR crop: the result is what the LR files would give, without the
 //! mirrored-border artefacts a crop's own downscale has in its outer two LR pixels, and
-//! without a resize per patch.
+//! without a resize per patch. A degradation with noise (DN) adds it to each LR crop,
+//! drawn from (seed, step, item) as the crop itself is.
 
 use super::dataset::Pair;
+use super::degrade;
 use anyhow::{bail, ensure, Result};
 use ndarray::{s, Array3, Array4, ArrayView3, Axis};
 use rand::{Rng, SeedableRng};
@@ -48,6 +50,8 @@ pub struct PatchSampler {
     patch: usize,
     scale: usize,
     seed: u64,
+    /// The standard deviation of the noise added to each LR crop (DN), if any.
+    noise: Option<f64>,
     warnings: Vec<String>,
 }
 
@@ -87,12 +91,14 @@ impl PatchSampler {
             patch,
             scale,
             seed,
+            noise: None,
             warnings,
         })
     }
 
     /// A sampler over a data cache's pictures (memory-mapped: the process holds none of
-    /// them); it draws exactly the batches [`new`](Self::new) would from the same pictures.
+    /// them); it draws exactly the batches [`new`](Self::new) would from the same pictures,
+    /// plus the noise of the cache's degradation, if it has one, on each LR crop.
     pub fn from_cache(cache: super::cache::PixelCache, patch: usize, scale: usize, seed: u64) -> Result<PatchSampler> {
         ensure!(
             scale >= 1 && patch >= scale && patch.is_multiple_of(scale),
@@ -118,6 +124,7 @@ impl PatchSampler {
             cache.len()
         );
         Ok(PatchSampler {
+            noise: cache.degradation.noise(),
             pictures: Pictures::Cached(cache, kept),
             patch,
             scale,
@@ -197,7 +204,15 @@ impl PatchSampler {
                 let hr = hr.slice_move(s![c.y..c.y + p, c.x..c.x + p, ..]);
                 let lr = lr.slice_move(s![c.y / s..(c.y + p) / s, c.x / s..(c.x + p) / s, ..]);
                 let chw = |v: ArrayView3<u8>| augment(v, c.flip, c.rot).permuted_axes([2, 0, 1]).mapv(f32::from);
-                (chw(lr), chw(hr))
+                match self.noise {
+                    // Drawn over the crop as it lies in the picture, before the flip and turns.
+                    Some(sigma) => {
+                        let mut noisy = lr.to_owned();
+                        degrade::add_noise(&mut noisy, sigma, degrade::crop_key(self.seed, step, i));
+                        (chw(noisy.view()), chw(hr))
+                    }
+                    None => (chw(lr), chw(hr)),
+                }
             })
             .collect();
         let mut lr = Array4::zeros((batch, 3, p / s, p / s));

@@ -12,10 +12,11 @@ pub use activations::{activation_stats, block_stats, mean_zero_share, BlockStats
 use crate::data::bicubic;
 use crate::data::cache::PixelCache;
 use crate::data::dataset::{from_nchw, ImageSet, Pair};
+use crate::data::degrade::Degradation;
 use crate::infer::SrModel;
 use crate::metrics::{psnr_rgb, psnr_y, ssim_y};
 use anyhow::{bail, Context, Result};
-use ndarray::ArrayView3;
+use ndarray::{ArrayView3, CowArray, Ix3};
 use serde::Serialize;
 use std::path::Path;
 
@@ -54,16 +55,21 @@ pub struct SetScores {
     /// The folder's name ("Set5").
     pub set: String,
     pub path: String,
-    /// Where the LR images came from: the set's own files or srgraph's bicubic.
-    pub lr_source: &'static str,
+    /// Where the LR images came from: the set's own files or srgraph's bicubic, and the
+    /// degradation if it is not bicubic.
+    pub lr_source: String,
+    /// The degradation's name (`bicubic`, `bd`, `dn`, `kernel:<file>#<hash>`).
+    pub degradation: String,
     pub images: Vec<ImageScores>,
     pub model: Scores,
     pub bicubic: Scores,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct EvalOptions {
     pub scale: usize,
+    /// How the LR pictures are made from the HR ones (the set's LR files serve bicubic).
+    pub degradation: Degradation,
     /// Pixels shaved from each border for RGB PSNR (default scale + 6).
     pub rgb_shave: usize,
     /// LR tile side; None runs each image whole.
@@ -71,10 +77,11 @@ pub struct EvalOptions {
 }
 
 /// A set's pictures, (LR, HR) HWC: decoded in memory, or memory-mapped from the data
-/// cache (then one picture at a time is copied out, however large the set).
+/// cache (then one picture at a time is copied out, however large the set). The LR is
+/// owned where it is made as it is read (the cache's noiseless LR, and DN's noise).
 pub trait Pictures {
     fn count(&self) -> usize;
-    fn pair(&self, i: usize) -> (ArrayView3<'_, u8>, ArrayView3<'_, u8>);
+    fn pair(&self, i: usize) -> (CowArray<'_, u8, Ix3>, ArrayView3<'_, u8>);
     /// The HR file, for messages that name it.
     fn name(&self, i: usize) -> &str;
 }
@@ -84,8 +91,8 @@ impl Pictures for [Pair] {
         self.len()
     }
 
-    fn pair(&self, i: usize) -> (ArrayView3<'_, u8>, ArrayView3<'_, u8>) {
-        (self[i].lr.view(), self[i].hr.view())
+    fn pair(&self, i: usize) -> (CowArray<'_, u8, Ix3>, ArrayView3<'_, u8>) {
+        (self[i].lr.view().into(), self[i].hr.view())
     }
 
     fn name(&self, i: usize) -> &str {
@@ -98,9 +105,14 @@ impl Pictures for PixelCache {
         self.len()
     }
 
-    fn pair(&self, i: usize) -> (ArrayView3<'_, u8>, ArrayView3<'_, u8>) {
-        let (hr, lr, _) = PixelCache::pair(self, i);
-        (lr, hr)
+    fn pair(&self, i: usize) -> (CowArray<'_, u8, Ix3>, ArrayView3<'_, u8>) {
+        let (hr, lr, name) = PixelCache::pair(self, i);
+        if self.degradation.noise().is_none() {
+            return (lr.into(), hr);
+        }
+        let mut noisy = lr.to_owned();
+        self.degradation.picture_noise(&mut noisy, name);
+        (noisy.into(), hr)
     }
 
     fn name(&self, i: usize) -> &str {
@@ -205,12 +217,8 @@ pub fn evaluate_set(
     o: &EvalOptions,
     on_image: &mut dyn FnMut(&str),
 ) -> Result<SetScores> {
-    let set = ImageSet::open(dir, o.scale)?;
-    let lr_source = if set.files.iter().all(|f| f.lr.is_some()) {
-        "LR files"
-    } else {
-        "MATLAB-exact bicubic"
-    };
+    let set = ImageSet::open(dir, o.scale)?.degraded(o.degradation.clone());
+    let lr_source = o.degradation.describe(set.files.iter().all(|f| f.lr.is_some()));
     let (pairs, warnings) = set.load()?;
     if let Some(w) = warnings.first() {
         bail!("cannot evaluate {}: {w}", dir.display());
@@ -223,6 +231,7 @@ pub fn evaluate_set(
         set: name,
         path: dir.display().to_string(),
         lr_source,
+        degradation: o.degradation.name(),
         model: Scores::mean(images.iter().map(|i| i.model)),
         bicubic: Scores::mean(images.iter().map(|i| i.bicubic)),
         images,

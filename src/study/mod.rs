@@ -420,6 +420,7 @@ fn one_run(
     // The table's number is what `srgraph eval` says of the saved model.
     let mut model = SrModel::load(&report.model, Runtime::Tract, 0)?;
     let eval = EvalOptions {
+        degradation: o.data.degradation.clone(),
         scale: c.scale,
         rgb_shave: c.scale + 6,
         tile: None,

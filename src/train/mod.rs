@@ -98,7 +98,9 @@ fn load_data(
     reporter: &dyn Reporter,
 ) -> Result<(PatchSampler, Option<ValidationSet>)> {
     let scale = o.model.scale;
-    let set = ImageSet::open(&o.data.data, scale).context("Training data")?;
+    let set = ImageSet::open(&o.data.data, scale)
+        .context("Training data")?
+        .degraded(o.data.degradation.clone());
     let open_cache =
         || PixelCache::open_or_build(&set, &o.data.cache, reporter.shows_progress()).context("Training data");
     let cache = match group {
@@ -162,6 +164,15 @@ fn resume(o: &TrainOptions, weights: &mut Weights, average: Option<f32>) -> Resu
     }
     let path = o.out.join("checkpoint.onnx");
     let ckpt = checkpoint::load(&path)?;
+    // Bicubic records no degradation, so the identity alone would not catch a BD run resumed as bicubic.
+    let trained = ckpt.metadata.get("degradation").unwrap_or("bicubic");
+    ensure!(
+        o.data.degradation.matches(trained),
+        "{} was trained on {trained} inputs and this run asks for {}: resume it with the same --degradation, \
+         or start a new run with another --out",
+        path.display(),
+        o.data.degradation.name()
+    );
     checkpoint::ensure_same(&ckpt, &o.identity(), &path)?;
     if let Some(decay) = average {
         weights

@@ -4,6 +4,7 @@
 use super::Engine;
 use crate::compiler::Schedule;
 use crate::compiler::TrainConfig;
+use crate::data::degrade::Degradation;
 use crate::ir::Tensor;
 use crate::models::ModelConfig;
 use anyhow::{bail, ensure, Result};
@@ -16,6 +17,15 @@ pub struct DataOptions {
     pub data: PathBuf,
     /// Where the training set's pixel cache lives (`data::cache::default_root()` unless `--cache`).
     pub cache: PathBuf,
+    /// How the LR pictures, of training and of validation, are made from the HR ones.
+    pub degradation: Degradation,
+}
+
+impl DataOptions {
+    /// `degradation = <name>` unless bicubic, so that a bicubic run's files read as before.
+    pub fn metadata(&self) -> Option<(String, String)> {
+        (self.degradation != Degradation::Bicubic).then(|| ("degradation".into(), self.degradation.name()))
+    }
 }
 
 /// How long and how a network trains: the batches, the learning rate and its schedule,
@@ -137,6 +147,7 @@ impl TrainOptions {
         if let Some(d) = s.ema {
             m.push(("ema".into(), d.to_string()));
         }
+        m.extend(self.data.metadata());
         m
     }
 }

@@ -144,7 +144,9 @@ impl Reporter for Leader<'_> {
         let Some(dir) = &o.val else { return Ok(None) };
         // Mapped from the data cache too, so that DIV2K's 2K validation pictures are read
         // one at a time rather than held.
-        let mut set = ImageSet::open(dir, scale).context("Validation data")?;
+        let mut set = ImageSet::open(dir, scale)
+            .context("Validation data")?
+            .degraded(o.data.degradation.clone());
         if let Some(n) = o.val_limit {
             set.files.truncate(n);
         }
@@ -241,6 +243,7 @@ fn model_metadata(o: &TrainOptions, step: u64, last_loss: f32, psnr: Option<(f64
         }
     }
     meta.extend(o.schedule.train.metadata());
+    meta.extend(o.data.metadata());
     if let Some(init) = &o.init {
         meta.push(("initialised_from".to_string(), init.source.clone()));
     }
