@@ -420,7 +420,7 @@ fn ensure_exportable(proto: &pb::ModelProto, name: &str) -> Result<()> {
         bail!(
             "{name} is {} already: export from the float32 model it came from (a run folder, its model.onnx or its \
              checkpoint)",
-            if declared == "fp32" { "fp16" } else { declared }
+            if declared == "fp32" { Precision::of(graph).name() } else { declared }
         );
     }
     Ok(())

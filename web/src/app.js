@@ -52,6 +52,8 @@ function setModel(buffer, name) {
   const rows = [
     ['architecture', m.architecture ? `${m.architecture}${m.blocks ? `, ${m.blocks} blocks` : ''}${m.filters ? `, ${m.filters} filters` : ''}` : 'not recorded'],
     ['scale', info.scale ? `x${info.scale}` : 'not recorded (found from the output)'],
+    // srgraph records fp16 and int8 (and how int8 was calibrated); its other files are float32.
+    ['precision', m.precision ? `${m.precision}${m.calibration ? ` (calibration: ${m.calibration})` : ''}` : m.architecture ? 'fp32' : 'not recorded'],
     ['training steps', m.training_steps ?? 'not recorded'],
     ['validation PSNR-Y', m.validation_psnr_y ? `${Number(m.validation_psnr_y).toFixed(2)} dB on ${m.validation || '?'} (bicubic ${m.bicubic_psnr_y ? Number(m.bicubic_psnr_y).toFixed(2) : '?'} dB)` : 'not recorded'],
     ['receptive radius', `${info.radius} px (the tiles' margin)`],
