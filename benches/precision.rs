@@ -1,7 +1,8 @@
 //! Upscale time of the same network in each precision, side by side in one process: a
 //! 512 x 512 picture (Set5's baby) upscaled whole by ONNX Runtime and by tract, on every
 //! core, the runs of all the files alternating round after round so that a machine that
-//! slows down slows them all alike. Prints medians, and each file's ratio to the first.
+//! slows down slows them all alike. Prints medians, and each file's ratio to its float32
+//! file (`NAME-fp32.onnx` beside `NAME-fp16.onnx` and `NAME-int8.onnx`; else the first file).
 //! `tools/bench/precision_table.sh` makes the files and runs it for the docs' table.
 //!
 //!   SRGRAPH_BENCH_MODELS=m32.onnx,m16.onnx,m8.onnx cargo bench --bench precision
@@ -74,10 +75,15 @@ fn main() {
     }
     eprintln!();
     println!("upscale of a 512x512 picture, whole; medians of {rounds} interleaved runs on {cores} threads\n");
-    println!("| engine | model | seconds | time / first model's |");
+    println!("| engine | model | seconds | time / float32's |");
     println!("|---|---|---:|---:|");
+    let stem = |m: &str| m.trim_end_matches(".onnx").rsplit_once('-').map_or(m.to_string(), |(s, _)| s.to_string());
     for c in &contenders {
-        let first = contenders.iter().find(|f| f.engine == c.engine).unwrap();
+        let same_engine = || contenders.iter().filter(|f| f.engine == c.engine);
+        let first = same_engine()
+            .find(|f| stem(&f.model) == stem(&c.model) && f.model.ends_with("-fp32.onnx"))
+            .or_else(|| same_engine().next())
+            .unwrap();
         println!(
             "| {} | {} | {:.3} | {:.2} |",
             c.engine,

@@ -127,6 +127,26 @@ pub fn backward(e: &mut Emitter, id: usize, dy: Outlet, needs: &[bool], spelling
         }
         // Piecewise constant: no gradient.
         Op::Greater | Op::Sign => vec![None; x.len()],
+        Op::StopGradient => vec![None],
+        // Round is a step function (zero gradient almost everywhere); srgraph rounds only in
+        // fake quantisation, whose rule is the straight-through estimator (Bengio et al. 2013,
+        // PyTorch's FakeQuantize): the gradient passes as if Round were the identity.
+        Op::Round => vec![Some(dy)],
+        // dy where min <= x <= max (both ends included, as PyTorch's fake quantisation), else 0.
+        Op::Clip { min, max } => {
+            let inside = within(e, x[0], *min, *max)?;
+            vec![Some(e.op(Op::Mul, &[dy, inside])?)]
+        }
+        // dy goes to the elements that equal the maximum (each of them, on a tie).
+        Op::ReduceMax { .. } => {
+            let shape = e.shape(x[0])?;
+            let below = e.op(Op::Greater, &[y, x[0]])?;
+            let below = e.op(Op::Cast { to: DType::F32 }, &[below])?;
+            let one = e.scalar(1.0);
+            let at_max = e.op(Op::Sub, &[one, below])?;
+            let spread = e.op(Op::Expand { shape }, &[dy])?;
+            vec![Some(e.op(Op::Mul, &[spread, at_max])?)]
+        }
         Op::Cast { to: DType::F32 } if e.g.fact(x[0]).dtype == DType::F32 => vec![Some(dy)],
         Op::Cast { .. } => vec![None],
         // C = A B:  dA = dy B^T,  dB = A^T dy.
@@ -194,6 +214,17 @@ pub fn backward(e: &mut Emitter, id: usize, dy: Outlet, needs: &[bool], spelling
 /// gradient builder has no DepthToSpace, and SpaceToDepth inverts DCR only).
 /// DepthToSpace is reshape [N, C, s, s, H, W] (CRD) or [N, s, s, C, H, W] (DCR),
 /// a transpose to [N, C, H, s, W, s], and a reshape; this undoes the three.
+/// 1.0 where min <= x <= max, else 0.0.
+fn within(e: &mut Emitter, x: Outlet, min: f32, max: f32) -> Result<Outlet> {
+    let (lo, hi, one) = (e.scalar(min), e.scalar(max), e.scalar(1.0));
+    let below = e.op(Op::Greater, &[lo, x])?;
+    let below = e.op(Op::Cast { to: DType::F32 }, &[below])?;
+    let above = e.op(Op::Greater, &[x, hi])?;
+    let above = e.op(Op::Cast { to: DType::F32 }, &[above])?;
+    let outside = e.op(Op::Add, &[below, above])?;
+    e.op(Op::Sub, &[one, outside])
+}
+
 fn space_to_depth(e: &mut Emitter, dy: Outlet, s: usize, mode: ShuffleMode) -> Result<Outlet> {
     let d = e.shape(dy)?;
     let (n, c, h, w) = (d[0] as i64, d[1] as i64, (d[2] / s) as i64, (d[3] / s) as i64);

@@ -4,6 +4,7 @@
 
 use crate::interop::{self, ExportLayout, Hints, Layout};
 use crate::models::{describe, Arch};
+use crate::compiler::qat;
 use crate::eval::calibrate;
 use crate::onnx::{pb, precision, quantize, Metadata, Precision};
 use crate::util::{check_output, write_output};
@@ -198,8 +199,9 @@ pub enum CalibrationArg {
 #[derive(Args, Debug)]
 pub struct CalibrationArgs {
     /// A folder of pictures like those the model will upscale (any layout `train --data` reads; its low-resolution
-    /// versions at the model's scale are what the model sees), required by --precision int8.
-    #[arg(long, value_name = "DIR", required_if_eq("precision", "int8"))]
+    /// versions at the model's scale are what the model sees), for --precision int8. A model trained with --qat int8
+    /// needs none: it carries the ranges it trained with.
+    #[arg(long, value_name = "DIR")]
     pub calibrate: Option<PathBuf>,
     /// How each activation's range is read from the calibration pictures.
     #[arg(long, value_enum, default_value = "percentile", requires = "calibrate")]
@@ -373,8 +375,30 @@ fn quantise(
     config: &crate::models::ModelConfig,
     a: &CalibrationArgs,
 ) -> Result<()> {
-    let dir = a.calibrate.as_ref().context("--precision int8 needs --calibrate DIR")?;
-    let pictures = calibrate::Pictures::load(dir, config.scale, a.calibration_crop)
+    let trained = Metadata::from_proto(&model.metadata_props).get(qat::QAT_RANGES_KEY).map(str::to_string);
+    let (ranges, how) = match (&a.calibrate, trained) {
+        (Some(dir), _) => calibrated(float32, name, config.scale, dir, a)?,
+        (None, Some(json)) => (
+            qat::FakeQuant::ranges_of(&json).with_context(|| format!("{name}'s metadata"))?,
+            "the ranges it was trained with (train --qat int8)".to_string(),
+        ),
+        (None, None) => bail!(
+            "--precision int8 needs --calibrate DIR, a folder of pictures like those {name} will upscale (its \
+             training data, say): it was not trained with --qat int8, so it carries no activation ranges"
+        ),
+    };
+    quantize::to_int8(model, &ranges, &how).with_context(|| format!("{name} cannot be written in int8"))
+}
+
+/// The activation ranges of `float32` on the pictures of `dir`, and how they were found.
+fn calibrated(
+    float32: &[u8],
+    name: &str,
+    scale: usize,
+    dir: &Path,
+    a: &CalibrationArgs,
+) -> Result<(quantize::Ranges, String)> {
+    let pictures = calibrate::Pictures::load(dir, scale, a.calibration_crop, None)
         .with_context(|| format!("--calibrate {}", dir.display()))?;
     let method = a.method();
     let ranges = calibrate::calibrate(
@@ -393,7 +417,7 @@ fn quantise(
         pictures.folder,
         a.calibration_crop
     );
-    quantize::to_int8(model, &ranges, &how).with_context(|| format!("{name} cannot be written in int8"))
+    Ok((ranges, how))
 }
 
 /// The ONNX model `bytes` hold, when they hold one (the other formats `export` reads

@@ -66,6 +66,18 @@ pub struct TrainArgs {
     /// --scale/--blocks/--filters/--expansion/--norm given must agree with it.
     #[arg(long, value_name = "CHECKPOINT")]
     pub init: Option<PathBuf>,
+    /// Quantisation-aware fine-tuning: train under the rounding of an int8 file (`srgraph export --precision
+    /// int8`), so the file keeps what rounding a trained model loses. Needs --init. The activation ranges are
+    /// calibrated on the first 32 pictures of --data by the starting weights and recorded in the model, whose int8
+    /// export then needs no --calibrate. Validation scores the float32 weights.
+    #[arg(long, value_enum, requires = "init")]
+    pub qat: Option<QatArg>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum QatArg {
+    /// int8 weights (symmetric, per output channel) and uint8 activations, as `export --precision int8` writes.
+    Int8,
 }
 
 /// How long, on what and how fast a network trains: shared by `train` and `study`.
@@ -194,7 +206,7 @@ pub fn run(a: TrainArgs) -> Result<bool> {
         }
     };
     let name = a.model.name(&c);
-    let o = TrainOptions {
+    let mut o = TrainOptions {
         data: a.cache.data(a.data),
         run: RunOptions {
             engine: a.engine.engine(EngineArg::Ort)?,
@@ -214,6 +226,15 @@ pub fn run(a: TrainArgs) -> Result<bool> {
         model: c,
         init,
     };
+    if let (Some(QatArg::Int8), Some(init)) = (a.qat, &o.init) {
+        anyhow::ensure!(
+            o.model.norm != crate::models::Norm::Batch,
+            "--qat trains weight-normalised or plain networks: batch norm is folded into the convs only at export, \
+             so the training graph's convs are not the file's"
+        );
+        let plan = crate::train::qat::plan(&o.model, init, &o.data.data, o.run.threads, o.run.progress)?;
+        o.schedule.train.qat = Some(plan);
+    }
     let stop = super::stop_on_signals("stopping after this step: the checkpoint and model will be written")?;
     // Under mpirun, rank 0 speaks for the job.
     let leader = crate::distributed::is_leader();

@@ -17,6 +17,7 @@
 
 mod adam;
 mod loss;
+pub mod qat;
 mod schedule;
 pub mod state;
 
@@ -38,6 +39,8 @@ pub struct TrainConfig {
     pub adam: Adam,
     /// How each conv's gradients are spelled in ONNX ops (`tune` measures them).
     pub spellings: Spellings,
+    /// Quantisation-aware training: what the graphs round as the int8 file will.
+    pub qat: Option<qat::FakeQuant>,
 }
 
 impl Default for TrainConfig {
@@ -49,6 +52,7 @@ impl Default for TrainConfig {
             loss: Loss::L1,
             adam: Adam::default(),
             spellings: Spellings::default(),
+            qat: None,
         }
     }
 }
@@ -85,6 +89,7 @@ impl TrainConfig {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(self.qat.iter().flat_map(|q| q.metadata()))
         .collect()
     }
 }
@@ -100,8 +105,12 @@ pub fn compile(c: &ModelConfig, t: &TrainConfig) -> Result<TrainingGraphs> {
     t.validate(c.scale)?;
     let lr_side = Dim::Known(t.patch / c.scale);
     let dims = [Dim::Known(t.batch), lr_side.clone(), lr_side];
-    let train = build_network(c, dims.clone(), true, false)?;
-    let eval = build_network(c, dims, false, false)?.graph;
+    let mut train = build_network(c, dims.clone(), true, false)?;
+    let mut eval = build_network(c, dims, false, false)?.graph;
+    if let Some(q) = &t.qat {
+        train = qat::fake_quantize_network(train, q)?;
+        eval = qat::fake_quantize(&eval, q)?.0;
+    }
     compile_network(train, eval, t)
 }
 

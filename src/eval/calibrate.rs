@@ -38,16 +38,17 @@ impl Method {
 
 /// The calibration pictures: the low-resolution inputs of a data folder (any layout
 /// `srgraph train --data` reads) at the model's scale, each cut to its centre `crop`
-/// x `crop` pixels at most.
+/// x `crop` pixels at most; the first `limit` of them in name order when given.
 pub struct Pictures {
     pub inputs: Vec<ArrayD<f32>>,
     pub folder: String,
 }
 
 impl Pictures {
-    pub fn load(dir: &Path, scale: usize, crop: usize) -> Result<Pictures> {
+    pub fn load(dir: &Path, scale: usize, crop: usize, limit: Option<usize>) -> Result<Pictures> {
         ensure!(crop > 0, "the calibration crop must be at least 1 pixel");
-        let set = ImageSet::open(dir, scale)?;
+        let mut set = ImageSet::open(dir, scale)?;
+        set.files.truncate(limit.unwrap_or(usize::MAX));
         ensure!(
             !set.is_empty(),
             "{} holds no pictures (PNG, JPEG or BMP) to calibrate with: give a folder of pictures like those the \

@@ -108,6 +108,21 @@ pub enum Op {
     Cast {
         to: DType,
     },
+    /// Round half to even, as ONNX's Round and QuantizeLinear: the step of fake
+    /// quantisation (quantisation-aware training).
+    Round,
+    /// Clamp to [min, max].
+    Clip {
+        min: f32,
+        max: f32,
+    },
+    /// The largest value along `axes`, which are kept with size 1.
+    ReduceMax {
+        axes: Vec<usize>,
+    },
+    /// Its input, through which no gradient passes (PyTorch's `detach`); written as
+    /// ONNX's Identity. Fake quantisation's weight scales are computed under it.
+    StopGradient,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,6 +179,10 @@ impl Op {
             Op::Concat { .. } => "Concat",
             Op::Flip { .. } => "Flip",
             Op::Cast { .. } => "Cast",
+            Op::Round => "Round",
+            Op::Clip { .. } => "Clip",
+            Op::ReduceMax { .. } => "ReduceMax",
+            Op::StopGradient => "StopGradient",
         }
     }
 
@@ -200,7 +219,23 @@ impl Op {
             Op::Const(t) | Op::Param(t) | Op::Buffer(t) => Fact::of(t),
             Op::Conv { pads, group } => conv_fact(inputs, pads, *group)?,
             Op::ConvTranspose { pads, group } => conv_transpose_fact(inputs, pads, *group)?,
-            Op::Relu | Op::Sqrt | Op::Neg | Op::Abs | Op::Sign => inputs[0].clone(),
+            Op::Relu | Op::Sqrt | Op::Neg | Op::Abs | Op::Sign | Op::Round | Op::StopGradient => inputs[0].clone(),
+            Op::Clip { min, max } => {
+                ensure!(min <= max, "Clip to [{min}, {max}]");
+                inputs[0].clone()
+            }
+            Op::ReduceMax { axes } => {
+                let x = inputs[0];
+                ensure!(
+                    axes.iter().all(|&a| a < x.shape.len()),
+                    "ReduceMax axes {axes:?} on rank {}",
+                    x.shape.len()
+                );
+                let shape = (x.shape.iter().enumerate())
+                    .map(|(i, d)| if axes.contains(&i) { Dim::Known(1) } else { d.clone() })
+                    .collect();
+                Fact { dtype: x.dtype, shape }
+            }
             Op::Flip { axes } => {
                 let rank = inputs[0].shape.len();
                 ensure!(axes.iter().all(|&a| a < rank), "Flip of axes {axes:?} of rank {rank}");

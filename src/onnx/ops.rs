@@ -101,6 +101,22 @@ pub fn write(
             attrs.push(int("to", super::tensor::elem_type(*to) as i64));
             "Cast"
         }
+        Op::Round => "Round",
+        Op::Clip { min, max } => {
+            for (suffix, v) in [("min", min), ("max", max)] {
+                let init_name = format!("{name}.{suffix}");
+                inits.push(tensor_to_proto(&init_name, &Tensor::scalar(*v)));
+                inputs.push(init_name);
+            }
+            "Clip"
+        }
+        Op::ReduceMax { axes } => {
+            attrs.push(ints("axes", axes.iter().map(|&a| a as i64).collect()));
+            attrs.push(int("keepdims", 1));
+            "ReduceMax"
+        }
+        // Read back, an Identity only names its input again (graph.rs): a file holds no gradients.
+        Op::StopGradient => "Identity",
     };
     Ok(NodeProto {
         input: inputs,
@@ -212,6 +228,22 @@ pub fn read(index: usize, node: &NodeProto, constant: &dyn Fn(&str) -> Option<Te
         "Where" => (Op::Where, 3),
         "Neg" => (Op::Neg, 1),
         "Abs" => (Op::Abs, 1),
+        "Round" => (Op::Round, 1),
+        "Clip" => {
+            let bound = |i: usize| -> Result<f32> {
+                let name = node.input.get(i).with_context(|| format!("Clip without input {i} (its bound)"))?;
+                constant(name)
+                    .and_then(|t| t.as_f32_scalar())
+                    .with_context(|| format!("Clip's bound {name:?} must be a float32 scalar initialiser"))
+            };
+            (Op::Clip { min: bound(1)?, max: bound(2)? }, 1)
+        }
+        "ReduceMax" => {
+            ensure!(a.i64_or("keepdims", 1)? == 1, "ReduceMax without keepdims is not supported");
+            let axes = a.required("axes", a.ints("axes")?)?;
+            ensure!(axes.iter().all(|&x| x >= 0), "negative axes {axes:?} are not supported");
+            (Op::ReduceMax { axes: axes.iter().map(|&x| x as usize).collect() }, 1)
+        }
         "Sign" => (Op::Sign, 1),
         "Pow" => (Op::Pow, 2),
         "Expand" => (

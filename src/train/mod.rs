@@ -11,6 +11,7 @@ mod plot;
 mod progress;
 mod report;
 mod validate;
+pub mod qat;
 mod weights;
 
 use crate::checkpoint;

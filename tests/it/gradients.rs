@@ -266,6 +266,9 @@ fn elementwise_unary() {
         },
     );
     unary("transpose", Op::Transpose { perm: vec![2, 0, 1] });
+    unary("clip", Op::Clip { min: -0.3, max: 0.4 });
+    unary("reduce_max", Op::ReduceMax { axes: vec![1] });
+    unary("reduce_max_two_axes", Op::ReduceMax { axes: vec![0, 2] });
     unary("reshape", Op::Reshape { shape: vec![6, 4] });
     unary(
         "pad",
@@ -412,6 +415,41 @@ fn whole_networks_with_weight_norm_and_batch_norm() {
             }
         }
     }
+}
+
+/// Fake quantisation's rules: Round passes the gradient unchanged (the straight-through
+/// estimator: a step function's true gradient is zero wherever it exists), and nothing
+/// passes StopGradient. loss = sum(round(x) * c) + sum(stop(x) * x) has gradient c + stop(x)
+/// = c + x, not c + 2x.
+#[test]
+fn round_is_straight_through_and_stop_gradient_stops() {
+    let mut rng = ChaCha8Rng::seed_from_u64(15);
+    let mut g = Graph::new();
+    let x = param(&mut g, &mut rng, "x", &[2, 5]);
+    let c = constant(&mut g, &mut rng, "c", &[2, 5]);
+    let rounded = g.wire("round", Op::Round, &[x]).unwrap();
+    let stopped = g.wire("stop", Op::StopGradient, &[x]).unwrap();
+    let a = g.wire("a", Op::Mul, &[rounded, c]).unwrap();
+    let b = g.wire("b", Op::Mul, &[stopped, x]).unwrap();
+    let sum = g.wire("sum", Op::Add, &[a, b]).unwrap();
+    let loss = g
+        .wire("loss", Op::ReduceSum { axes: vec![0, 1], keepdims: false }, &[sum])
+        .unwrap();
+    let grads = gradients(&mut g, loss, &[x], &Spellings::default()).unwrap();
+    g.output("grad", grads[0]);
+    g.prune();
+    let bytes = Model::new(g.clone(), vec![]).to_bytes("ste").unwrap();
+    let got = srgraph::runtime::tract::run_once(&bytes, vec![]).unwrap().remove(0);
+    let value = |name: &str| {
+        let node = g.nodes.iter().find(|n| n.name == name).unwrap();
+        match &node.op {
+            Op::Param(t) | Op::Const(t) => t.as_f32().unwrap().clone(),
+            _ => unreachable!(),
+        }
+    };
+    let want = value("c") + value("x");
+    let worst = (&got - &want).iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(worst < 1e-6, "gradient {got} against c + x {want}");
 }
 
 /// An op without a gradient rule is refused by name, not with a panic.

@@ -226,36 +226,29 @@ fn the_builtin_x2_model_in_int8_becomes_integer_convs_in_ort_agrees_with_tract_a
     println!("Set5 x2 PSNR-Y in ort: fp32 {p32:.4} dB, int8 {p8:.4} dB ({:+.4})", p8 - p32);
     assert!(p8 > p32 - 0.25 && p8 < p32 + 0.05, "int8 {p8} against fp32 {p32}");
 
-    // tract reads the same QDQ graph as float arithmetic on the same grids: it agrees with
-    // ONNX Runtime's integer convolutions to a rounding step here and there.
-    let lr = crate::common::set5_crop("baby", 200, 200, 32, 32);
-    let lr: ndarray::Array4<f32> = lr.into_dimensionality().unwrap();
-    let mut sr = vec![];
-    for runtime in [Runtime::Tract, Runtime::Ort(srgraph::runtime::ort::Device::Cpu)] {
-        let mut m = SrModel::load(&d.join("m8.onnx"), runtime, 0).unwrap();
-        sr.push(m.run(lr.clone()).unwrap());
-    }
-    let diffs: Vec<f32> = sr[0].iter().zip(sr[1].iter()).map(|(a, b)| (a - b).abs()).collect();
-    let worst = diffs.iter().fold(0f32, |m, &v| m.max(v));
-    let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
-    println!("int8, a 32x32 crop: tract against ONNX Runtime, mean {mean:.4}, at most {worst} of 255");
-    assert!(mean < 0.1 && worst < 3.0, "mean {mean}, worst {worst}");
+    // tract reads the same QDQ graph as float arithmetic on the same grids, where ONNX Runtime
+    // computes in integers: single values land a rounding step apart here and there, and the
+    // scores agree.
+    let tract8 = set5_psnr(d, "m8.onnx", "tract");
+    println!("Set5 x2 PSNR-Y of int8: ort {p8:.4} dB, tract {tract8:.4} dB");
+    assert!((tract8 - p8).abs() < 0.01, "tract {tract8} against ort {p8}");
 }
 
 #[test]
 fn int8_needs_calibration_pictures_and_a_float32_source() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let o = srgraph(&["export", BUILTIN_X2, "--precision", "int8", "-o", "m8.onnx"], d);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("--calibrate"), "{}", text(&o));
+    fails_with(
+        &srgraph(&["export", BUILTIN_X2, "--precision", "int8", "-o", "m8.onnx"], d),
+        "--precision int8 needs --calibrate DIR",
+    );
     std::fs::create_dir(d.join("empty")).unwrap();
     fails_with(
         &srgraph(
             &["export", BUILTIN_X2, "--precision", "int8", "--calibrate", "empty", "-o", "m8.onnx"],
             d,
         ),
-        "holds no pictures",
+        "--calibrate empty: no images",
     );
     assert!(!d.join("m8.onnx").exists());
     let calibration = calibration_folder(d, 2);
@@ -275,5 +268,61 @@ fn int8_needs_calibration_pictures_and_a_float32_source() {
         &["export", BUILTIN_X2, "--precision", "int8", "--calibrate", c, "--percentile", "120", "-o", "p.onnx"],
         d,
     );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+/// `train --init MODEL --qat int8`: a short quantisation-aware fine-tune records the ranges it
+/// trained with, and its int8 export needs no calibration pictures and keeps the float32
+/// model's score (the weights trained under the same rounding).
+#[test]
+fn a_quantisation_aware_fine_tune_exports_int8_without_calibration() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pictures = calibration_folder(d, 8);
+    ok(&srgraph(
+        &[
+            "train",
+            "wdsr-b",
+            "--init",
+            BUILTIN_X2,
+            "--qat",
+            "int8",
+            "--data",
+            pictures.to_str().unwrap(),
+            "--steps",
+            "4",
+            "--batch",
+            "2",
+            "--patch",
+            "48",
+            "--lr",
+            "1e-5",
+            "--no-tune",
+            "--quiet",
+            "-o",
+            "qat",
+        ],
+        d,
+    ));
+    let inspect = ok(&srgraph(&["inspect", "qat/model.onnx"], d));
+    assert!(inspect.contains("meta        qat = int8"), "{inspect}");
+    assert!(inspect.contains("meta        qat_ranges = {\"body.0\":"), "{inspect}");
+    ok(&srgraph(&["export", "qat", "--precision", "int8", "-o", "q8.onnx"], d));
+    let inspect = ok(&srgraph(&["inspect", "q8.onnx"], d));
+    assert!(
+        inspect.contains("meta        calibration = the ranges it was trained with (train --qat int8)"),
+        "{inspect}"
+    );
+    let (p32, p8) = (set5_psnr(d, "qat/model.onnx", "ort"), set5_psnr(d, "q8.onnx", "ort"));
+    println!("Set5 x2 PSNR-Y after 4 QAT steps: float32 {p32:.4} dB, int8 {p8:.4} dB ({:+.4})", p8 - p32);
+    assert!((p8 - p32).abs() < 0.15, "int8 {p8} against float32 {p32}");
+    // Batch norm is folded into the convs only at export: refused by name.
+    let o = srgraph(
+        &["train", "wdsr-b", "--init", BUILTIN_X2, "--qat", "int8", "--norm", "batch", "-o", "bn"],
+        d,
+    );
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    // --qat without --init is a usage error.
+    let o = srgraph(&["train", "wdsr-b", "--qat", "int8", "-o", "no-init"], d);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
