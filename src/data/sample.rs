@@ -21,6 +21,19 @@ pub trait Sample: Copy + Default + PartialEq + Send + Sync + std::fmt::Debug + '
     /// The value as a number.
     fn level(self) -> f64;
 
+    /// The nearest 8-bit value (v / 257 rounded for 16-bit): for pictures only looked at,
+    /// such as `--compare`'s panels, and formats that hold 8 bits (JPEG, BMP).
+    fn to_eight(self) -> u8;
+
+    /// The picture's RGBA values, HWC (grey repeated, alpha opaque where there is none).
+    fn rgba_of(img: &image::DynamicImage) -> Array3<Self>;
+
+    /// Values as the bytes an image encoder takes (16-bit ones in native byte order).
+    fn encoder_bytes(values: &[Self]) -> Vec<u8>;
+
+    /// The encoder's colour type of `channels` values a pixel: L, LA, RGB or RGBA.
+    fn color(channels: usize) -> image::ExtendedColorType;
+
     /// `v` rounded half away from zero and clamped to the type's range (NaN to 0), as
     /// MATLAB's `uint8()` and `uint16()`.
     fn from_level(v: f64) -> Self;
@@ -49,6 +62,25 @@ impl Sample for u8 {
         f64::from(self)
     }
 
+    fn to_eight(self) -> u8 {
+        self
+    }
+
+    fn rgba_of(img: &image::DynamicImage) -> Array3<u8> {
+        let rgba = img.to_rgba8();
+        let (w, h) = rgba.dimensions();
+        Array3::from_shape_vec((h as usize, w as usize, 4), rgba.into_raw()).expect("RGBA holds 4 values a pixel")
+    }
+
+    fn encoder_bytes(values: &[u8]) -> Vec<u8> {
+        values.to_vec()
+    }
+
+    fn color(channels: usize) -> image::ExtendedColorType {
+        use image::ExtendedColorType::*;
+        [L8, La8, Rgb8, Rgba8][channels - 1]
+    }
+
     fn from_level(v: f64) -> u8 {
         v.round().clamp(0.0, 255.0) as u8
     }
@@ -73,6 +105,25 @@ impl Sample for u16 {
         f64::from(self)
     }
 
+    fn to_eight(self) -> u8 {
+        u8::from_level(f64::from(self) / 257.0)
+    }
+
+    fn rgba_of(img: &image::DynamicImage) -> Array3<u16> {
+        let rgba = img.to_rgba16();
+        let (w, h) = rgba.dimensions();
+        Array3::from_shape_vec((h as usize, w as usize, 4), rgba.into_raw()).expect("RGBA holds 4 values a pixel")
+    }
+
+    fn encoder_bytes(values: &[u16]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_ne_bytes()).collect()
+    }
+
+    fn color(channels: usize) -> image::ExtendedColorType {
+        use image::ExtendedColorType::*;
+        [L16, La16, Rgb16, Rgba16][channels - 1]
+    }
+
     fn from_level(v: f64) -> u16 {
         v.round().clamp(0.0, 65535.0) as u16
     }
@@ -94,12 +145,6 @@ pub fn bits_of(color: image::ColorType) -> u32 {
     }
 }
 
-/// A 16-bit value as the nearest 8-bit one (v / 257 rounded): for pictures only looked at,
-/// such as `--compare`'s panels.
-pub fn to_eight(v: u16) -> u8 {
-    u8::from_level(f64::from(v) / 257.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,8 +164,8 @@ mod tests {
             assert_eq!(u8::from_network(v.to_network()), v);
             assert_eq!((v as u16 * 257).to_network(), v.to_network());
         }
-        assert_eq!(to_eight(65535), 255);
-        assert_eq!(to_eight(128), 0);
-        assert_eq!(to_eight(129), 1);
+        assert_eq!(65535u16.to_eight(), 255);
+        assert_eq!(128u16.to_eight(), 0);
+        assert_eq!(129u16.to_eight(), 1);
     }
 }
