@@ -11,7 +11,8 @@ pub use activations::{activation_stats, block_stats, mean_zero_share, BlockStats
 
 use crate::data::bicubic;
 use crate::data::cache::PixelCache;
-use crate::data::dataset::{from_nchw, ImageSet, Pair};
+use crate::data::dataset::{from_nchw_as, ImageSet, Pair};
+use crate::data::sample::Sample;
 use crate::data::degrade::Degradation;
 use crate::infer::SrModel;
 use crate::metrics::{psnr_rgb, psnr_y, ssim_y};
@@ -60,6 +61,11 @@ pub struct SetScores {
     pub lr_source: String,
     /// The degradation's name (`bicubic`, `bd`, `dn`, `kernel:<file>#<hash>`).
     pub degradation: String,
+    /// Bits per value the set was scored at: 16 if any of its pictures is 16-bit.
+    pub bit_depth: u32,
+    /// The PSNR peak of that depth: 255, or 65535 (PSNR-Y and SSIM-Y of 16-bit pictures take
+    /// Y of v / 257 with peak 255, which is the same).
+    pub peak: f64,
     pub images: Vec<ImageScores>,
     pub model: Scores,
     pub bicubic: Scores,
@@ -76,22 +82,23 @@ pub struct EvalOptions {
     pub tile: Option<usize>,
 }
 
-/// A set's pictures, (LR, HR) HWC: decoded in memory, or memory-mapped from the data
-/// cache (then one picture at a time is copied out, however large the set). The LR is
-/// owned where it is made as it is read (the cache's noiseless LR, and DN's noise).
-pub trait Pictures {
+/// A set's pictures, (LR, HR) HWC with values of `P` (8- or 16-bit): decoded in memory, or
+/// memory-mapped from the data cache (then one picture at a time is copied out, however
+/// large the set). The LR is owned where it is made as it is read (the cache's noiseless
+/// LR, and DN's noise).
+pub trait Pictures<P: Sample = u8> {
     fn count(&self) -> usize;
-    fn pair(&self, i: usize) -> (CowArray<'_, u8, Ix3>, ArrayView3<'_, u8>);
+    fn pair(&self, i: usize) -> (CowArray<'_, P, Ix3>, ArrayView3<'_, P>);
     /// The HR file, for messages that name it.
     fn name(&self, i: usize) -> &str;
 }
 
-impl Pictures for [Pair] {
+impl<P: Sample> Pictures<P> for [Pair<P>] {
     fn count(&self) -> usize {
         self.len()
     }
 
-    fn pair(&self, i: usize) -> (CowArray<'_, u8, Ix3>, ArrayView3<'_, u8>) {
+    fn pair(&self, i: usize) -> (CowArray<'_, P, Ix3>, ArrayView3<'_, P>) {
         (self[i].lr.view().into(), self[i].hr.view())
     }
 
@@ -132,8 +139,8 @@ pub struct Scoring {
 }
 
 impl Scoring {
-    /// One super-resolved picture against its original.
-    pub fn score(&self, sr: &ndarray::Array3<u8>, hr: &ndarray::Array3<u8>) -> Result<Scores> {
+    /// One super-resolved picture against its original (16-bit ones against peak 65535).
+    pub fn score<P: Sample>(&self, sr: &ndarray::Array3<P>, hr: &ndarray::Array3<P>) -> Result<Scores> {
         Ok(Scores {
             psnr_y: psnr_y(sr, hr, self.scale)?,
             ssim_y: if self.ssim {
@@ -147,10 +154,10 @@ impl Scoring {
 
     /// Each picture super-resolved by the model, whole or in LR tiles of side `tile(h, w)`
     /// for an h x w LR picture; `on_image` is told each picture's index before it runs.
-    pub fn model(
+    pub fn model<P: Sample>(
         &self,
         model: &mut SrModel,
-        set: &(impl Pictures + ?Sized),
+        set: &(impl Pictures<P> + ?Sized),
         tile: &dyn Fn(usize, usize) -> Option<usize>,
         on_image: &mut dyn FnMut(usize),
     ) -> Result<Vec<Scores>> {
@@ -159,7 +166,7 @@ impl Scoring {
                 on_image(i);
                 let (lr, hr) = set.pair(i);
                 let (h, w, _) = lr.dim();
-                let sr = from_nchw(model.upscale(&lr.to_owned(), tile(h, w), &|| {})?.view());
+                let sr = from_nchw_as::<P>(model.upscale(&lr.to_owned(), tile(h, w), &|| {})?.view());
                 self.score(&sr, &hr.to_owned())
                     .with_context(|| format!("scoring {}", set.name(i)))
             })
@@ -167,7 +174,7 @@ impl Scoring {
     }
 
     /// Each picture upscaled by bicubic: the baseline beside every model.
-    pub fn bicubic(&self, set: &(impl Pictures + ?Sized)) -> Result<Vec<Scores>> {
+    pub fn bicubic<P: Sample>(&self, set: &(impl Pictures<P> + ?Sized)) -> Result<Vec<Scores>> {
         (0..set.count())
             .map(|i| {
                 let (lr, hr) = set.pair(i);
@@ -180,13 +187,13 @@ impl Scoring {
 }
 
 /// Scores a set's pairs; `on_image` is told each image's name before it runs.
-pub fn score_pairs(
+pub fn score_pairs<P: Sample>(
     model: &mut SrModel,
-    pairs: &[Pair],
+    pairs: &[Pair<P>],
     o: &EvalOptions,
     on_image: &mut dyn FnMut(&str),
 ) -> Result<Vec<ImageScores>> {
-    let stem = |p: &Pair| {
+    let stem = |p: &Pair<P>| {
         Path::new(&p.name)
             .file_stem()
             .map_or(p.name.clone(), |s| s.to_string_lossy().into_owned())
@@ -209,8 +216,9 @@ pub fn score_pairs(
         .collect())
 }
 
-/// Evaluates one folder (any layout `ImageSet` reads). Unreadable images are an error
-/// here, not a warning: a mean over fewer images is not the set's mean.
+/// Evaluates one folder (any layout `ImageSet` reads), at the set's depth: a set with a
+/// 16-bit picture is scored at 16 bits (see `ImageSet::bit_depth`). Unreadable images are
+/// an error here, not a warning: a mean over fewer images is not the set's mean.
 pub fn evaluate_set(
     model: &mut SrModel,
     dir: &Path,
@@ -219,11 +227,12 @@ pub fn evaluate_set(
 ) -> Result<SetScores> {
     let set = ImageSet::open(dir, o.scale)?.degraded(o.degradation.clone());
     let lr_source = o.degradation.describe(set.files.iter().all(|f| f.lr.is_some()));
-    let (pairs, warnings) = set.load()?;
-    if let Some(w) = warnings.first() {
-        bail!("cannot evaluate {}: {w}", dir.display());
-    }
-    let images = score_pairs(model, &pairs, o, on_image)?;
+    let bit_depth = set.bit_depth();
+    let (images, peak) = if bit_depth == 16 {
+        (score_set::<u16>(model, &set, o, on_image)?, u16::PEAK)
+    } else {
+        (score_set::<u8>(model, &set, o, on_image)?, u8::PEAK)
+    };
     let name = dir
         .file_name()
         .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
@@ -232,8 +241,24 @@ pub fn evaluate_set(
         path: dir.display().to_string(),
         lr_source,
         degradation: o.degradation.name(),
+        bit_depth,
+        peak,
         model: Scores::mean(images.iter().map(|i| i.model)),
         bicubic: Scores::mean(images.iter().map(|i| i.bicubic)),
         images,
     })
+}
+
+/// Loads a set's pictures with values of `P` and scores them; a skipped picture is an error.
+fn score_set<P: Sample>(
+    model: &mut SrModel,
+    set: &ImageSet,
+    o: &EvalOptions,
+    on_image: &mut dyn FnMut(&str),
+) -> Result<Vec<ImageScores>> {
+    let (pairs, warnings) = set.load_as::<P>()?;
+    if let Some(w) = warnings.first() {
+        bail!("cannot evaluate {}: {w}", set.root.display());
+    }
+    score_pairs(model, &pairs, o, on_image)
 }
