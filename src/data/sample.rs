@@ -31,6 +31,10 @@ pub trait Sample: Copy + Default + PartialEq + Send + Sync + std::fmt::Debug + '
     /// Values as the bytes an image encoder takes (16-bit ones in native byte order).
     fn encoder_bytes(values: &[Self]) -> Vec<u8>;
 
+    /// Bytes written by [`encoder_bytes`](Self::encoder_bytes) (as `pixels.bin` holds them)
+    /// read back in place; their start is aligned to the type (a memory map's pages are).
+    fn from_bytes(bytes: &[u8]) -> &[Self];
+
     /// The encoder's colour type of `channels` values a pixel: L, LA, RGB or RGBA.
     fn color(channels: usize) -> image::ExtendedColorType;
 
@@ -76,6 +80,10 @@ impl Sample for u8 {
         values.to_vec()
     }
 
+    fn from_bytes(bytes: &[u8]) -> &[u8] {
+        bytes
+    }
+
     fn color(channels: usize) -> image::ExtendedColorType {
         use image::ExtendedColorType::*;
         [L8, La8, Rgb8, Rgba8][channels - 1]
@@ -117,6 +125,14 @@ impl Sample for u16 {
 
     fn encoder_bytes(values: &[u16]) -> Vec<u8> {
         values.iter().flat_map(|v| v.to_ne_bytes()).collect()
+    }
+
+    fn from_bytes(bytes: &[u8]) -> &[u16] {
+        // SAFETY: every bit pattern of two bytes is a u16; align_to puts only whole,
+        // aligned u16s in the middle, and the checks below refuse anything else.
+        let (head, values, tail) = unsafe { bytes.align_to::<u16>() };
+        assert!(head.is_empty() && tail.is_empty(), "16-bit values at an odd address or length");
+        values
     }
 
     fn color(channels: usize) -> image::ExtendedColorType {

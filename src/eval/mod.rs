@@ -88,7 +88,7 @@ pub struct EvalOptions {
 /// LR, and DN's noise).
 pub trait Pictures<P: Sample = u8> {
     fn count(&self) -> usize;
-    fn pair(&self, i: usize) -> (CowArray<'_, P, Ix3>, ArrayView3<'_, P>);
+    fn pair(&self, i: usize) -> (CowArray<'_, P, Ix3>, CowArray<'_, P, Ix3>);
     /// The HR file, for messages that name it.
     fn name(&self, i: usize) -> &str;
 }
@@ -98,8 +98,8 @@ impl<P: Sample> Pictures<P> for [Pair<P>] {
         self.len()
     }
 
-    fn pair(&self, i: usize) -> (CowArray<'_, P, Ix3>, ArrayView3<'_, P>) {
-        (self[i].lr.view().into(), self[i].hr.view())
+    fn pair(&self, i: usize) -> (CowArray<'_, P, Ix3>, CowArray<'_, P, Ix3>) {
+        (self[i].lr.view().into(), self[i].hr.view().into())
     }
 
     fn name(&self, i: usize) -> &str {
@@ -107,24 +107,44 @@ impl<P: Sample> Pictures<P> for [Pair<P>] {
     }
 }
 
-impl Pictures for PixelCache {
+/// A cache's pictures at its own depth, as views, or at the other, converted (an 8-bit
+/// value times 257, a 16-bit one divided by 257 and rounded).
+impl<P: Sample> Pictures<P> for PixelCache {
     fn count(&self) -> usize {
         self.len()
     }
 
-    fn pair(&self, i: usize) -> (CowArray<'_, u8, Ix3>, ArrayView3<'_, u8>) {
-        let (hr, lr, name) = PixelCache::pair(self, i);
+    fn pair(&self, i: usize) -> (CowArray<'_, P, Ix3>, CowArray<'_, P, Ix3>) {
+        let (lr, hr): (CowArray<'_, P, Ix3>, CowArray<'_, P, Ix3>) = match self.bit_depth {
+            b if b == P::BITS => {
+                let (hr, lr, _) = PixelCache::pair_as::<P>(self, i);
+                (lr.into(), hr.into())
+            }
+            16 => {
+                let (hr, lr, _) = PixelCache::pair_as::<u16>(self, i);
+                (converted(lr).into(), converted(hr).into())
+            }
+            _ => {
+                let (hr, lr, _) = PixelCache::pair_as::<u8>(self, i);
+                (converted(lr).into(), converted(hr).into())
+            }
+        };
         if self.degradation.noise().is_none() {
-            return (lr.into(), hr);
+            return (lr, hr);
         }
-        let mut noisy = lr.to_owned();
-        self.degradation.picture_noise(&mut noisy, name);
+        let mut noisy = lr.into_owned();
+        self.degradation.picture_noise(&mut noisy, self.size(i).2);
         (noisy.into(), hr)
     }
 
     fn name(&self, i: usize) -> &str {
-        PixelCache::pair(self, i).2
+        self.size(i).2
     }
+}
+
+/// Values of `Q` as values of `P`, on the same 0..255 scale.
+fn converted<Q: Sample, P: Sample>(a: ArrayView3<Q>) -> ndarray::Array3<P> {
+    a.mapv(|v| P::from_level(v.level() / Q::PER_NETWORK_STEP * P::PER_NETWORK_STEP))
 }
 
 /// How pictures are scored against their originals: the one scorer of `eval`, of a
