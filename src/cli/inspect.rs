@@ -147,8 +147,10 @@ fn describe_ir(out: &mut impl Write, model: &Model) -> Result<()> {
     Ok(())
 }
 
-/// The statistics of the model's ReLUs on `pic`'s centre `side` x `side`: the picture's
-/// (width, height), the centre's, and the statistics.
+/// A picture's (width, height), its centre's, and the ReLU statistics of the centre.
+type CentreStats = ((usize, usize), (usize, usize), Vec<ReluStats>);
+
+/// The statistics of the model's ReLUs on `pic`'s centre `side` x `side`.
 fn centre_stats<P: Sample>(
     pic: &Picture<P>,
     side: usize,
@@ -156,7 +158,7 @@ fn centre_stats<P: Sample>(
     name: &str,
     engine: Runtime,
     threads: usize,
-) -> Result<((usize, usize), (usize, usize), Vec<ReluStats>)> {
+) -> Result<CentreStats> {
     let lr = centre(pic.rgb.view(), side);
     let (ch, cw, _) = lr.dim();
     Ok((pic.size(), (cw, ch), activation_stats(bytes, name, lr, engine, threads)?))

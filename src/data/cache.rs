@@ -243,7 +243,7 @@ impl PixelCache {
                     x.offset % bytes_per_value == 0
                         && x.offset
                             .checked_add(x.len(bytes_per_value))
-                        .is_some_and(|end| end <= index.total_bytes),
+                            .is_some_and(|end| end <= index.total_bytes),
                     "its index places {} past the end of pixels.bin",
                     e.name
                 );

@@ -131,7 +131,10 @@ impl Sample for u16 {
         // SAFETY: every bit pattern of two bytes is a u16; align_to puts only whole,
         // aligned u16s in the middle, and the checks below refuse anything else.
         let (head, values, tail) = unsafe { bytes.align_to::<u16>() };
-        assert!(head.is_empty() && tail.is_empty(), "16-bit values at an odd address or length");
+        assert!(
+            head.is_empty() && tail.is_empty(),
+            "16-bit values at an odd address or length"
+        );
         values
     }
 

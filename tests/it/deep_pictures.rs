@@ -108,7 +108,12 @@ fn u16_bicubic_equals_the_numpy_oracle() {
             let want: Vec<u16> = want.chunks(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect();
             assert_eq!(want.len(), got.len(), "{what} {mode} x{s}: {gw}x{gh}");
             let differ = got.iter().zip(&want).filter(|(a, b)| a != b).count();
-            assert_eq!(differ, 0, "{what} {mode} x{s}: {differ} of {} values differ", want.len());
+            assert_eq!(
+                differ,
+                0,
+                "{what} {mode} x{s}: {differ} of {} values differ",
+                want.len()
+            );
         }
     }
 }
@@ -123,7 +128,10 @@ fn upscale_of_a_16_bit_grey_tiff_writes_a_16_bit_grey_tiff() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("16-bit"), "{}", text(&o));
     let img = image::open(d.join("ct_x2.tif")).unwrap();
-    assert_eq!((img.color(), img.width(), img.height()), (image::ColorType::L16, 256, 256));
+    assert_eq!(
+        (img.color(), img.width(), img.height()),
+        (image::ColorType::L16, 256, 256)
+    );
     let values = img.to_luma16().into_raw();
     let between = values.iter().filter(|v| **v % 257 != 0).count();
     assert!(between > values.len() / 2, "only {between} values between 8-bit levels");
@@ -146,7 +154,10 @@ fn eval_of_16_bit_pictures_uses_peak_65535() {
     assert!(o.status.success(), "{}", text(&o));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let set = &report["sets"][0];
-    assert_eq!((set["bit_depth"].as_u64(), set["peak"].as_f64()), (Some(16), Some(65535.0)));
+    assert_eq!(
+        (set["bit_depth"].as_u64(), set["peak"].as_f64()),
+        (Some(16), Some(65535.0))
+    );
     let (model_y, bicubic_y) = (
         set["model"]["psnr_y"].as_f64().unwrap(),
         set["bicubic"]["psnr_y"].as_f64().unwrap(),
@@ -191,7 +202,10 @@ fn a_folder_mixing_8_and_16_bits_is_read_as_16_bit_exactly() {
     assert_eq!(set.bit_depth(), 16);
     assert_eq!(ImageSet::open(&eight, 2).unwrap().bit_depth(), 8);
     let (pairs, _) = set.load_as::<u16>().unwrap();
-    assert_eq!(pairs[0].hr, pairs[1].hr, "the 8-bit picture times 257 is its 16-bit copy");
+    assert_eq!(
+        pairs[0].hr, pairs[1].hr,
+        "the 8-bit picture times 257 is its 16-bit copy"
+    );
     assert_eq!(pairs[0].lr, pairs[1].lr);
 
     let root = dir.path().join("cache");
@@ -213,8 +227,15 @@ fn a_folder_mixing_8_and_16_bits_is_read_as_16_bit_exactly() {
         let ((lr16, hr16), (lr8, hr8)) = (a.batch(step, 4).unwrap(), b.batch(step, 4).unwrap());
         assert!(hr16 == hr8, "step {step}: HR patches differ");
         let fractions = lr16.iter().filter(|v| v.fract() != 0.0).count();
-        assert!(fractions > lr16.len() / 2, "step {step}: only {fractions} LR values between levels");
-        largest = lr16.iter().zip(&lr8).map(|(x, y)| (x - y).abs()).fold(largest, f32::max);
+        assert!(
+            fractions > lr16.len() / 2,
+            "step {step}: only {fractions} LR values between levels"
+        );
+        largest = lr16
+            .iter()
+            .zip(&lr8)
+            .map(|(x, y)| (x - y).abs())
+            .fold(largest, f32::max);
     }
     eprintln!("16-bit LR patches against 8-bit ones: at most {largest} of a level apart");
     assert!(largest <= 1.5, "{largest}");
