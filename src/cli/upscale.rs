@@ -132,7 +132,11 @@ pub fn run(mut a: UpscaleArgs) -> Result<()> {
                 AnyPicture::Eight(p) => job.picture(p, output, &a, input, &inputs)?,
                 AnyPicture::Sixteen(p) => job.picture(p, output, &a, input, &inputs)?,
             };
-            let note = if bits == 16 { ", 16-bit" } else { "" };
+            let note = match (bits, OutputFormat::of(output)?) {
+                (16, OutputFormat::Png | OutputFormat::Tiff) => ", 16-bit",
+                (16, _) => ", 16-bit input written at 8 bits",
+                _ => "",
+            };
             Ok(format!(
                 "{} -> {} ({w}x{h} -> {}x{}, {n} tile{}, {:.1} s{note})",
                 input.display(),
