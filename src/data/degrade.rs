@@ -428,6 +428,24 @@ mod tests {
         Ok(())
     }
 
+    /// On 16-bit values DN's sigma is 30 * 257, and BD of an 8-bit picture times 257 is
+    /// within half an 8-bit level of its 8-bit BD (only the final rounding differs).
+    #[test]
+    fn sixteen_bit_noise_and_blur_keep_the_0_255_scale() {
+        let mut flat = Array3::from_elem((128, 128, 3), 32768u16);
+        add_noise(&mut flat, DN_SIGMA, crop_key(0, 0, 0));
+        let n = flat.len() as f64;
+        let mean = flat.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let sigma = (flat.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+        assert!((sigma / 257.0 - DN_SIGMA).abs() < 0.5, "sigma {sigma}");
+        let hr = Array3::from_shape_fn((24, 24, 3), |(y, x, c)| ((y * 37 + x * 11 + c * 70) % 256) as u8);
+        let deep = hr.mapv(|v| v as u16 * 257);
+        let (lr8, lr16) = (Degradation::Bd.downscale(&hr, 3).unwrap(), Degradation::Bd.downscale(&deep, 3).unwrap());
+        for (a, b) in lr8.iter().zip(&lr16) {
+            assert!((*a as f64 - *b as f64 / 257.0).abs() <= 0.5 + 1.0 / 257.0, "{a} vs {b}");
+        }
+    }
+
     #[test]
     fn noise_is_a_function_of_its_key() {
         let flat = Array3::from_elem((64, 64, 3), 128u8);
