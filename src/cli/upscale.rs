@@ -21,13 +21,14 @@ use std::time::Instant;
     srgraph upscale runs/wdsr-b-x2/model.onnx photo.jpg photo_x2.png\n  \
     srgraph upscale model.onnx ../shared/data/Set5/HR -o sr/ --compare\n  \
     srgraph upscale model.onnx small.png --compare --hr original.png\n\n\
-    Greyscale stays greyscale, 16 bits stay 16 bits (PNG, TIFF) and alpha is kept (upscaled by bicubic). Large pictures run in tiles of --tile\n\
-    LR pixels, each with a margin of the network's receptive field, so the result equals the whole-image one.")]
+    Greyscale stays greyscale, 16 bits stay 16 bits (PNG, TIFF) and alpha is kept (upscaled by bicubic).\n\
+    Large pictures run in tiles of --tile LR pixels, each with a margin of the network's receptive field, so the\n\
+    result equals the whole-image one.")]
 pub struct UpscaleArgs {
-    /// [MODEL.onnx] then pictures (PNG, TIFF, JPEG, BMP; 8 or 16 bits) or folders of them. Without a model (no first path ending in
-    /// .onnx), the built-in WDSR-B of --scale runs: x2 (the default), x3 or x4 (`srgraph inspect` of
-    /// assets/wdsr-b-x<s>.onnx shows its training and scores). With one picture, a second path that does not exist
-    /// yet names the output.
+    /// [MODEL.onnx] then pictures (PNG, TIFF, JPEG, BMP; 8 or 16 bits) or folders of them. Without a model (no
+    /// first path ending in .onnx), the built-in WDSR-B of --scale runs: x2 (the default), x3 or x4 (`srgraph
+    /// inspect` of assets/wdsr-b-x<s>.onnx shows its training and scores). With one picture, a second path that
+    /// does not exist yet names the output.
     #[arg(required = true, num_args = 1.., value_name = "[MODEL.onnx] PICTURES")]
     pub paths: Vec<PathBuf>,
     /// Where to write: a picture file (one input; .png, .tif, .jpg or .bmp, by its extension) or a folder

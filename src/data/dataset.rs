@@ -197,8 +197,11 @@ impl ImageSet {
     /// mixing depths is read as 16-bit, its 8-bit pictures' values times 257 (exact: 255
     /// becomes 65535). A file whose header does not read counts as 8-bit (`load` says why).
     pub fn bit_depth(&self) -> u32 {
-        let files = self.files.iter().flat_map(|f| std::iter::once(&f.hr).chain(f.lr.as_ref()));
-        let deep = files.collect::<Vec<_>>().par_iter().any(|p| super::bit_depth(p).is_ok_and(|b| b > 8));
+        let deep = self
+            .files
+            .par_iter()
+            .flat_map_iter(|f| std::iter::once(&f.hr).chain(f.lr.as_ref()))
+            .any(|p| super::bit_depth(p).is_ok_and(|b| b > 8));
         if deep {
             16
         } else {

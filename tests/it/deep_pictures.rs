@@ -167,7 +167,8 @@ fn eval_of_16_bit_pictures_uses_peak_65535() {
         set["bicubic"]["psnr_rgb"].as_f64().unwrap(),
     );
     eprintln!(
-        "16-bit CT/MR x2: PSNR-Y {model_y:.3} dB vs bicubic {bicubic_y:.3} ({:+.3}); PSNR-RGB {model_rgb:.3} vs {bicubic_rgb:.3}",
+        "16-bit CT/MR x2: PSNR-Y {model_y:.3} dB vs bicubic {bicubic_y:.3} ({:+.3}); \
+         PSNR-RGB {model_rgb:.3} vs {bicubic_rgb:.3}",
         model_y - bicubic_y
     );
     assert!(model_y > bicubic_y, "model {model_y:.3} dB, bicubic {bicubic_y:.3} dB");
