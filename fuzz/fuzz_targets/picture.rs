@@ -1,12 +1,18 @@
-//! A user's picture (PNG, JPEG, BMP; grey, alpha, 16 bit), as `upscale` and `eval` load it,
-//! and, when it loads, written back as PNG in its own colour type.
+//! A user's picture (PNG, TIFF, JPEG, BMP; grey, alpha, 8 and 16 bit), as `upscale` and `eval`
+//! load it, and, when it loads, written back as PNG and TIFF at its own depth and colour type.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use srgraph::data::picture::Picture;
+use srgraph::data::picture::AnyPicture;
 
 fuzz_target!(init: srgraph_fuzz::strict_panics(), |data: &[u8]| {
-    if let Ok(p) = Picture::from_bytes(data, "fuzz.png") {
-        let _ = p.to_png();
+    match AnyPicture::from_bytes(data, "fuzz.png") {
+        Ok(AnyPicture::Eight(p)) => {
+            let _ = (p.to_png(), p.to_tiff());
+        }
+        Ok(AnyPicture::Sixteen(p)) => {
+            let _ = (p.to_png(), p.to_tiff());
+        }
+        Err(_) => {}
     }
 });

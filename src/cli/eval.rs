@@ -120,6 +120,14 @@ pub fn run(a: EvalArgs) -> Result<()> {
     }
     let sources: Vec<String> = sets.iter().map(|s| format!("{}: {}", s.set, s.lr_source)).collect();
     writeln!(out, "LR images from {}", sources.join(", "))?;
+    let deep: Vec<&str> = sets.iter().filter(|s| s.bit_depth == 16).map(|s| s.set.as_str()).collect();
+    if !deep.is_empty() {
+        writeln!(
+            out,
+            "16-bit, scored with peak 65535 (Y of values / 257): {}",
+            deep.join(", ")
+        )?;
+    }
     Ok(())
 }
 

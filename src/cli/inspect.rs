@@ -2,8 +2,10 @@
 //! with `--activations`, how much passes each of its ReLUs on a picture.
 
 use super::{RuntimeArg, RuntimeArgs};
-use crate::data::picture::Picture;
-use crate::eval::activations::{activation_stats, block_stats, centre, mean_zero_share, BlockStats};
+use crate::data::picture::{AnyPicture, Picture};
+use crate::data::sample::Sample;
+use crate::eval::activations::{activation_stats, block_stats, centre, mean_zero_share, BlockStats, ReluStats};
+use crate::runtime::Runtime;
 use crate::infer::Signature;
 use crate::ir::{show, Op};
 use crate::onnx::{pb, Metadata, Model, Precision};
@@ -145,15 +147,32 @@ fn describe_ir(out: &mut impl Write, model: &Model) -> Result<()> {
     Ok(())
 }
 
+/// A picture's (width, height), its centre's, and the ReLU statistics of the centre.
+type CentreStats = ((usize, usize), (usize, usize), Vec<ReluStats>);
+
+/// The statistics of the model's ReLUs on `pic`'s centre `side` x `side`.
+fn centre_stats<P: Sample>(
+    pic: &Picture<P>,
+    side: usize,
+    bytes: &[u8],
+    name: &str,
+    engine: Runtime,
+    threads: usize,
+) -> Result<CentreStats> {
+    let lr = centre(pic.rgb.view(), side);
+    let (ch, cw, _) = lr.dim();
+    Ok((pic.size(), (cw, ch), activation_stats(bytes, name, lr, engine, threads)?))
+}
+
 /// `--activations`: the model run once on the picture's centre, a table of its blocks.
 fn activations(a: &InspectArgs, bytes: &[u8], name: &str, picture: &Path) -> Result<()> {
     let engine = a.engine.runtime(RuntimeArg::Tract)?;
-    let pic = Picture::open(picture)?;
-    let (w, h) = pic.size();
     let side = a.crop as usize;
-    let lr = centre(pic.rgb.view(), side);
-    let (ch, cw, _) = lr.dim();
-    let relus = activation_stats(bytes, name, lr, engine, a.engine.ort.threads)?;
+    // At the picture's own depth: a 16-bit one enters the network as v / 257.
+    let ((w, h), (cw, ch), relus) = match AnyPicture::open(picture)? {
+        AnyPicture::Eight(pic) => centre_stats(&pic, side, bytes, name, engine, a.engine.ort.threads)?,
+        AnyPicture::Sixteen(pic) => centre_stats(&pic, side, bytes, name, engine, a.engine.ort.threads)?,
+    };
     let blocks = block_stats(&relus);
     let mut out = std::io::stdout().lock();
     writeln!(out, "model       {name}")?;

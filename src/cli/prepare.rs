@@ -39,9 +39,10 @@ pub fn run(a: PrepareArgs) -> Result<()> {
         eprintln!("warning: {w}");
     }
     println!(
-        "cache       {} ({} pictures, {:.1} MB, ready in {:.1} s)",
+        "cache       {} ({} pictures{}, {:.1} MB, ready in {:.1} s)",
         cache.dir.display(),
         cache.len(),
+        if cache.bit_depth == 16 { " at 16 bits" } else { "" },
         cache.bytes() as f64 / 1e6,
         started.elapsed().as_secs_f64()
     );

@@ -260,6 +260,9 @@ pub fn run(a: TrainArgs) -> Result<bool> {
         if let Some((_, name)) = o.data.metadata() {
             writeln!(out, "degradation {name} (the LR pictures, of training and validation)")?;
         }
+        if o.data.bit_depth(o.model.scale) == 16 {
+            writeln!(out, "pictures    16-bit (the network sees values / 257; the model records bit_depth = 16)")?;
+        }
         writeln!(out, "run folder  {}", o.out.display())?;
         if let Some(l) = crate::distributed::launch() {
             writeln!(

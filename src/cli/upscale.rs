@@ -3,7 +3,8 @@
 use super::{RuntimeArg, RuntimeArgs};
 use crate::data::bicubic;
 use crate::data::dataset::images_in;
-use crate::data::picture::{rgb_png, OutputFormat, Picture};
+use crate::data::picture::{rgb_png, AnyPicture, OutputFormat, Picture};
+use crate::data::sample::Sample;
 use crate::infer::{builtin, compare, SrModel, DEFAULT_TILE};
 use crate::util::{check_output, write_output};
 use anyhow::{bail, ensure, Context, Result};
@@ -20,17 +21,19 @@ use std::time::Instant;
     srgraph upscale runs/wdsr-b-x2/model.onnx photo.jpg photo_x2.png\n  \
     srgraph upscale model.onnx ../shared/data/Set5/HR -o sr/ --compare\n  \
     srgraph upscale model.onnx small.png --compare --hr original.png\n\n\
-    Greyscale stays greyscale and alpha is kept (upscaled by bicubic). Large pictures run in tiles of --tile\n\
-    LR pixels, each with a margin of the network's receptive field, so the result equals the whole-image one.")]
+    Greyscale stays greyscale, 16 bits stay 16 bits (PNG, TIFF) and alpha is kept (upscaled by bicubic).\n\
+    Large pictures run in tiles of --tile LR pixels, each with a margin of the network's receptive field, so the\n\
+    result equals the whole-image one.")]
 pub struct UpscaleArgs {
-    /// [MODEL.onnx] then pictures (PNG, JPEG, BMP) or folders of them. Without a model (no first path ending in
-    /// .onnx), the built-in WDSR-B of --scale runs: x2 (the default), x3 or x4 (`srgraph inspect` of
-    /// assets/wdsr-b-x<s>.onnx shows its training and scores). With one picture, a second path that does not exist
-    /// yet names the output.
+    /// [MODEL.onnx] then pictures (PNG, TIFF, JPEG, BMP; 8 or 16 bits) or folders of them. Without a model (no
+    /// first path ending in .onnx), the built-in WDSR-B of --scale runs: x2 (the default), x3 or x4 (`srgraph
+    /// inspect` of assets/wdsr-b-x<s>.onnx shows its training and scores). With one picture, a second path that
+    /// does not exist yet names the output.
     #[arg(required = true, num_args = 1.., value_name = "[MODEL.onnx] PICTURES")]
     pub paths: Vec<PathBuf>,
-    /// Where to write: a picture file (one input; .png, .jpg or .bmp, by its extension) or a folder (default:
-    /// the current folder), where files are named <name>_x<s>.png.
+    /// Where to write: a picture file (one input; .png, .tif, .jpg or .bmp, by its extension) or a folder
+    /// (default: the current folder), where files are named <name>_x<s>.png. PNG and TIFF keep a 16-bit
+    /// picture's 16 bits; JPEG and BMP hold 8.
     #[arg(short, long)]
     pub out: Option<PathBuf>,
     /// Replace output files that already exist (inputs are never replaced).
@@ -77,7 +80,7 @@ pub fn run(mut a: UpscaleArgs) -> Result<()> {
             let found = images_in(p)?;
             ensure!(
                 !found.is_empty(),
-                "no pictures (png, jpg, jpeg, bmp) in {}",
+                "no pictures (png, tif, tiff, jpg, jpeg, bmp) in {}",
                 p.display()
             );
             inputs.extend(found);
@@ -118,21 +121,22 @@ pub fn run(mut a: UpscaleArgs) -> Result<()> {
     for (input, output) in inputs.iter().zip(&outputs) {
         let started = Instant::now();
         let result = (|| -> Result<String> {
-            let pic = Picture::open(input)?;
-            let (w, h) = pic.size();
-            let n = model.tiles(h, w, tile).len();
-            bar.inc_length(n as u64);
-            bar.set_message(input.display().to_string());
-            let sr = model.upscale(&pic.rgb, tile, &|| bar.inc(1))?;
-            let big = pic.upscaled(&sr, s)?;
-            write_output(output, &big.encode_for(output)?, a.force)?;
-            if a.compare {
-                write_compare(&pic, &big, a.hr.as_deref(), input, &inputs, output, s, a.force)?;
-            }
-            let note = if pic.reduced_from_16 {
-                ", 16-bit input processed at 8 bits"
-            } else {
-                ""
+            let pic = AnyPicture::open(input)?;
+            let bits = pic.bits();
+            let job = Job {
+                model: &mut model,
+                tile,
+                bar: &bar,
+                s,
+            };
+            let (w, h, n) = match &pic {
+                AnyPicture::Eight(p) => job.picture(p, output, &a, input, &inputs)?,
+                AnyPicture::Sixteen(p) => job.picture(p, output, &a, input, &inputs)?,
+            };
+            let note = match (bits, OutputFormat::of(output)?) {
+                (16, OutputFormat::Png | OutputFormat::Tiff) => ", 16-bit",
+                (16, _) => ", 16-bit input written at 8 bits",
+                _ => "",
             };
             Ok(format!(
                 "{} -> {} ({w}x{h} -> {}x{}, {n} tile{}, {:.1} s{note})",
@@ -163,6 +167,39 @@ pub fn run(mut a: UpscaleArgs) -> Result<()> {
     Ok(())
 }
 
+/// One picture's run: the model, its tiles and the progress bar they advance.
+struct Job<'a> {
+    model: &'a mut SrModel,
+    tile: Option<usize>,
+    bar: &'a ProgressBar,
+    s: usize,
+}
+
+impl Job<'_> {
+    /// Upscales `pic` into `output` at its own depth (and its comparison, with --compare,
+    /// at 8 bits); returns its width, height and number of tiles.
+    fn picture<P: Sample>(
+        self,
+        pic: &Picture<P>,
+        output: &Path,
+        a: &UpscaleArgs,
+        input: &Path,
+        inputs: &[PathBuf],
+    ) -> Result<(usize, usize, usize)> {
+        let (w, h) = pic.size();
+        let n = self.model.tiles(h, w, self.tile).len();
+        self.bar.inc_length(n as u64);
+        self.bar.set_message(input.display().to_string());
+        let sr = self.model.upscale(&pic.rgb, self.tile, &|| self.bar.inc(1))?;
+        let big = pic.upscaled(&sr, self.s)?;
+        write_output(output, &big.encode_for(output)?, a.force)?;
+        if a.compare {
+            write_compare(&pic.eight(), &big.eight(), a.hr.as_deref(), input, inputs, output, self.s, a.force)?;
+        }
+        Ok((w, h, n))
+    }
+}
+
 /// `<name>_x<s>.png` in the output folder, or the output file itself for one picture:
 /// a path ending in a picture extension (`.png`, `.jpg`, ...) names a file, never a folder.
 fn output_paths(inputs: &[PathBuf], out: Option<&Path>, s: usize) -> Result<Vec<PathBuf>> {
@@ -178,7 +215,7 @@ fn output_paths(inputs: &[PathBuf], out: Option<&Path>, s: usize) -> Result<Vec<
     }
     if let Some(out) = out.filter(|o| o.exists() && !o.is_dir()) {
         bail!(
-            "{} is a file, not a folder: give a picture path (.png, .jpg, .bmp) or a folder",
+            "{} is a file, not a folder: give a picture path (.png, .tif, .jpg, .bmp) or a folder",
             out.display()
         );
     }

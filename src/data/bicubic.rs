@@ -1,10 +1,13 @@
-//! MATLAB-`imresize`-exact bicubic resizing of 8-bit images.
+//! MATLAB-`imresize`-exact bicubic resizing of 8- and 16-bit images.
 //!
 //! Published super-resolution results are measured on low-resolution inputs made with
 //! `imresize(modcrop(HR, s), 1/s, 'bicubic')`. A generic resizer differs from it in the
 //! kernel widening, the borders and the rounding, so this module reproduces MATLAB step by
 //! step; the tests check it bit for bit against the reference files in `shared/data`.
+//! `imresize` of a uint16 image rounds to uint16 after each pass exactly as it rounds a
+//! uint8 one to uint8: the resizer is generic over the value type ([`Sample`]).
 
+use super::sample::Sample;
 use anyhow::{bail, Result};
 use ndarray::{s, Array3};
 
@@ -92,11 +95,12 @@ fn contributions(in_len: usize, out_len: usize, scale: f64, border: Border) -> C
     }
 }
 
-/// Resize the middle axis of `data`, viewed as [outer][in_len][inner], then round to u8
-/// (half away from zero, clamped) as imresize does after each pass for uint8 images.
-fn resize_axis(data: &[u8], outer: usize, in_len: usize, inner: usize, c: &Contributions) -> Vec<u8> {
+/// Resize the middle axis of `data`, viewed as [outer][in_len][inner], then round to the
+/// value type (half away from zero, clamped) as imresize does after each pass for uint8 and
+/// uint16 images.
+fn resize_axis<P: Sample>(data: &[P], outer: usize, in_len: usize, inner: usize, c: &Contributions) -> Vec<P> {
     let out_len = c.weights.len() / c.taps.max(1);
-    let mut out = vec![0u8; outer * out_len * inner];
+    let mut out = vec![P::default(); outer * out_len * inner];
     let mut acc = vec![0f64; inner];
     for o in 0..outer {
         let src = &data[o * in_len * inner..(o + 1) * in_len * inner];
@@ -105,12 +109,12 @@ fn resize_axis(data: &[u8], outer: usize, in_len: usize, inner: usize, c: &Contr
             for t in 0..c.taps {
                 let (w, j) = (c.weights[i * c.taps + t], c.indices[i * c.taps + t]);
                 for (a, &v) in acc.iter_mut().zip(&src[j * inner..(j + 1) * inner]) {
-                    *a += w * v as f64;
+                    *a += w * v.level();
                 }
             }
             let dst = &mut out[(o * out_len + i) * inner..(o * out_len + i + 1) * inner];
             for (d, a) in dst.iter_mut().zip(&acc) {
-                *d = a.round().clamp(0.0, 255.0) as u8;
+                *d = P::from_level(*a);
             }
         }
     }
@@ -118,7 +122,7 @@ fn resize_axis(data: &[u8], outer: usize, in_len: usize, inner: usize, c: &Contr
 }
 
 /// Resize height then width (MATLAB's order for equal scales), rounding after each pass.
-fn resize(img: &Array3<u8>, out_h: usize, out_w: usize, scale: f64, border: Border) -> Array3<u8> {
+fn resize<P: Sample>(img: &Array3<P>, out_h: usize, out_w: usize, scale: f64, border: Border) -> Array3<P> {
     let (h, w, ch) = img.dim();
     let data = img.as_standard_layout();
     let data = data.as_slice().expect("standard layout is contiguous");
@@ -130,7 +134,7 @@ fn resize(img: &Array3<u8>, out_h: usize, out_w: usize, scale: f64, border: Bord
 /// The largest scale srgraph resizes by, and so runs models of (x1 to x16).
 pub const MAX_SCALE: usize = 16;
 
-fn check(img: &Array3<u8>, s: usize, min_side: usize) -> Result<()> {
+fn check<P>(img: &Array3<P>, s: usize, min_side: usize) -> Result<()> {
     if !(1..=MAX_SCALE).contains(&s) {
         bail!("scale {s} is not supported: use 1 to {MAX_SCALE}");
     }
@@ -145,15 +149,15 @@ fn check(img: &Array3<u8>, s: usize, min_side: usize) -> Result<()> {
 }
 
 /// Crop to a multiple of s (top-left), as MATLAB's modcrop.
-pub fn modcrop(img: &Array3<u8>, s: usize) -> Array3<u8> {
+pub fn modcrop<P: Clone>(img: &Array3<P>, s: usize) -> Array3<P> {
     let s = s.max(1); // a scale of 0 would divide by zero: treat it as "no crop"
     let (h, w, _) = img.dim();
     img.slice(s![..h - h % s, ..w - w % s, ..]).to_owned()
 }
 
-/// HWC u8 image -> HWC u8 image, (H/s) x (W/s) after modcrop. Any channel count (grey, RGB, RGBA).
+/// HWC image -> HWC image of the same value type, (H/s) x (W/s) after modcrop. Any channel count (grey, RGB, RGBA).
 /// Equals MATLAB `imresize(modcrop(img, s), 1/s, 'bicubic')` bit for bit with `Border::Mirror`.
-pub fn downscale(img: &Array3<u8>, s: usize, border: Border) -> Result<Array3<u8>> {
+pub fn downscale<P: Sample>(img: &Array3<P>, s: usize, border: Border) -> Result<Array3<P>> {
     check(img, s, s)?;
     let img = modcrop(img, s);
     let (h, w, _) = img.dim();
@@ -163,7 +167,7 @@ pub fn downscale(img: &Array3<u8>, s: usize, border: Border) -> Result<Array3<u8
 
 /// MATLAB `imresize(img, s, 'bicubic')`: s times larger, no kernel widening (scale > 1),
 /// mirror borders, rounding after each pass. The "bicubic" baseline of the benchmarks.
-pub fn upscale(img: &Array3<u8>, s: usize) -> Result<Array3<u8>> {
+pub fn upscale<P: Sample>(img: &Array3<P>, s: usize) -> Result<Array3<P>> {
     check(img, s, 1)?;
     let (h, w, _) = img.dim();
     Ok(resize(img, h * s, w * s, s as f64, Border::Mirror))
@@ -262,8 +266,8 @@ mod tests {
         let err = downscale(&img, 17, Border::Mirror).unwrap_err().to_string();
         assert!(err.contains("scale 17 is not supported: use 1 to 16"), "{err}");
         assert!(downscale(&img, 0, Border::Mirror).is_err());
-        assert!(downscale(&Array3::zeros((1, 1, 3)), 2, Border::Mirror).is_err());
-        assert!(downscale(&Array3::zeros((8, 8, 0)), 2, Border::Mirror).is_err());
+        assert!(downscale(&Array3::<u8>::zeros((1, 1, 3)), 2, Border::Mirror).is_err());
+        assert!(downscale(&Array3::<u8>::zeros((8, 8, 0)), 2, Border::Mirror).is_err());
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 //! Training sets of any length in bounded memory: every picture is decoded once
 //! (HR modcropped to the scale; LR from its file, or MATLAB-exact bicubic) into one
-//! file of raw 8-bit pixels, which the sampler memory-maps. The pages are the
+//! file of raw 8- or 16-bit pixels, which the sampler memory-maps. The pages are the
 //! file's, not the process's: the kernel reads them in as crops touch them and
 //! drops them under pressure, so DIV2K+Flickr2K trains in the memory of a few
 //! pictures. BasicSR reaches the same end with LMDB or sub-images; a raw file is
@@ -19,9 +19,14 @@
 //! bicubic one, so a patch's blur sees its true surroundings, and its index records the
 //! degradation, so it is never read as another's. DN's cache is bicubic's: its noise is
 //! drawn as pictures are read (see `degrade`).
+//!
+//! A set with a 16-bit picture is cached at 16 bits (`ImageSet::bit_depth`): 2 bytes a
+//! value, in the machine's byte order, and its index says `bit_depth: 16`; an 8-bit set's
+//! cache is 1 byte a value and its index says nothing of depth, as before.
 
 use super::dataset::{load_pair, ImageFile, ImageSet, Pair};
 use super::degrade::Degradation;
+use super::sample::Sample;
 use anyhow::{bail, ensure, Context, Result};
 use ndarray::ArrayView3;
 use rayon::prelude::*;
@@ -40,8 +45,9 @@ struct Extent {
 }
 
 impl Extent {
-    fn len(&self) -> u64 {
-        (self.h * self.w * 3) as u64
+    /// Its length in bytes, of `bytes_per_value` bytes a value.
+    fn len(&self, bytes_per_value: u64) -> u64 {
+        (self.h * self.w * 3) as u64 * bytes_per_value
     }
 }
 
@@ -75,6 +81,17 @@ struct Index {
     /// there were others).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     degradation: Option<String>,
+    /// Bits per value, 16 for a set with a 16-bit picture; absent for 8.
+    #[serde(default = "eight_bits", skip_serializing_if = "is_eight_bits")]
+    bit_depth: u32,
+}
+
+fn eight_bits() -> u32 {
+    8
+}
+
+fn is_eight_bits(bits: &u32) -> bool {
+    *bits == 8
 }
 
 /// A training set's pixels, memory-mapped.
@@ -85,6 +102,8 @@ pub struct PixelCache {
     pub dir: PathBuf,
     /// How the set's LR pictures are made: the cache holds them without noise.
     pub degradation: Degradation,
+    /// Bits per value of its pixels: 8 or 16.
+    pub bit_depth: u32,
 }
 
 /// The cache root: `$SRGRAPH_CACHE`, else `$XDG_CACHE_HOME/srgraph/data`, else `~/.cache/srgraph/data`.
@@ -212,17 +231,24 @@ impl PixelCache {
             pixels.len(),
             index.total_bytes
         );
+        ensure!(
+            matches!(index.bit_depth, 8 | 16),
+            "its index says {} bits a value",
+            index.bit_depth
+        );
+        let bytes_per_value = u64::from(index.bit_depth / 8);
         for e in &index.entries {
             for x in [&e.hr, &e.lr] {
                 ensure!(
-                    x.offset
-                        .checked_add(x.len())
-                        .is_some_and(|end| end <= index.total_bytes),
+                    x.offset % bytes_per_value == 0
+                        && x.offset
+                            .checked_add(x.len(bytes_per_value))
+                            .is_some_and(|end| end <= index.total_bytes),
                     "its index places {} past the end of pixels.bin",
                     e.name
                 );
             }
-            let hr = &pixels[e.hr.offset as usize..(e.hr.offset + e.hr.len()) as usize];
+            let hr = &pixels[e.hr.offset as usize..(e.hr.offset + e.hr.len(bytes_per_value)) as usize];
             ensure!(
                 sample(hr) == e.sample,
                 "the pixels of {} are not what was written",
@@ -235,6 +261,7 @@ impl PixelCache {
             warnings: index.warnings,
             dir: dir.to_path_buf(),
             degradation: set.degradation.clone(),
+            bit_depth: index.bit_depth,
         })
     }
 
@@ -251,14 +278,29 @@ impl PixelCache {
         self.pixels.len()
     }
 
-    /// Picture `i`: HR and LR as HWC views into the mapping, and its name.
+    /// Picture `i` of an 8-bit cache: HR and LR as HWC views into the mapping, and its name.
     pub fn pair(&self, i: usize) -> (ArrayView3<'_, u8>, ArrayView3<'_, u8>, &str) {
+        self.pair_as(i)
+    }
+
+    /// Picture `i`: HR and LR as HWC views into the mapping, and its name. `P` is the
+    /// cache's value type (u8 for an 8-bit cache, u16 for a 16-bit one): asking for the
+    /// other is a bug, and panics.
+    pub fn pair_as<P: Sample>(&self, i: usize) -> (ArrayView3<'_, P>, ArrayView3<'_, P>, &str) {
+        assert_eq!(P::BITS, self.bit_depth, "a {}-bit cache read as {}-bit", self.bit_depth, P::BITS);
         let e = &self.entries[i];
+        let bytes_per_value = u64::from(P::BITS / 8);
         let view = |x: &Extent| {
-            let bytes = &self.pixels[x.offset as usize..(x.offset + x.len()) as usize];
-            ArrayView3::from_shape((x.h, x.w, 3), bytes).expect("the index was checked against the file")
+            let bytes = &self.pixels[x.offset as usize..(x.offset + x.len(bytes_per_value)) as usize];
+            ArrayView3::from_shape((x.h, x.w, 3), P::from_bytes(bytes)).expect("the index was checked against the file")
         };
         (view(&e.hr), view(&e.lr), &e.name)
+    }
+
+    /// Picture `i`'s HR width, height and name.
+    pub fn size(&self, i: usize) -> (usize, usize, &str) {
+        let e = &self.entries[i];
+        (e.hr.w, e.hr.h, &e.name)
     }
 }
 
@@ -277,6 +319,32 @@ fn build(set: &ImageSet, dir: &Path, sources: Vec<Source>, progress: bool) -> Re
     } else {
         indicatif::ProgressBar::hidden()
     };
+    let bit_depth = set.bit_depth();
+    let (entries, warnings, total_bytes) = if bit_depth == 16 {
+        write_pixels::<u16>(set, dir, &bar)?
+    } else {
+        write_pixels::<u8>(set, dir, &bar)?
+    };
+    let index = Index {
+        version: VERSION,
+        scale: s,
+        sources,
+        entries,
+        warnings,
+        total_bytes,
+        degradation: set.degradation.cache_key(),
+        bit_depth,
+    };
+    crate::util::write_atomic(&dir.join("index.json"), &serde_json::to_vec(&index)?)
+}
+
+/// Writes `pixels.bin` with values of `P`; returns its entries, the files skipped and its length.
+fn write_pixels<P: Sample>(
+    set: &ImageSet,
+    dir: &Path,
+    bar: &indicatif::ProgressBar,
+) -> Result<(Vec<Entry>, Vec<String>, u64)> {
+    let s = set.scale;
     let tmp = dir.join(format!(".pixels.bin.tmp-{}", std::process::id()));
     let mut out = std::io::BufWriter::new(
         std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?,
@@ -284,14 +352,15 @@ fn build(set: &ImageSet, dir: &Path, sources: Vec<Source>, progress: bool) -> Re
     let (mut entries, mut warnings, mut offset) = (vec![], vec![], 0u64);
     let chunk = 2 * rayon::current_num_threads().max(1);
     for files in set.files.chunks(chunk) {
-        let decoded: Vec<Result<std::result::Result<Pair, String>>> =
+        let decoded: Vec<Result<std::result::Result<Pair<P>, String>>> =
             files.par_iter().map(|f| load_pair(f, s, &set.degradation)).collect();
         for d in decoded {
             match d? {
                 Ok(pair) => {
                     let (h, w, _) = pair.hr.dim();
-                    let bytes =
-                        |a: ndarray::Array3<u8>| a.as_standard_layout().into_owned().into_raw_vec_and_offset().0;
+                    let bytes = |a: ndarray::Array3<P>| {
+                        P::encoder_bytes(&a.as_standard_layout().into_owned().into_raw_vec_and_offset().0)
+                    };
                     let (hr, lr) = (bytes(pair.hr), bytes(pair.lr));
                     let hr_extent = Extent { offset, h, w };
                     let lr_extent = Extent {
@@ -326,14 +395,5 @@ fn build(set: &ImageSet, dir: &Path, sources: Vec<Source>, progress: bool) -> Re
         bail!("no readable image in {}: {}", set.root.display(), warnings.join("; "));
     }
     std::fs::rename(&tmp, dir.join("pixels.bin"))?;
-    let index = Index {
-        version: VERSION,
-        scale: s,
-        sources,
-        entries,
-        warnings,
-        total_bytes: offset,
-        degradation: set.degradation.cache_key(),
-    };
-    crate::util::write_atomic(&dir.join("index.json"), &serde_json::to_vec(&index)?)
+    Ok((entries, warnings, offset))
 }

@@ -11,16 +11,18 @@
 
 use super::bicubic;
 use super::degrade::Degradation;
+use super::sample::Sample;
 pub use super::sampler::{PatchSampler, Prefetcher};
 use anyhow::{bail, ensure, Context, Result};
 use ndarray::{Array3, Array4, ArrayView4};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
-/// A low-resolution image and its high-resolution original, HWC RGB.
-pub struct Pair {
-    pub lr: Array3<u8>,
-    pub hr: Array3<u8>,
+/// A low-resolution image and its high-resolution original, HWC RGB, 8-bit or (`Pair<u16>`)
+/// 16-bit.
+pub struct Pair<P = u8> {
+    pub lr: Array3<P>,
+    pub hr: Array3<P>,
     /// The HR file, for messages that name it.
     pub name: String,
 }
@@ -53,7 +55,7 @@ pub struct ImageSet {
     pub degradation: Degradation,
 }
 
-const EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "bmp"];
+const EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "bmp", "tif", "tiff"];
 
 /// Image files directly in `dir` (extension case-insensitive), sorted by name; none if `dir`
 /// is not a folder.
@@ -191,14 +193,36 @@ impl ImageSet {
         self.files.iter().map(|f| stem(&f.hr)).collect()
     }
 
+    /// The set's bits per value: 16 if any of its files (HR or LR) is 16-bit, else 8. A set
+    /// mixing depths is read as 16-bit, its 8-bit pictures' values times 257 (exact: 255
+    /// becomes 65535). A file whose header does not read counts as 8-bit (`load` says why).
+    pub fn bit_depth(&self) -> u32 {
+        let deep = self
+            .files
+            .par_iter()
+            .flat_map_iter(|f| std::iter::once(&f.hr).chain(f.lr.as_ref()))
+            .any(|p| super::bit_depth(p).is_ok_and(|b| b > 8));
+        if deep {
+            16
+        } else {
+            8
+        }
+    }
+
     /// Loads every image once, in parallel: HR modcropped to the scale, LR from the LR file
     /// if present, else made by the set's degradation (`bicubic::downscale(hr, s, Mirror)`
     /// by default), with its noise, if any, fixed per picture. Unreadable files are skipped
     /// with a warning (returned, not printed); nothing left, or an LR file of the wrong
-    /// size, is an error.
+    /// size, is an error. 16-bit pictures are reduced to 8 bits: see [`load_as`](Self::load_as).
     pub fn load(&self) -> Result<(Vec<Pair>, Vec<String>)> {
+        self.load_as::<u8>()
+    }
+
+    /// [`load`](Self::load) with values of type `P`: `u16` keeps 16-bit pictures whole (and
+    /// reads 8-bit ones times 257).
+    pub fn load_as<P: Sample>(&self) -> Result<(Vec<Pair<P>>, Vec<String>)> {
         let d = &self.degradation;
-        let loaded: Vec<Result<std::result::Result<Pair, String>>> =
+        let loaded: Vec<Result<std::result::Result<Pair<P>, String>>> =
             self.files.par_iter().map(|f| load_pair(f, self.scale, d)).collect();
         let (mut pairs, mut warnings) = (vec![], vec![]);
         for item in loaded {
@@ -224,7 +248,11 @@ impl ImageSet {
 /// else the noiseless LR of `d` (`bicubic::downscale(hr, s, Mirror)` for bicubic). Outer
 /// error: fatal (an LR file of the wrong size); inner: a warning for a file that is skipped
 /// (unreadable, smaller than the scale).
-pub(crate) fn load_pair(f: &ImageFile, s: usize, d: &Degradation) -> Result<std::result::Result<Pair, String>> {
+pub(crate) fn load_pair<P: Sample>(
+    f: &ImageFile,
+    s: usize,
+    d: &Degradation,
+) -> Result<std::result::Result<Pair<P>, String>> {
     let hr = match read_rgb(&f.hr) {
         Ok(hr) if hr.dim().0 < s || hr.dim().1 < s => {
             let (h, w, _) = hr.dim();
@@ -265,26 +293,32 @@ pub(crate) fn load_pair(f: &ImageFile, s: usize, d: &Degradation) -> Result<std:
     }))
 }
 
-/// An image file as HWC RGB bytes: grey repeated to three channels, alpha dropped, 16-bit
-/// reduced to 8. The format is guessed from the content, not the extension.
-fn read_rgb(path: &Path) -> Result<Array3<u8>> {
-    super::load_hwc(path)
+/// An image file as HWC RGB values: grey repeated to three channels, alpha dropped; as u8,
+/// 16-bit reduced to 8. The format is guessed from the content, not the extension.
+fn read_rgb<P: Sample>(path: &Path) -> Result<Array3<P>> {
+    super::load_levels(path)
 }
 
-/// An HWC image as a [1, C, H, W] float32 tensor in [0, 255] (standard layout).
-pub fn to_nchw(img: &Array3<u8>) -> Array4<f32> {
+/// An HWC image as a [1, C, H, W] float32 tensor on the networks' 0..255 scale (16-bit
+/// values divided by 257), standard layout.
+pub fn to_nchw<P: Sample>(img: &Array3<P>) -> Array4<f32> {
     let (h, w, c) = img.dim();
-    Array4::from_shape_fn((1, c, h, w), |(_, c, y, x)| img[[y, x, c]] as f32)
+    Array4::from_shape_fn((1, c, h, w), |(_, c, y, x)| img[[y, x, c]].to_network())
 }
 
 /// The first image of an [N, C, H, W] tensor as HWC bytes: rounded half away from zero and
 /// clamped to [0, 255] (NaN becomes 0). An empty batch gives an empty image.
 pub fn from_nchw(t: ArrayView4<f32>) -> Array3<u8> {
+    from_nchw_as(t)
+}
+
+/// [`from_nchw`] to values of type `P`: 16-bit ones are round(y * 257), clamped to 0..65535.
+pub fn from_nchw_as<P: Sample>(t: ArrayView4<f32>) -> Array3<P> {
     let (n, c, h, w) = t.dim();
     if n == 0 {
-        return Array3::zeros((0, 0, c));
+        return Array3::from_elem((0, 0, c), P::default());
     }
-    Array3::from_shape_fn((h, w, c), |(y, x, c)| t[[0, c, y, x]].round().clamp(0.0, 255.0) as u8)
+    Array3::from_shape_fn((h, w, c), |(y, x, c)| P::from_network(t[[0, c, y, x]]))
 }
 
 #[cfg(test)]
@@ -337,7 +371,7 @@ mod tests {
                 assert!(set.files.iter().all(|f| f.lr.is_some()));
                 let (pairs, warnings) = set.load()?;
                 assert!(warnings.is_empty());
-                assert_eq!(pairs[0].lr, read_rgb(&lr_dir.join("0001x2.png"))?);
+                assert_eq!(pairs[0].lr, read_rgb::<u8>(&lr_dir.join("0001x2.png"))?);
                 assert_eq!(pairs[0].hr.dim(), (288, 288, 3));
             }
             // No X3 folder: LR made by the bicubic downscaler.
@@ -346,7 +380,7 @@ mod tests {
             let (pairs, _) = set.load()?;
             assert_eq!(
                 pairs[0].lr,
-                read_rgb(&data_dir().join("Set5/LR_bicubic/X3/birdx3.png"))?
+                read_rgb::<u8>(&data_dir().join("Set5/LR_bicubic/X3/birdx3.png"))?
             );
         }
         Ok(())

@@ -23,12 +23,15 @@
 //!   x3, the third of four at x4.
 //! - The noise is added to the 8-bit bicubic picture, then rounded (half away from zero, as
 //!   MATLAB's `uint8`) and clipped to 0..255.
+//! - A 16-bit picture is blurred, rounded and noised alike on 0..65535 (`uint16`); sigma 30
+//!   is on the 0..255 scale, so its noise has sigma 30 * 257.
 //!
 //! RDN draws the noise once per picture. Here it is a pure function of a key: for training
 //! of (data seed, step, item), so that every step sees fresh noise and `--resume` stays
 //! bit-exact; for validation and `eval` of the picture's name, so that scores repeat.
 
 use super::bicubic::{self, Border};
+use super::sample::Sample;
 use anyhow::{bail, ensure, Context, Result};
 use ndarray::{Array3, ArrayView3};
 use rand::{Rng, SeedableRng};
@@ -189,7 +192,7 @@ impl Degradation {
     }
 
     /// The noiseless LR picture of a (modcropped) HR picture.
-    pub fn downscale(&self, hr: &Array3<u8>, s: usize) -> Result<Array3<u8>> {
+    pub fn downscale<P: Sample>(&self, hr: &Array3<P>, s: usize) -> Result<Array3<P>> {
         match self.blur() {
             None => bicubic::downscale(hr, s, Border::Mirror),
             Some(blur) => Ok(blur_and_decimate(hr.view(), &blur, s)),
@@ -198,7 +201,7 @@ impl Degradation {
 
     /// The whole LR picture (with the noise, if any, for the picture named `name`): what
     /// validation and `eval` score.
-    pub fn picture_noise(&self, lr: &mut Array3<u8>, name: &str) {
+    pub fn picture_noise<P: Sample>(&self, lr: &mut Array3<P>, name: &str) {
         if let Some(sigma) = self.noise() {
             add_noise(lr, sigma, picture_key(name));
         }
@@ -217,9 +220,9 @@ impl Degradation {
     }
 }
 
-/// `imfilter(hr, taps, 'replicate')` rounded to 8 bits, read at the pixel of each s x s block
-/// that `imresize(.., 1/s, 'nearest')` takes (offset floor(s/2)); only those pixels are blurred.
-fn blur_and_decimate(hr: ArrayView3<u8>, blur: &Blur, s: usize) -> Array3<u8> {
+/// `imfilter(hr, taps, 'replicate')` rounded to the value type, read at the pixel of each s x s
+/// block that `imresize(.., 1/s, 'nearest')` takes (offset floor(s/2)); only those pixels are blurred.
+fn blur_and_decimate<P: Sample>(hr: ArrayView3<P>, blur: &Blur, s: usize) -> Array3<P> {
     let (h, w, c) = hr.dim();
     let (k, r) = (blur.side, (blur.side / 2) as i64);
     let clamp = |v: i64, n: usize| v.clamp(0, n as i64 - 1) as usize;
@@ -229,10 +232,10 @@ fn blur_and_decimate(hr: ArrayView3<u8>, blur: &Blur, s: usize) -> Array3<u8> {
         for a in 0..k {
             let row = clamp(y + a as i64 - r, h);
             for b in 0..k {
-                sum += blur.taps[a * k + b] * f64::from(hr[[row, clamp(x + b as i64 - r, w), ch]]);
+                sum += blur.taps[a * k + b] * hr[[row, clamp(x + b as i64 - r, w), ch]].level();
             }
         }
-        sum.round().clamp(0.0, 255.0) as u8
+        P::from_level(sum)
     })
 }
 
@@ -255,9 +258,11 @@ pub fn picture_key(name: &str) -> [u8; 32] {
     key
 }
 
-/// Adds Gaussian noise of `sigma` (Box-Muller over ChaCha8 seeded with `key`, in HWC order),
-/// rounded half away from zero and clipped to 0..255.
-pub fn add_noise(lr: &mut Array3<u8>, sigma: f64, key: [u8; 32]) {
+/// Adds Gaussian noise of `sigma` on the 0..255 scale (Box-Muller over ChaCha8 seeded with
+/// `key`, in HWC order; times 257 on 16-bit values), rounded half away from zero and clipped
+/// to the value type's range.
+pub fn add_noise<P: Sample>(lr: &mut Array3<P>, sigma: f64, key: [u8; 32]) {
+    let sigma = sigma * P::PER_NETWORK_STEP;
     let mut rng = ChaCha8Rng::from_seed(key);
     let mut spare: Option<f64> = None;
     for v in lr.iter_mut() {
@@ -266,7 +271,7 @@ pub fn add_noise(lr: &mut Array3<u8>, sigma: f64, key: [u8; 32]) {
             spare = Some(z1);
             z0
         });
-        *v = (f64::from(*v) + sigma * z).round().clamp(0.0, 255.0) as u8;
+        *v = P::from_level(v.level() + sigma * z);
     }
 }
 
@@ -421,6 +426,24 @@ mod tests {
         assert!(e.contains("'blur'") && e.contains(NAMES), "{e}");
         assert!(Degradation::parse("kernel:").is_err());
         Ok(())
+    }
+
+    /// On 16-bit values DN's sigma is 30 * 257, and BD of an 8-bit picture times 257 is
+    /// within half an 8-bit level of its 8-bit BD (only the final rounding differs).
+    #[test]
+    fn sixteen_bit_noise_and_blur_keep_the_0_255_scale() {
+        let mut flat = Array3::from_elem((128, 128, 3), 32768u16);
+        add_noise(&mut flat, DN_SIGMA, crop_key(0, 0, 0));
+        let n = flat.len() as f64;
+        let mean = flat.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let sigma = (flat.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+        assert!((sigma / 257.0 - DN_SIGMA).abs() < 0.5, "sigma {sigma}");
+        let hr = Array3::from_shape_fn((24, 24, 3), |(y, x, c)| ((y * 37 + x * 11 + c * 70) % 256) as u8);
+        let deep = hr.mapv(|v| v as u16 * 257);
+        let (lr8, lr16) = (Degradation::Bd.downscale(&hr, 3).unwrap(), Degradation::Bd.downscale(&deep, 3).unwrap());
+        for (a, b) in lr8.iter().zip(&lr16) {
+            assert!((*a as f64 - *b as f64 / 257.0).abs() <= 0.5 + 1.0 / 257.0, "{a} vs {b}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod dataset;
 pub mod degrade;
 pub mod picture;
+pub mod sample;
 pub mod sampler;
 
 use anyhow::{ensure, Context, Result};
@@ -106,11 +107,29 @@ pub fn to_rgb8(t: &ArrayD<f32>) -> Result<image::RgbImage> {
     }))
 }
 
-/// Load an image as height x width x RGB bytes (greyscale repeated, alpha dropped).
+/// Load an image as height x width x RGB bytes (greyscale repeated, alpha dropped, 16-bit
+/// reduced to 8).
 pub fn load_hwc(path: &Path) -> Result<Array3<u8>> {
-    let img = decode(path)?.to_rgb8();
-    let (w, h) = img.dimensions();
-    Ok(Array3::from_shape_vec((h as usize, w as usize, 3), img.into_raw())?)
+    load_levels(path)
+}
+
+/// Load an image as height x width x RGB values of type `P` (greyscale repeated, alpha
+/// dropped): u16 keeps a 16-bit picture's values and reads an 8-bit one times 257.
+pub fn load_levels<P: sample::Sample>(path: &Path) -> Result<Array3<P>> {
+    Ok(P::rgb_of(&decode(path)?))
+}
+
+/// The bits per value of an image file (8 or 16), read from its header alone.
+pub fn bit_depth(path: &Path) -> Result<u32> {
+    use image::ImageDecoder;
+    let what = || format!("cannot read image {}", path.display());
+    let decoder = image::ImageReader::open(path)
+        .with_context(what)?
+        .with_guessed_format()
+        .with_context(what)?
+        .into_decoder()
+        .with_context(what)?;
+    Ok(sample::bits_of(decoder.color_type()))
 }
 
 /// A random `patch` x `patch` HR crop and its MATLAB-bicubic LR version.

@@ -6,9 +6,13 @@
 //! mirrored-border artefacts a crop's own downscale has in its outer two LR pixels, and
 //! without a resize per patch. A degradation with noise (DN) adds it to each LR crop,
 //! drawn from (seed, step, item) as the crop itself is.
+//!
+//! A 16-bit cache's patches reach the network as v / 257, on the 0..255 scale an 8-bit
+//! one's do (see `sample`).
 
 use super::dataset::Pair;
 use super::degrade;
+use super::sample::Sample;
 use anyhow::{bail, ensure, Result};
 use ndarray::{s, Array3, Array4, ArrayView3, Axis};
 use rand::{Rng, SeedableRng};
@@ -29,7 +33,7 @@ pub(crate) struct Crop {
 }
 
 /// A flip then `rot` counter-clockwise quarter turns, as a view (no copy).
-pub(crate) fn augment(v: ArrayView3<u8>, flip: bool, rot: u8) -> ArrayView3<u8> {
+pub(crate) fn augment<P>(v: ArrayView3<P>, flip: bool, rot: u8) -> ArrayView3<P> {
     let mut v = if flip { v.slice_move(s![.., ..;-1, ..]) } else { v };
     for _ in 0..rot % 4 {
         v = v.permuted_axes([1, 0, 2]).slice_move(s![..;-1, .., ..]);
@@ -42,6 +46,21 @@ enum Pictures {
     Memory(Vec<Pair>),
     /// The cache, and the indices of its pictures that are at least a patch in size.
     Cached(super::cache::PixelCache, Vec<usize>),
+}
+
+/// A picture's HR and LR, HWC, at the sampler's depth.
+enum Views<'a> {
+    Eight(ArrayView3<'a, u8>, ArrayView3<'a, u8>),
+    Sixteen(ArrayView3<'a, u16>, ArrayView3<'a, u16>),
+}
+
+impl Views<'_> {
+    fn hr_dim(&self) -> (usize, usize, usize) {
+        match self {
+            Views::Eight(hr, _) => hr.dim(),
+            Views::Sixteen(hr, _) => hr.dim(),
+        }
+    }
 }
 
 /// Random training patches, seeded and reproducible.
@@ -107,8 +126,7 @@ impl PatchSampler {
         let mut warnings = vec![];
         let kept: Vec<usize> = (0..cache.len())
             .filter(|&i| {
-                let (hr, _, name) = cache.pair(i);
-                let (h, w, _) = hr.dim();
+                let (w, h, name) = cache.size(i);
                 let big_enough = h >= patch && w >= patch;
                 if !big_enough {
                     warnings.push(format!(
@@ -134,13 +152,25 @@ impl PatchSampler {
     }
 
     /// Picture `i`'s HR and LR, HWC.
-    fn picture(&self, i: usize) -> (ArrayView3<'_, u8>, ArrayView3<'_, u8>) {
+    fn picture(&self, i: usize) -> Views<'_> {
         match &self.pictures {
-            Pictures::Memory(pairs) => (pairs[i].hr.view(), pairs[i].lr.view()),
-            Pictures::Cached(cache, kept) => {
-                let (hr, lr, _) = cache.pair(kept[i]);
-                (hr, lr)
+            Pictures::Memory(pairs) => Views::Eight(pairs[i].hr.view(), pairs[i].lr.view()),
+            Pictures::Cached(cache, kept) if cache.bit_depth == 16 => {
+                let (hr, lr, _) = cache.pair_as(kept[i]);
+                Views::Sixteen(hr, lr)
             }
+            Pictures::Cached(cache, kept) => {
+                let (hr, lr, _) = cache.pair_as(kept[i]);
+                Views::Eight(hr, lr)
+            }
+        }
+    }
+
+    /// Bits per value of the pictures patches are cut from: 8 or 16.
+    pub fn bit_depth(&self) -> u32 {
+        match &self.pictures {
+            Pictures::Memory(_) => 8,
+            Pictures::Cached(cache, _) => cache.bit_depth,
         }
     }
 
@@ -171,7 +201,7 @@ impl PatchSampler {
         key[16..24].copy_from_slice(&(index as u64).to_le_bytes());
         let mut rng = ChaCha8Rng::from_seed(key);
         let image = rng.random_range(0..self.len());
-        let (h, w, _) = self.picture(image).0.dim();
+        let (h, w, _) = self.picture(image).hr_dim();
         let (s, p) = (self.scale, self.patch / self.scale);
         // Aligned to the scale so that the LR crop covers exactly the HR crop.
         let y = rng.random_range(0..=h / s - p) * s;
@@ -200,18 +230,9 @@ impl PatchSampler {
             .into_par_iter()
             .map(|i| {
                 let c = self.crop(step, i);
-                let (hr, lr) = self.picture(c.image);
-                let hr = hr.slice_move(s![c.y..c.y + p, c.x..c.x + p, ..]);
-                let lr = lr.slice_move(s![c.y / s..(c.y + p) / s, c.x / s..(c.x + p) / s, ..]);
-                let chw = |v: ArrayView3<u8>| augment(v, c.flip, c.rot).permuted_axes([2, 0, 1]).mapv(f32::from);
-                match self.noise {
-                    // Drawn over the crop as it lies in the picture, before the flip and turns.
-                    Some(sigma) => {
-                        let mut noisy = lr.to_owned();
-                        degrade::add_noise(&mut noisy, sigma, degrade::crop_key(self.seed, step, i));
-                        (chw(noisy.view()), chw(hr))
-                    }
-                    None => (chw(lr), chw(hr)),
+                match self.picture(c.image) {
+                    Views::Eight(hr, lr) => self.item(&c, hr, lr, step, i),
+                    Views::Sixteen(hr, lr) => self.item(&c, hr, lr, step, i),
                 }
             })
             .collect();
@@ -222,6 +243,33 @@ impl PatchSampler {
             hr.index_axis_mut(Axis(0), i).assign(h);
         }
         Ok((lr, hr))
+    }
+}
+
+impl PatchSampler {
+    /// Item `i` of step `step`, cut by `c` from a picture's `hr` and `lr`: (LR, HR) CHW on
+    /// the networks' 0..255 scale.
+    fn item<P: Sample>(
+        &self,
+        c: &Crop,
+        hr: ArrayView3<P>,
+        lr: ArrayView3<P>,
+        step: u64,
+        i: usize,
+    ) -> (Array3<f32>, Array3<f32>) {
+        let (s, p) = (self.scale, self.patch);
+        let hr = hr.slice_move(s![c.y..c.y + p, c.x..c.x + p, ..]);
+        let lr = lr.slice_move(s![c.y / s..(c.y + p) / s, c.x / s..(c.x + p) / s, ..]);
+        let chw = |v: ArrayView3<P>| augment(v, c.flip, c.rot).permuted_axes([2, 0, 1]).mapv(P::to_network);
+        match self.noise {
+            // Drawn over the crop as it lies in the picture, before the flip and turns.
+            Some(sigma) => {
+                let mut noisy = lr.to_owned();
+                degrade::add_noise(&mut noisy, sigma, degrade::crop_key(self.seed, step, i));
+                (chw(noisy.view()), chw(hr))
+            }
+            None => (chw(lr), chw(hr)),
+        }
     }
 }
 

@@ -87,12 +87,12 @@ impl BlockStats {
 }
 
 /// The statistics of every ReLU of `model_bytes` (an srgraph `.onnx`; `name` names it in
-/// messages) run once on `lr`, an RGB picture (HWC bytes) that is the network's input,
-/// whole. `threads` is for ONNX Runtime (0: all cores).
-pub fn activation_stats(
+/// messages) run once on `lr`, an RGB picture (HWC values, 8- or 16-bit) that is the
+/// network's input, whole. `threads` is for ONNX Runtime (0: all cores).
+pub fn activation_stats<P: crate::data::sample::Sample>(
     model_bytes: &[u8],
     name: &str,
-    lr: ArrayView3<u8>,
+    lr: ArrayView3<P>,
     runtime: Runtime,
     threads: usize,
 ) -> Result<Vec<ReluStats>> {
@@ -224,7 +224,7 @@ pub fn mean_zero_share(blocks: &[BlockStats]) -> f64 {
 /// The centre `side` x `side` of a picture (the whole of any side that is shorter):
 /// what `srgraph inspect --activations` runs, so that a large photo takes the time
 /// and memory of a small one.
-pub fn centre(picture: ArrayView3<u8>, side: usize) -> ArrayView3<u8> {
+pub fn centre<P>(picture: ArrayView3<P>, side: usize) -> ArrayView3<P> {
     let (h, w, _) = picture.dim();
     let (ch, cw) = (h.min(side), w.min(side));
     let (top, left) = ((h - ch) / 2, (w - cw) / 2);

@@ -11,7 +11,8 @@ pub use activations::{activation_stats, block_stats, mean_zero_share, BlockStats
 
 use crate::data::bicubic;
 use crate::data::cache::PixelCache;
-use crate::data::dataset::{from_nchw, ImageSet, Pair};
+use crate::data::dataset::{from_nchw_as, ImageSet, Pair};
+use crate::data::sample::Sample;
 use crate::data::degrade::Degradation;
 use crate::infer::SrModel;
 use crate::metrics::{psnr_rgb, psnr_y, ssim_y};
@@ -60,6 +61,11 @@ pub struct SetScores {
     pub lr_source: String,
     /// The degradation's name (`bicubic`, `bd`, `dn`, `kernel:<file>#<hash>`).
     pub degradation: String,
+    /// Bits per value the set was scored at: 16 if any of its pictures is 16-bit.
+    pub bit_depth: u32,
+    /// The PSNR peak of that depth: 255, or 65535 (PSNR-Y and SSIM-Y of 16-bit pictures take
+    /// Y of v / 257 with peak 255, which is the same).
+    pub peak: f64,
     pub images: Vec<ImageScores>,
     pub model: Scores,
     pub bicubic: Scores,
@@ -76,23 +82,24 @@ pub struct EvalOptions {
     pub tile: Option<usize>,
 }
 
-/// A set's pictures, (LR, HR) HWC: decoded in memory, or memory-mapped from the data
-/// cache (then one picture at a time is copied out, however large the set). The LR is
-/// owned where it is made as it is read (the cache's noiseless LR, and DN's noise).
-pub trait Pictures {
+/// A set's pictures, (LR, HR) HWC with values of `P` (8- or 16-bit): decoded in memory, or
+/// memory-mapped from the data cache (then one picture at a time is copied out, however
+/// large the set). The LR is owned where it is made as it is read (the cache's noiseless
+/// LR, and DN's noise).
+pub trait Pictures<P: Sample = u8> {
     fn count(&self) -> usize;
-    fn pair(&self, i: usize) -> (CowArray<'_, u8, Ix3>, ArrayView3<'_, u8>);
+    fn pair(&self, i: usize) -> (CowArray<'_, P, Ix3>, CowArray<'_, P, Ix3>);
     /// The HR file, for messages that name it.
     fn name(&self, i: usize) -> &str;
 }
 
-impl Pictures for [Pair] {
+impl<P: Sample> Pictures<P> for [Pair<P>] {
     fn count(&self) -> usize {
         self.len()
     }
 
-    fn pair(&self, i: usize) -> (CowArray<'_, u8, Ix3>, ArrayView3<'_, u8>) {
-        (self[i].lr.view().into(), self[i].hr.view())
+    fn pair(&self, i: usize) -> (CowArray<'_, P, Ix3>, CowArray<'_, P, Ix3>) {
+        (self[i].lr.view().into(), self[i].hr.view().into())
     }
 
     fn name(&self, i: usize) -> &str {
@@ -100,24 +107,44 @@ impl Pictures for [Pair] {
     }
 }
 
-impl Pictures for PixelCache {
+/// A cache's pictures at its own depth, as views, or at the other, converted (an 8-bit
+/// value times 257, a 16-bit one divided by 257 and rounded).
+impl<P: Sample> Pictures<P> for PixelCache {
     fn count(&self) -> usize {
         self.len()
     }
 
-    fn pair(&self, i: usize) -> (CowArray<'_, u8, Ix3>, ArrayView3<'_, u8>) {
-        let (hr, lr, name) = PixelCache::pair(self, i);
+    fn pair(&self, i: usize) -> (CowArray<'_, P, Ix3>, CowArray<'_, P, Ix3>) {
+        let (lr, hr): (CowArray<'_, P, Ix3>, CowArray<'_, P, Ix3>) = match self.bit_depth {
+            b if b == P::BITS => {
+                let (hr, lr, _) = PixelCache::pair_as::<P>(self, i);
+                (lr.into(), hr.into())
+            }
+            16 => {
+                let (hr, lr, _) = PixelCache::pair_as::<u16>(self, i);
+                (converted(lr).into(), converted(hr).into())
+            }
+            _ => {
+                let (hr, lr, _) = PixelCache::pair_as::<u8>(self, i);
+                (converted(lr).into(), converted(hr).into())
+            }
+        };
         if self.degradation.noise().is_none() {
-            return (lr.into(), hr);
+            return (lr, hr);
         }
-        let mut noisy = lr.to_owned();
-        self.degradation.picture_noise(&mut noisy, name);
+        let mut noisy = lr.into_owned();
+        self.degradation.picture_noise(&mut noisy, self.size(i).2);
         (noisy.into(), hr)
     }
 
     fn name(&self, i: usize) -> &str {
-        PixelCache::pair(self, i).2
+        self.size(i).2
     }
+}
+
+/// Values of `Q` as values of `P`, on the same 0..255 scale.
+fn converted<Q: Sample, P: Sample>(a: ArrayView3<Q>) -> ndarray::Array3<P> {
+    a.mapv(|v| P::from_level(v.level() / Q::PER_NETWORK_STEP * P::PER_NETWORK_STEP))
 }
 
 /// How pictures are scored against their originals: the one scorer of `eval`, of a
@@ -132,8 +159,8 @@ pub struct Scoring {
 }
 
 impl Scoring {
-    /// One super-resolved picture against its original.
-    pub fn score(&self, sr: &ndarray::Array3<u8>, hr: &ndarray::Array3<u8>) -> Result<Scores> {
+    /// One super-resolved picture against its original (16-bit ones against peak 65535).
+    pub fn score<P: Sample>(&self, sr: &ndarray::Array3<P>, hr: &ndarray::Array3<P>) -> Result<Scores> {
         Ok(Scores {
             psnr_y: psnr_y(sr, hr, self.scale)?,
             ssim_y: if self.ssim {
@@ -147,10 +174,10 @@ impl Scoring {
 
     /// Each picture super-resolved by the model, whole or in LR tiles of side `tile(h, w)`
     /// for an h x w LR picture; `on_image` is told each picture's index before it runs.
-    pub fn model(
+    pub fn model<P: Sample>(
         &self,
         model: &mut SrModel,
-        set: &(impl Pictures + ?Sized),
+        set: &(impl Pictures<P> + ?Sized),
         tile: &dyn Fn(usize, usize) -> Option<usize>,
         on_image: &mut dyn FnMut(usize),
     ) -> Result<Vec<Scores>> {
@@ -159,7 +186,7 @@ impl Scoring {
                 on_image(i);
                 let (lr, hr) = set.pair(i);
                 let (h, w, _) = lr.dim();
-                let sr = from_nchw(model.upscale(&lr.to_owned(), tile(h, w), &|| {})?.view());
+                let sr = from_nchw_as::<P>(model.upscale(&lr.to_owned(), tile(h, w), &|| {})?.view());
                 self.score(&sr, &hr.to_owned())
                     .with_context(|| format!("scoring {}", set.name(i)))
             })
@@ -167,7 +194,7 @@ impl Scoring {
     }
 
     /// Each picture upscaled by bicubic: the baseline beside every model.
-    pub fn bicubic(&self, set: &(impl Pictures + ?Sized)) -> Result<Vec<Scores>> {
+    pub fn bicubic<P: Sample>(&self, set: &(impl Pictures<P> + ?Sized)) -> Result<Vec<Scores>> {
         (0..set.count())
             .map(|i| {
                 let (lr, hr) = set.pair(i);
@@ -180,13 +207,13 @@ impl Scoring {
 }
 
 /// Scores a set's pairs; `on_image` is told each image's name before it runs.
-pub fn score_pairs(
+pub fn score_pairs<P: Sample>(
     model: &mut SrModel,
-    pairs: &[Pair],
+    pairs: &[Pair<P>],
     o: &EvalOptions,
     on_image: &mut dyn FnMut(&str),
 ) -> Result<Vec<ImageScores>> {
-    let stem = |p: &Pair| {
+    let stem = |p: &Pair<P>| {
         Path::new(&p.name)
             .file_stem()
             .map_or(p.name.clone(), |s| s.to_string_lossy().into_owned())
@@ -209,8 +236,9 @@ pub fn score_pairs(
         .collect())
 }
 
-/// Evaluates one folder (any layout `ImageSet` reads). Unreadable images are an error
-/// here, not a warning: a mean over fewer images is not the set's mean.
+/// Evaluates one folder (any layout `ImageSet` reads), at the set's depth: a set with a
+/// 16-bit picture is scored at 16 bits (see `ImageSet::bit_depth`). Unreadable images are
+/// an error here, not a warning: a mean over fewer images is not the set's mean.
 pub fn evaluate_set(
     model: &mut SrModel,
     dir: &Path,
@@ -219,11 +247,12 @@ pub fn evaluate_set(
 ) -> Result<SetScores> {
     let set = ImageSet::open(dir, o.scale)?.degraded(o.degradation.clone());
     let lr_source = o.degradation.describe(set.files.iter().all(|f| f.lr.is_some()));
-    let (pairs, warnings) = set.load()?;
-    if let Some(w) = warnings.first() {
-        bail!("cannot evaluate {}: {w}", dir.display());
-    }
-    let images = score_pairs(model, &pairs, o, on_image)?;
+    let bit_depth = set.bit_depth();
+    let (images, peak) = if bit_depth == 16 {
+        (score_set::<u16>(model, &set, o, on_image)?, u16::PEAK)
+    } else {
+        (score_set::<u8>(model, &set, o, on_image)?, u8::PEAK)
+    };
     let name = dir
         .file_name()
         .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
@@ -232,8 +261,24 @@ pub fn evaluate_set(
         path: dir.display().to_string(),
         lr_source,
         degradation: o.degradation.name(),
+        bit_depth,
+        peak,
         model: Scores::mean(images.iter().map(|i| i.model)),
         bicubic: Scores::mean(images.iter().map(|i| i.bicubic)),
         images,
     })
+}
+
+/// Loads a set's pictures with values of `P` and scores them; a skipped picture is an error.
+fn score_set<P: Sample>(
+    model: &mut SrModel,
+    set: &ImageSet,
+    o: &EvalOptions,
+    on_image: &mut dyn FnMut(&str),
+) -> Result<Vec<ImageScores>> {
+    let (pairs, warnings) = set.load_as::<P>()?;
+    if let Some(w) = warnings.first() {
+        bail!("cannot evaluate {}: {w}", set.root.display());
+    }
+    score_pairs(model, &pairs, o, on_image)
 }

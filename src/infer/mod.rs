@@ -172,11 +172,12 @@ impl SrModel {
         tile_grid(h, w, tile, self.radius)
     }
 
-    /// An RGB image (HWC bytes) super-resolved: [1, 3, sH, sW] floats, before rounding.
+    /// An RGB image (HWC values, 8- or 16-bit) super-resolved: [1, 3, sH, sW] floats on the
+    /// 0..255 scale, before rounding.
     /// `on_tile` is called after each tile (from several threads under tract).
-    pub fn upscale(
+    pub fn upscale<P: crate::data::sample::Sample>(
         &mut self,
-        lr: &Array3<u8>,
+        lr: &Array3<P>,
         tile: Option<usize>,
         on_tile: &(dyn Fn() + Sync),
     ) -> Result<Array4<f32>> {

@@ -5,29 +5,37 @@
 //! code). Y follows ITU-R BT.601 with EDSR/WDSR's coefficients and is not rounded, so numbers
 //! are comparable with those papers. Everything is f64: a mean over a million squared
 //! differences loses digits in f32.
+//!
+//! 16-bit pictures are scored against the data's peak, 65535: PSNR-RGB on the 0..65535
+//! values with peak 65535; PSNR-Y and SSIM-Y take Y of v / 257 (the 0..255 scale the
+//! formula is written for) with peak 255, which is the same as Y times 257 with peak 65535.
+//! On 8-bit pictures v / 1 is v: the formulas are the papers'.
 
+use crate::data::sample::Sample;
 use anyhow::{ensure, Result};
 use ndarray::{s, Array2, Array3, ArrayView3, Zip};
 
 /// BT.601 luma as MATLAB's `rgb2ycbcr` for 8-bit input, with EDSR's coefficients
-/// (Y = 16 + (65.738 R + 129.057 G + 25.064 B) / 256), kept unrounded.
-fn luma(img: ArrayView3<u8>) -> Array2<f64> {
+/// (Y = 16 + (65.738 R + 129.057 G + 25.064 B) / 256), kept unrounded; of 16-bit input,
+/// of R, G, B divided by 257.
+fn luma<P: Sample>(img: ArrayView3<P>) -> Array2<f64> {
     let (h, w, _) = img.dim();
+    let v = |y: usize, x: usize, c: usize| img[[y, x, c]].level() / P::PER_NETWORK_STEP;
     Array2::from_shape_fn((h, w), |(y, x)| {
-        let (r, g, b) = (img[[y, x, 0]] as f64, img[[y, x, 1]] as f64, img[[y, x, 2]] as f64);
+        let (r, g, b) = (v(y, x, 0), v(y, x, 1), v(y, x, 2));
         16.0 + (65.738 * r + 129.057 * g + 25.064 * b) / 256.0
     })
 }
 
 /// Checks that both images have one shape (and `channels` channels, if given) and that
 /// `shave` leaves at least `min_side` pixels each way; returns the shaved views.
-fn shaved<'a>(
-    sr: &'a Array3<u8>,
-    hr: &'a Array3<u8>,
+fn shaved<'a, P>(
+    sr: &'a Array3<P>,
+    hr: &'a Array3<P>,
     shave: usize,
     channels: Option<usize>,
     min_side: usize,
-) -> Result<(ArrayView3<'a, u8>, ArrayView3<'a, u8>)> {
+) -> Result<(ArrayView3<'a, P>, ArrayView3<'a, P>)> {
     let ((h, w, c), (hh, hw, hc)) = (sr.dim(), hr.dim());
     ensure!(
         (h, w, c) == (hh, hw, hc),
@@ -48,33 +56,34 @@ fn shaved<'a>(
     Ok((sr.slice(crop), hr.slice(crop)))
 }
 
-/// 10 log10(255^2 / mse); identical images give +inf.
-fn psnr_from_mse(mse: f64) -> f64 {
+/// 10 log10(peak^2 / mse); identical images give +inf.
+fn psnr_from_mse(mse: f64, peak: f64) -> f64 {
     if mse == 0.0 {
         f64::INFINITY
     } else {
-        10.0 * (255.0 * 255.0 / mse).log10()
+        10.0 * (peak * peak / mse).log10()
     }
 }
 
 /// PSNR in dB on the Y channel after shaving `shave` pixels from every border (benchmark
 /// convention: shave = scale).
-pub fn psnr_y(sr: &Array3<u8>, hr: &Array3<u8>, shave: usize) -> Result<f64> {
+pub fn psnr_y<P: Sample>(sr: &Array3<P>, hr: &Array3<P>, shave: usize) -> Result<f64> {
     let (a, b) = shaved(sr, hr, shave, Some(3), 1)?;
     let (ya, yb) = (luma(a), luma(b));
     let mse = ya.iter().zip(yb.iter()).map(|(p, q)| (p - q) * (p - q)).sum::<f64>() / ya.len() as f64;
-    Ok(psnr_from_mse(mse))
+    Ok(psnr_from_mse(mse, 255.0))
 }
 
-/// PSNR in dB over all channels after shaving (DIV2K validation convention: shave = scale + 6).
-pub fn psnr_rgb(sr: &Array3<u8>, hr: &Array3<u8>, shave: usize) -> Result<f64> {
+/// PSNR in dB over all channels after shaving (DIV2K validation convention: shave = scale + 6),
+/// with the peak of the value type (255, or 65535 for 16-bit).
+pub fn psnr_rgb<P: Sample>(sr: &Array3<P>, hr: &Array3<P>, shave: usize) -> Result<f64> {
     let (a, b) = shaved(sr, hr, shave, None, 1)?;
     let se: f64 = a
         .iter()
         .zip(b.iter())
-        .map(|(&p, &q)| (p as f64 - q as f64).powi(2))
+        .map(|(&p, &q)| (p.level() - q.level()).powi(2))
         .sum();
-    Ok(psnr_from_mse(se / a.len() as f64))
+    Ok(psnr_from_mse(se / a.len() as f64, P::PEAK))
 }
 
 const WIN: usize = 11;
@@ -105,8 +114,8 @@ fn filter_valid(img: &Array2<f64>, k: &[f64; WIN]) -> Array2<f64> {
 
 /// SSIM (Wang et al. 2004) on Y after shaving, as MATLAB `ssim_index` and the common SR
 /// evaluation scripts: 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, L = 255,
-/// 'valid' filtering, mean of the SSIM map.
-pub fn ssim_y(sr: &Array3<u8>, hr: &Array3<u8>, shave: usize) -> Result<f64> {
+/// 'valid' filtering, mean of the SSIM map (Y of 16-bit input on the 0..255 scale, see above).
+pub fn ssim_y<P: Sample>(sr: &Array3<P>, hr: &Array3<P>, shave: usize) -> Result<f64> {
     let (a, b) = shaved(sr, hr, shave, Some(3), WIN)?;
     let (x, y) = (luma(a), luma(b));
     let k = gaussian_1d();
@@ -195,6 +204,23 @@ mod tests {
         Ok(())
     }
 
+    /// An 8-bit pair read as 16-bit (values times 257) scores the same against peak 65535:
+    /// (257 d)^2 / 65535^2 = d^2 / 255^2, and Y of v / 257 is Y of the 8-bit value.
+    #[test]
+    fn sixteen_bit_scores_use_peak_65535() -> Result<()> {
+        let hr = load_rgb("Set5/HR/bird.png")?;
+        let sr = bicubic::upscale(&bicubic::downscale(&hr, 2, Border::Mirror)?, 2)?;
+        let deep = |a: &Array3<u8>| a.mapv(|v| v as u16 * 257);
+        let (hr16, sr16) = (deep(&hr), deep(&sr));
+        assert!((psnr_y(&sr16, &hr16, 2)? - psnr_y(&sr, &hr, 2)?).abs() < 1e-9);
+        assert!((psnr_rgb(&sr16, &hr16, 8)? - psnr_rgb(&sr, &hr, 8)?).abs() < 1e-9);
+        assert!((ssim_y(&sr16, &hr16, 2)? - ssim_y(&sr, &hr, 2)?).abs() < 1e-12);
+        // One level of 65535 everywhere: PSNR-RGB = 20 log10(65535) = 96.3295986 dB.
+        let (a, b) = (Array3::from_elem((20, 30, 3), 1000u16), Array3::from_elem((20, 30, 3), 1001u16));
+        assert!((psnr_rgb(&b, &a, 0)? - 20.0 * 65535f64.log10()).abs() < 1e-9);
+        Ok(())
+    }
+
     #[test]
     fn bad_inputs_are_errors() -> Result<()> {
         let (a, b) = (Array3::<u8>::zeros((20, 30, 3)), Array3::<u8>::zeros((21, 30, 3)));
@@ -206,7 +232,7 @@ mod tests {
             ssim_y(&a, &a, 5).is_err(),
             "20 - 2*5 = 10 rows is less than the 11x11 window"
         );
-        assert!(psnr_y(&Array3::zeros((20, 30, 1)), &Array3::zeros((20, 30, 1)), 0).is_err());
+        assert!(psnr_y(&Array3::<u8>::zeros((20, 30, 1)), &Array3::zeros((20, 30, 1)), 0).is_err());
         Ok(())
     }
 }

@@ -263,7 +263,12 @@ fn train_loop(
 /// weights being trained beside it.
 fn validate(o: &TrainOptions, weights: &Weights, set: &ValidationSet) -> Result<Scored> {
     let (c, r) = (&o.model, &o.run);
-    let score = |model: &[u8]| model_scores(model, &set.pictures, c.scale, r.engine.runtime(), r.threads);
+    // At the set's depth: a 16-bit one against peak 65535.
+    let (p, runtime) = (&set.pictures, r.engine.runtime());
+    let score = |model: &[u8]| match p.bit_depth {
+        16 => model_scores::<u16>(model, p, c.scale, runtime, r.threads),
+        _ => model_scores::<u8>(model, p, c.scale, runtime, r.threads),
+    };
     Ok(Scored {
         model: score(&weights.model(c, &[])?)?,
         raw: weights.raw_model(c)?.map(|m| score(&m).map(|p| p.y)).transpose()?,

@@ -26,6 +26,12 @@ impl DataOptions {
     pub fn metadata(&self) -> Option<(String, String)> {
         (self.degradation != Degradation::Bicubic).then(|| ("degradation".into(), self.degradation.name()))
     }
+
+    /// The training pictures' bits per value at scale `scale`: 16 if any is 16-bit (the
+    /// model then records `bit_depth = 16`), else 8.
+    pub fn bit_depth(&self, scale: usize) -> u32 {
+        crate::data::dataset::ImageSet::open(&self.data, scale).map_or(8, |set| set.bit_depth())
+    }
 }
 
 /// How long and how a network trains: the batches, the learning rate and its schedule,

@@ -152,7 +152,10 @@ impl Reporter for Leader<'_> {
         }
         let pictures = PixelCache::open_or_build(&set, &o.data.cache, o.run.progress).context("Validation data")?;
         self.warn(&pictures.warnings);
-        let bicubic = bicubic_scores(&pictures, scale)?;
+        let bicubic = match pictures.bit_depth {
+            16 => bicubic_scores::<u16>(&pictures, scale)?,
+            _ => bicubic_scores::<u8>(&pictures, scale)?,
+        };
         Ok(Some(ValidationSet { pictures, bicubic }))
     }
 
@@ -244,6 +247,9 @@ fn model_metadata(o: &TrainOptions, step: u64, last_loss: f32, psnr: Option<(f64
     }
     meta.extend(o.schedule.train.metadata());
     meta.extend(o.data.metadata());
+    if o.data.bit_depth(o.model.scale) == 16 {
+        meta.push(("bit_depth".to_string(), "16".to_string()));
+    }
     if let Some(init) = &o.init {
         meta.push(("initialised_from".to_string(), init.source.clone()));
     }

@@ -4,6 +4,7 @@
 //! scorer, without SSIM.
 
 use crate::data::dataset::Pair;
+use crate::data::sample::Sample;
 use crate::eval::{Pictures, Scores, Scoring};
 use crate::infer::SrModel;
 use crate::runtime::Runtime;
@@ -40,16 +41,17 @@ fn mean(all: &[Scores]) -> Psnr {
     }
 }
 
-/// Mean PSNRs of bicubic upscaling over the set: the baseline beside every model.
-pub fn bicubic_scores(set: &(impl Pictures + ?Sized), scale: usize) -> Result<Psnr> {
+/// Mean PSNRs of bicubic upscaling over the set, with values of `P` (16-bit ones against
+/// peak 65535): the baseline beside every model.
+pub fn bicubic_scores<P: Sample>(set: &(impl Pictures<P> + ?Sized), scale: usize) -> Result<Psnr> {
     Ok(mean(&scoring(scale).bicubic(set)?))
 }
 
 /// Mean PSNRs of the model (an inference `.onnx`) over the set, in the engine the run
 /// trains in: the same computation as `srgraph eval`.
-pub fn model_scores(
+pub fn model_scores<P: Sample>(
     onnx: &[u8],
-    set: &(impl Pictures + ?Sized),
+    set: &(impl Pictures<P> + ?Sized),
     scale: usize,
     engine: Runtime,
     threads: usize,

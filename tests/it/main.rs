@@ -13,6 +13,7 @@ mod browser;
 mod cli;
 mod conformance;
 mod data_cache;
+mod deep_pictures;
 mod degradation;
 mod distributed;
 mod gradients;
