@@ -69,7 +69,7 @@ pub struct TrainArgs {
     /// Quantisation-aware fine-tuning: train under the rounding of an int8 file (`srgraph export --precision
     /// int8`), so the file keeps what rounding a trained model loses. Needs --init. The activation ranges are
     /// calibrated on the first 32 pictures of --data by the starting weights and recorded in the model, whose int8
-    /// export then needs no --calibrate. Validation scores the float32 weights.
+    /// export then needs no --calibrate. Validation scores that int8 file.
     #[arg(long, value_enum, requires = "init")]
     pub qat: Option<QatArg>,
 }

@@ -154,6 +154,14 @@ pub fn to_int8(model: &mut ModelProto, ranges: &Ranges, calibration: &str) -> Re
     Ok(())
 }
 
+/// The bytes of a float32 inference model, as the bytes of its int8 model (`to_int8`).
+pub fn int8_bytes(bytes: &[u8], ranges: &Ranges, calibration: &str) -> Result<Vec<u8>> {
+    use prost::Message;
+    let mut model = ModelProto::decode(bytes).context("it does not parse as an ONNX model")?;
+    to_int8(&mut model, ranges, calibration)?;
+    Ok(model.encode_to_vec())
+}
+
 /// Replaces conv `i`'s float weight and bias by int8 and int32 initialisers read
 /// through DequantizeLinear; gives those DequantizeLinear nodes.
 fn quantise_conv_weights(g: &mut GraphProto, i: usize, input_scale: f32, names: &mut Names) -> Result<Vec<NodeProto>> {

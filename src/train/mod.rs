@@ -269,9 +269,14 @@ fn validate(o: &TrainOptions, weights: &Weights, set: &ValidationSet) -> Result<
         16 => model_scores::<u16>(model, p, c.scale, runtime, r.threads),
         _ => model_scores::<u8>(model, p, c.scale, runtime, r.threads),
     };
+    // A quantisation-aware run is scored as the int8 file it trains for.
+    let shipped = |model: Vec<u8>| match &o.schedule.train.qat {
+        Some(q) => crate::onnx::quantize::int8_bytes(&model, &q.activations, "validation"),
+        None => Ok(model),
+    };
     Ok(Scored {
-        model: score(&weights.model(c, &[])?)?,
-        raw: weights.raw_model(c)?.map(|m| score(&m).map(|p| p.y)).transpose()?,
+        model: score(&shipped(weights.model(c, &[])?)?)?,
+        raw: weights.raw_model(c)?.map(|m| score(&shipped(m)?).map(|p| p.y)).transpose()?,
     })
 }
 
