@@ -55,7 +55,8 @@ impl Signature {
         if let (Some(i), Some(o)) = (channels, out_channels) {
             ensure!(
                 i == o,
-                "{name} takes {i} channels and gives {o}: srgraph runs networks whose output has the input's channels"
+                "{name}: its input has {i} channel(s) and its output {o}: srgraph runs networks whose output has the \
+                 input's channels"
             );
         }
         super::attributes::check_graph(g).with_context(|| format!("{name} is not a model srgraph can run"))?;
