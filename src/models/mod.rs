@@ -127,7 +127,7 @@ impl ModelConfig {
     }
 
     /// The mean subtracted from each input channel: the RGB mean, or for one channel
-    /// its BT.601 luma (DIV2K's: 111.15).
+    /// its BT.601 luma (DIV2K's: 0.4368 * 255 = 111.39).
     pub fn channel_mean(&self) -> Vec<f32> {
         if self.channels == 1 {
             vec![self.pixel_mean.iter().zip(LUMA_WEIGHTS).map(|(m, w)| m * w).sum()]
