@@ -33,14 +33,18 @@ pub fn luma_nchw<P: Sample>(img: &Array3<P>) -> Array4<f32> {
 pub fn grey_picture<P: Sample>(img: ArrayView3<P>) -> Array3<P> {
     let (h, w, _) = img.dim();
     let v = |y: usize, x: usize, c: usize| img[[y, x, c]].to_network();
-    let y = Array2::from_shape_fn((h, w), |(y, x)| P::from_network(luma_of(v(y, x, 0), v(y, x, 1), v(y, x, 2))));
+    let y = Array2::from_shape_fn((h, w), |(y, x)| {
+        P::from_network(luma_of(v(y, x, 0), v(y, x, 1), v(y, x, 2)))
+    });
     Array3::from_shape_fn((h, w, 3), |(r, c, _)| y[[r, c]])
 }
 
 /// A [3, H, W] float image on the 0..255 scale as its [1, H, W] luma.
 pub fn luma_chw(chw: ArrayView3<f32>) -> Array3<f32> {
     let (_, h, w) = chw.dim();
-    Array3::from_shape_fn((1, h, w), |(_, y, x)| luma_of(chw[[0, y, x]], chw[[1, y, x]], chw[[2, y, x]]))
+    Array3::from_shape_fn((1, h, w), |(_, y, x)| {
+        luma_of(chw[[0, y, x]], chw[[1, y, x]], chw[[2, y, x]])
+    })
 }
 
 /// An [N, 3, H, W] batch as its [N, 1, H, W] luma.

@@ -382,7 +382,8 @@ mod tests {
         let (rgb, grey) = (set5(2)?, set5(2)?.with_channels(1));
         let ((lr, hr), (lr1, hr1)) = (rgb.batch(2, 4)?, grey.batch(2, 4)?);
         assert_eq!((lr1.dim(), hr1.dim()), ((4, 1, 48, 48), (4, 1, 96, 96)));
-        assert_eq!((super::super::luma::luma_batch(&lr), super::super::luma::luma_batch(&hr)), (lr1, hr1));
+        let luma = crate::data::luma::luma_batch;
+        assert_eq!((luma(&lr), luma(&hr)), (lr1, hr1));
         Ok(())
     }
 

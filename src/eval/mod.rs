@@ -192,8 +192,7 @@ impl Scoring {
                 let (lr, hr) = self.pair(set, i, self.luma || model.channels == 1);
                 let (h, w, _) = lr.dim();
                 let sr = from_nchw_as::<P>(model.upscale(&lr, tile(h, w), &|| {})?.view());
-                self.score(&sr, &hr)
-                    .with_context(|| format!("scoring {}", set.name(i)))
+                self.score(&sr, &hr).with_context(|| format!("scoring {}", set.name(i)))
             })
             .collect()
     }

@@ -262,12 +262,14 @@ impl SrModel {
                 ]));
         }
         if ch == 1 {
-            return Ok(out.broadcast((1, 3, h * s, w * s)).context("one channel to three")?.to_owned());
+            return Ok(out
+                .broadcast((1, 3, h * s, w * s))
+                .context("one channel to three")?
+                .to_owned());
         }
         Ok(out)
     }
 }
-
 
 fn as_image(y: ArrayD<f32>, name: &str) -> Result<Array4<f32>> {
     let shape = y.shape().to_vec();

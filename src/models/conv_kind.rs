@@ -183,7 +183,12 @@ mod counts {
                     ..ModelConfig::new(arch)
                 };
                 let params = param_count(&c)?;
-                assert_eq!(c.size_estimate().0 as usize, params, "{} x{scale}, {channels} channels", arch.name());
+                let name = arch.name();
+                assert_eq!(
+                    c.size_estimate().0 as usize,
+                    params,
+                    "{name} x{scale}, {channels} channels"
+                );
             }
         }
         Ok(())

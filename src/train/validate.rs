@@ -61,8 +61,8 @@ pub fn model_scores<P: Sample>(
 ) -> Result<Psnr> {
     let mut model = SrModel::from_bytes(onnx.to_vec(), "the model being trained", engine, threads)?;
     let tile = |h: usize, w: usize| (h.max(w) > WHOLE_UP_TO).then_some(TILE);
-    let channels = model.channels;
-    Ok(mean(&scoring(scale, channels).model(&mut model, set, &tile, &mut |_| {})?))
+    let scoring = scoring(scale, model.channels);
+    Ok(mean(&scoring.model(&mut model, set, &tile, &mut |_| {})?))
 }
 
 /// Mean PSNR-Y of bicubic upscaling over the set.
