@@ -48,6 +48,10 @@ pub struct ModelArgs {
     /// Pixel-shuffle layout: crd (PyTorch PixelShuffle) or dcr (TensorFlow depth_to_space).
     #[arg(long, value_enum)]
     pub shuffle: Option<ShuffleArg>,
+    /// Picture channels in and out: 3 (RGB) or 1 (grey: trained on grey pictures as they are and on RGB
+    /// pictures' luma; see docs/pictures.md).
+    #[arg(long, value_name = "1|3")]
+    pub channels: Option<usize>,
     /// Seed of the parameters' initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -208,6 +212,7 @@ pub fn resolve(a: &ModelArgs) -> Result<(ModelConfig, Vec<String>)> {
         None => c.shuffle,
     };
     c.seed = a.seed;
+    c.channels = a.channels.unwrap_or(c.channels);
     c.validate().context("Invalid configuration")?;
     if let Some(budget) = &a.params {
         let budget = parse_count(budget).context("--params")?;

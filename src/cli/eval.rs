@@ -98,6 +98,13 @@ pub fn run(a: EvalArgs) -> Result<()> {
         engine.name(),
         o.rgb_shave
     )?;
+    if model.channels == 1 {
+        writeln!(
+            out,
+            "a single-channel model: scored, and bicubic beside it, on the luma of each picture (BT.601 Y, as a grey \
+             picture)"
+        )?;
+    }
     let per_image = a.per_image || sets.len() == 1;
     writeln!(out, "{}", header(if per_image { "image" } else { "set" }))?;
     for s in &sets {

@@ -398,6 +398,11 @@ fn calibrated(
     dir: &Path,
     a: &CalibrationArgs,
 ) -> Result<(quantize::Ranges, String)> {
+    anyhow::ensure!(
+        crate::infer::Signature::read(float32, name)?.channels != Some(1),
+        "{name} is a single-channel (grey) network: --calibrate runs RGB pictures, so int8 calibration does not \
+         apply to it; write it in float32"
+    );
     let pictures = calibrate::Pictures::load(dir, scale, a.calibration_crop, None)
         .with_context(|| format!("--calibrate {}", dir.display()))?;
     let method = a.method();

@@ -71,6 +71,10 @@ fn graph(file: &str, query: &[(String, String)]) -> Result<Vec<u8>> {
     let mut network = c.metadata();
     let (kind, graph) = match file {
         "train_step.onnx" => {
+            anyhow::ensure!(
+                c.channels == 3,
+                "the page trains RGB networks: train a single-channel one (channels=1) with `srgraph train`"
+            );
             network.extend(t.metadata());
             ("train-step", compile(&c, &t)?.train_step)
         }

@@ -344,6 +344,9 @@ fn init_from(path: &std::path::Path, m: &ModelArgs) -> Result<(crate::models::Mo
     if let Some(n) = m.norm.map(Norm::from).filter(|&n| n != c.norm) {
         wrong.push(format!("it has {} norm, not --norm {}", c.norm.name(), n.name()));
     }
+    if let Some(ch) = m.channels.filter(|&ch| ch != c.channels) {
+        wrong.push(format!("it takes {} channels, not --channels {ch}", c.channels));
+    }
     if m.shuffle.is_some_and(|s| !matches!(s, super::build::ShuffleArg::Crd)) {
         wrong.push("its pixel shuffle is PyTorch's (crd)".into());
     }

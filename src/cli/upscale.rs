@@ -51,6 +51,10 @@ pub struct UpscaleArgs {
     /// The original high-resolution picture, or a folder of pictures named as the inputs, for --compare.
     #[arg(long, requires = "compare")]
     pub hr: Option<PathBuf>,
+    /// With a single-channel (grey) model: upscale an RGB picture's luma (BT.601 Y) and write it grey.
+    /// Without it, an RGB picture given to such a model is an error.
+    #[arg(long)]
+    pub grey: bool,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -186,17 +190,40 @@ impl Job<'_> {
         input: &Path,
         inputs: &[PathBuf],
     ) -> Result<(usize, usize, usize)> {
+        self.check_channels(pic, a.grey, input)?;
         let (w, h) = pic.size();
         let n = self.model.tiles(h, w, self.tile).len();
         self.bar.inc_length(n as u64);
         self.bar.set_message(input.display().to_string());
         let sr = self.model.upscale(&pic.rgb, self.tile, &|| self.bar.inc(1))?;
-        let big = pic.upscaled(&sr, self.s)?;
+        let mut big = pic.upscaled(&sr, self.s)?;
+        // A single-channel model's output is grey, whatever the picture was.
+        big.grey |= self.model.channels == 1;
         write_output(output, &big.encode_for(output)?, a.force)?;
         if a.compare {
             write_compare(&pic.eight(), &big.eight(), a.hr.as_deref(), input, inputs, output, self.s, a.force)?;
         }
         Ok((w, h, n))
+    }
+}
+
+impl Job<'_> {
+    /// Never silently: an RGB picture goes to a single-channel model only with --grey (as its
+    /// luma), and a grey one through an RGB model is said to go as three equal channels.
+    fn check_channels<P: Sample>(&self, pic: &Picture<P>, grey: bool, input: &Path) -> Result<()> {
+        let note = match (self.model.channels, pic.grey) {
+            (1, false) if !grey => bail!(
+                "{} is an RGB picture and {} is a single-channel (grey) model: add --grey to upscale the picture's \
+                 luma (BT.601 Y) into a grey picture, or use an RGB model",
+                input.display(),
+                self.model.name
+            ),
+            (1, false) => "an RGB picture: its luma (BT.601 Y) is upscaled, and written grey (--grey)",
+            (3, true) => "a grey picture: the RGB model sees it as three equal channels and it is written as their mean",
+            _ => return Ok(()),
+        };
+        self.bar.suspend(|| eprintln!("note: {} is {note}", input.display()));
+        Ok(())
     }
 }
 

@@ -5,6 +5,7 @@ pub mod bicubic;
 pub mod cache;
 pub mod dataset;
 pub mod degrade;
+pub mod luma;
 pub mod picture;
 pub mod sample;
 pub mod sampler;

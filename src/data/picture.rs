@@ -1,7 +1,8 @@
 //! A user's picture as it is: RGB, greyscale, with or without alpha, 8 or 16 bit.
-//! The network sees RGB on its 0..255 scale (16-bit values divided by 257, see `sample`);
-//! grey goes in as three equal channels and comes out as their mean; alpha is upscaled by
-//! bicubic beside the network. A picture keeps its depth from file to file.
+//! An RGB network sees RGB on its 0..255 scale (16-bit values divided by 257, see `sample`);
+//! grey goes in as three equal channels and comes out as their mean (a single-channel
+//! network sees the luma, `luma`, and gives one channel); alpha is upscaled by bicubic
+//! beside the network. A picture keeps its depth from file to file.
 
 use super::bicubic;
 use super::sample::{bits_of, Sample};

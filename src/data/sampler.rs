@@ -71,6 +71,8 @@ pub struct PatchSampler {
     seed: u64,
     /// The standard deviation of the noise added to each LR crop (DN), if any.
     noise: Option<f64>,
+    /// The network's channels: 3 (RGB), or 1 (each picture's luma, `super::luma`).
+    channels: usize,
     warnings: Vec<String>,
 }
 
@@ -111,6 +113,7 @@ impl PatchSampler {
             scale,
             seed,
             noise: None,
+            channels: 3,
             warnings,
         })
     }
@@ -143,6 +146,7 @@ impl PatchSampler {
         );
         Ok(PatchSampler {
             noise: cache.degradation.noise(),
+            channels: 3,
             pictures: Pictures::Cached(cache, kept),
             patch,
             scale,
@@ -215,8 +219,14 @@ impl PatchSampler {
         }
     }
 
+    /// Batches for a network of `channels` channels: 1 gives each patch's luma (grey
+    /// pictures their own channel), computed on the float patches, unrounded.
+    pub fn with_channels(self, channels: usize) -> PatchSampler {
+        PatchSampler { channels, ..self }
+    }
+
     /// The batch for step `step` (0-based), a pure function of (seed, step): NCHW float32 in
-    /// [0, 255], (lr [B, 3, P/s, P/s], hr [B, 3, P, P]).
+    /// [0, 255], (lr [B, C, P/s, P/s], hr [B, C, P, P]), C the network's channels.
     pub fn batch(&self, step: u64, batch: usize) -> Result<(Array4<f32>, Array4<f32>)> {
         self.batch_items(step, 0..batch)
     }
@@ -236,8 +246,9 @@ impl PatchSampler {
                 }
             })
             .collect();
-        let mut lr = Array4::zeros((batch, 3, p / s, p / s));
-        let mut hr = Array4::zeros((batch, 3, p, p));
+        let ch = self.channels;
+        let mut lr = Array4::zeros((batch, ch, p / s, p / s));
+        let mut hr = Array4::zeros((batch, ch, p, p));
         for (i, (l, h)) in items.iter().enumerate() {
             lr.index_axis_mut(Axis(0), i).assign(l);
             hr.index_axis_mut(Axis(0), i).assign(h);
@@ -260,7 +271,14 @@ impl PatchSampler {
         let (s, p) = (self.scale, self.patch);
         let hr = hr.slice_move(s![c.y..c.y + p, c.x..c.x + p, ..]);
         let lr = lr.slice_move(s![c.y / s..(c.y + p) / s, c.x / s..(c.x + p) / s, ..]);
-        let chw = |v: ArrayView3<P>| augment(v, c.flip, c.rot).permuted_axes([2, 0, 1]).mapv(P::to_network);
+        let chw = |v: ArrayView3<P>| {
+            let rgb = augment(v, c.flip, c.rot).permuted_axes([2, 0, 1]).mapv(P::to_network);
+            if self.channels == 1 {
+                super::luma::luma_chw(rgb.view())
+            } else {
+                rgb
+            }
+        };
         match self.noise {
             // Drawn over the crop as it lies in the picture, before the flip and turns.
             Some(sigma) => {
@@ -357,6 +375,16 @@ mod tests {
         let (pairs, warnings) = ImageSet::open(&data_dir().join("Set5"), scale)?.load()?;
         assert!(warnings.is_empty(), "{warnings:?}");
         PatchSampler::new(pairs, 96, scale, 7)
+    }
+
+    #[test]
+    fn single_channel_batches_are_the_luma_of_the_rgb_ones() -> Result<()> {
+        let (rgb, grey) = (set5(2)?, set5(2)?.with_channels(1));
+        let ((lr, hr), (lr1, hr1)) = (rgb.batch(2, 4)?, grey.batch(2, 4)?);
+        assert_eq!((lr1.dim(), hr1.dim()), ((4, 1, 48, 48), (4, 1, 96, 96)));
+        let luma = crate::data::luma::luma_batch;
+        assert_eq!((luma(&lr), luma(&hr)), (lr1, hr1));
+        Ok(())
     }
 
     #[test]

@@ -12,12 +12,13 @@ pub use activations::{activation_stats, block_stats, mean_zero_share, BlockStats
 use crate::data::bicubic;
 use crate::data::cache::PixelCache;
 use crate::data::dataset::{from_nchw_as, ImageSet, Pair};
+use crate::data::luma::grey_picture;
 use crate::data::sample::Sample;
 use crate::data::degrade::Degradation;
 use crate::infer::SrModel;
 use crate::metrics::{psnr_rgb, psnr_y, ssim_y};
 use anyhow::{bail, Context, Result};
-use ndarray::{ArrayView3, CowArray, Ix3};
+use ndarray::{Array3, ArrayView3, CowArray, Ix3};
 use serde::Serialize;
 use std::path::Path;
 
@@ -156,6 +157,10 @@ pub struct Scoring {
     pub rgb_shave: usize,
     /// Measure SSIM-Y too; left out (NaN) by validation, which reports PSNR alone.
     pub ssim: bool,
+    /// Score on the set's luma, each picture as the grey picture of its Y (`data::luma`):
+    /// for single-channel networks, and their bicubic baseline. (A single-channel model
+    /// given to `model` is scored so whatever this says.)
+    pub luma: bool,
 }
 
 impl Scoring {
@@ -184,22 +189,31 @@ impl Scoring {
         (0..set.count())
             .map(|i| {
                 on_image(i);
-                let (lr, hr) = set.pair(i);
+                let (lr, hr) = self.pair(set, i, self.luma || model.channels == 1);
                 let (h, w, _) = lr.dim();
-                let sr = from_nchw_as::<P>(model.upscale(&lr.to_owned(), tile(h, w), &|| {})?.view());
-                self.score(&sr, &hr.to_owned())
-                    .with_context(|| format!("scoring {}", set.name(i)))
+                let sr = from_nchw_as::<P>(model.upscale(&lr, tile(h, w), &|| {})?.view());
+                self.score(&sr, &hr).with_context(|| format!("scoring {}", set.name(i)))
             })
             .collect()
+    }
+
+    /// Picture `i` of the set (LR, HR), as the grey pictures of their luma when `luma`.
+    fn pair<P: Sample>(&self, set: &(impl Pictures<P> + ?Sized), i: usize, luma: bool) -> (Array3<P>, Array3<P>) {
+        let (lr, hr) = set.pair(i);
+        if luma {
+            (grey_picture(lr.view()), grey_picture(hr.view()))
+        } else {
+            (lr.into_owned(), hr.into_owned())
+        }
     }
 
     /// Each picture upscaled by bicubic: the baseline beside every model.
     pub fn bicubic<P: Sample>(&self, set: &(impl Pictures<P> + ?Sized)) -> Result<Vec<Scores>> {
         (0..set.count())
             .map(|i| {
-                let (lr, hr) = set.pair(i);
-                let bic = bicubic::upscale(&lr.to_owned(), self.scale)?;
-                self.score(&bic, &hr.to_owned())
+                let (lr, hr) = self.pair(set, i, self.luma);
+                let bic = bicubic::upscale(&lr, self.scale)?;
+                self.score(&bic, &hr)
                     .with_context(|| format!("scoring {}", set.name(i)))
             })
             .collect()
@@ -222,6 +236,7 @@ pub fn score_pairs<P: Sample>(
         scale: o.scale,
         rgb_shave: o.rgb_shave,
         ssim: true,
+        luma: model.channels == 1,
     };
     let models = scoring.model(model, pairs, &|_, _| o.tile, &mut |i| on_image(&stem(&pairs[i])))?;
     let bicubics = scoring.bicubic(pairs)?;

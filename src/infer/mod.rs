@@ -1,5 +1,6 @@
 //! Super-resolving pictures with an inference `.onnx`: srgraph's own, or anyone's
-//! with one [N, 3, H, W] float input in [0, 255] and one [N, 3, sH, sW] output.
+//! with one [N, C, H, W] float input in [0, 255] and one [N, C, sH, sW] output, C 3 (RGB)
+//! or 1 (grey: a grey picture's channel, or an RGB picture's luma).
 //!
 //! Large images run in tiles. Each tile is a core of `tile` LR pixels plus a margin
 //! of real neighbours at least the receptive-field radius wide, and only the core's
@@ -34,6 +35,8 @@ pub struct SrModel {
     /// The file it came from, for messages.
     pub name: String,
     pub scale: usize,
+    /// Channels in and out: 3 (RGB) or 1 (grey).
+    pub channels: usize,
     /// An upper bound on how far (in LR pixels) an output pixel sees: the tile margin.
     pub radius: usize,
     pub metadata: crate::onnx::Metadata,
@@ -89,6 +92,7 @@ impl SrModel {
         let mut m = SrModel {
             name: name.to_string(),
             scale: 0,
+            channels: sig.channels.unwrap_or(3),
             radius: sig.radius,
             metadata: sig.metadata,
             runtime,
@@ -97,15 +101,15 @@ impl SrModel {
             ort,
             plans: vec![],
         };
-        let (h, w) = (16, 16);
+        let (h, w, ch) = (16, 16, m.channels);
         let y = m
-            .run(Array4::from_elem((1, 3, h, w), 128.0))
+            .run(Array4::from_elem((1, ch, h, w), 128.0))
             .context("the 16 x 16 probe failed")?;
         let (_, c, oh, ow) = y.dim();
         ensure!(
-            c == 3 && oh % h == 0 && oh / h == ow / w && ow % w == 0 && oh >= h,
-            "{name} is not a super-resolution graph srgraph can run: a [1, 3, {h}, {w}] input gave an output of \
-             {:?}, not [1, 3, {h}s, {w}s] for an integer scale s",
+            c == ch && oh % h == 0 && oh / h == ow / w && ow % w == 0 && oh >= h,
+            "{name} is not a super-resolution graph srgraph can run: a [1, {ch}, {h}, {w}] input gave an output of \
+             {:?}, not [1, {ch}, {h}s, {w}s] for an integer scale s",
             y.shape()
         );
         m.scale = oh / h;
@@ -151,12 +155,16 @@ impl SrModel {
         if self.plans.len() >= 8 {
             self.plans.remove(0);
         }
-        let plan = Arc::new(TractModel::with_threads(&self.bytes, &[&[1, 3, h, w]], self.threads)?);
+        let plan = Arc::new(TractModel::with_threads(
+            &self.bytes,
+            &[&[1, self.channels, h, w]],
+            self.threads,
+        )?);
         self.plans.push(([h, w], plan.clone()));
         Ok(plan)
     }
 
-    /// One [1, 3, h, w] batch through the network, whole.
+    /// One [1, C, h, w] batch through the network, whole.
     pub fn run(&mut self, x: Array4<f32>) -> Result<Array4<f32>> {
         let (_, _, h, w) = x.dim();
         let y = match &mut self.ort {
@@ -172,8 +180,10 @@ impl SrModel {
         tile_grid(h, w, tile, self.radius)
     }
 
-    /// An RGB image (HWC values, 8- or 16-bit) super-resolved: [1, 3, sH, sW] floats on the
-    /// 0..255 scale, before rounding.
+    /// An RGB image (HWC values, 8- or 16-bit; grey as three equal channels) super-resolved:
+    /// [1, 3, sH, sW] floats on the 0..255 scale, before rounding. A single-channel model sees
+    /// the picture's luma (`data::luma`) and its one output channel is repeated three times:
+    /// a grey picture. Whether an RGB picture may go to such a model is the caller's choice.
     /// `on_tile` is called after each tile (from several threads under tract).
     pub fn upscale<P: crate::data::sample::Sample>(
         &mut self,
@@ -197,7 +207,15 @@ impl SrModel {
             );
         }
         let tiles = self.tiles(h, w, tile);
-        let window = |t: &Tile| to_nchw(&lr.slice(s![t.y..t.y + t.h, t.x..t.x + t.w, ..]).to_owned());
+        let ch = self.channels;
+        let window = |t: &Tile| {
+            let hwc = lr.slice(s![t.y..t.y + t.h, t.x..t.x + t.w, ..]).to_owned();
+            if ch == 1 {
+                crate::data::luma::luma_nchw(&hwc)
+            } else {
+                to_nchw(&hwc)
+            }
+        };
         let outputs: Vec<Array4<f32>> = match self.runtime {
             // Tiles have one size: one plan, shared by the threads, which run tiles side by
             // side and split each tile's products among them when some are idle.
@@ -224,10 +242,10 @@ impl SrModel {
                 })
                 .collect::<Result<_>>()?,
         };
-        let mut out = Array4::zeros((1, 3, h * s, w * s));
+        let mut out = Array4::zeros((1, ch, h * s, w * s));
         for (t, y) in tiles.iter().zip(outputs) {
             ensure!(
-                y.dim() == (1, 3, t.h * s, t.w * s),
+                y.dim() == (1, ch, t.h * s, t.w * s),
                 "{} gave an output of {:?} for a {}x{} input: not x{s}",
                 self.name,
                 y.shape(),
@@ -242,6 +260,12 @@ impl SrModel {
                     (y0 - t.y) * s..(y1 - t.y) * s,
                     (x0 - t.x) * s..(x1 - t.x) * s
                 ]));
+        }
+        if ch == 1 {
+            return Ok(out
+                .broadcast((1, 3, h * s, w * s))
+                .context("one channel to three")?
+                .to_owned());
         }
         Ok(out)
     }

@@ -16,6 +16,8 @@ pub struct Signature {
     pub scale: Option<usize>,
     /// Upper bound on the receptive-field radius, LR pixels.
     pub radius: usize,
+    /// The input's channels, 1 (grey) or 3 (RGB), where the file fixes them.
+    pub channels: Option<usize>,
 }
 
 impl Signature {
@@ -48,8 +50,15 @@ impl Signature {
             "{name} has {} outputs: srgraph runs super-resolution graphs with one image output",
             g.output.len()
         );
-        check_image(inputs[0], name, "input")?;
-        check_image(&g.output[0], name, "output")?;
+        let channels = check_image(inputs[0], name, "input")?;
+        let out_channels = check_image(&g.output[0], name, "output")?;
+        if let (Some(i), Some(o)) = (channels, out_channels) {
+            ensure!(
+                i == o,
+                "{name}: its input has {i} channel(s) and its output {o}: srgraph runs networks whose output has the \
+                 input's channels"
+            );
+        }
         super::attributes::check_graph(g).with_context(|| format!("{name} is not a model srgraph can run"))?;
         let metadata = Metadata::from_proto(&model.metadata_props);
         let scale = match metadata.get("scale") {
@@ -63,12 +72,14 @@ impl Signature {
             metadata,
             scale,
             radius: receptive_radius(g),
+            channels,
         })
     }
 }
 
-/// A float32 tensor of rank 4 with 3 channels, where the file says.
-fn check_image(v: &pb::ValueInfoProto, name: &str, role: &str) -> Result<()> {
+/// A float32 tensor of rank 4 with 1 or 3 channels, where the file says; returns the
+/// channels when the file fixes them.
+fn check_image(v: &pb::ValueInfoProto, name: &str, role: &str) -> Result<Option<usize>> {
     let Some(TypeValue::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
         bail!("{name}: the {role} {:?} is not a tensor", v.name)
     };
@@ -81,19 +92,21 @@ fn check_image(v: &pb::ValueInfoProto, name: &str, role: &str) -> Result<()> {
     if let Some(shape) = &t.shape {
         ensure!(
             shape.dim.len() == 4,
-            "{name}: the {role} {:?} has rank {}, not 4: srgraph runs graphs on [N, 3, H, W] images",
+            "{name}: the {role} {:?} has rank {}, not 4: srgraph runs graphs on [N, C, H, W] images",
             v.name,
             shape.dim.len()
         );
         if let Some(DimValue::DimValue(c)) = shape.dim[1].value {
             ensure!(
-                c == 3,
-                "{name}: the {role} {:?} has {c} channels, not 3: srgraph runs RGB networks ([N, 3, H, W] in [0, 255])",
+                c == 3 || c == 1,
+                "{name}: the {role} {:?} has {c} channels, not 3 or 1: srgraph runs RGB networks ([N, 3, H, W] in \
+                 [0, 255]) and single-channel ones ([N, 1, H, W])",
                 v.name
             );
+            return Ok(Some(c as usize));
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// How far an output pixel can see, in input pixels: the sum over the spatial ops of

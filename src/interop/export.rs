@@ -37,6 +37,11 @@ pub fn export_state(c: &ModelConfig, values: &[(String, Tensor)], layout: Export
          low-rank block",
         c.conv
     );
+    ensure!(
+        c.channels == 3,
+        "a single-channel (grey) network has no reference layout to export to: EDSR-PyTorch's MeanShift, BasicSR's \
+         and the official WDSR's mean are RGB (3 values); use its .onnx"
+    );
     let layout = match (layout, c.arch) {
         (ExportLayout::Official, Arch::Edsr) => ExportLayout::EdsrPytorch,
         (ExportLayout::EdsrPytorch | ExportLayout::BasicSr, a) if a.is_wdsr() => bail!(

@@ -205,8 +205,8 @@ fn structure(t: &HashMap<String, Tensor>, read: &mut Vec<String>) -> Result<Mode
     let (filters, colours) = (head[0], head[1]);
     ensure!(filters >= 1, "its first conv makes no channels");
     ensure!(
-        colours == 3,
-        "its first conv reads {colours} colour channels; srgraph's networks read RGB (3)"
+        colours == 3 || colours == 1,
+        "its first conv reads {colours} colour channels; srgraph's networks read RGB (3) or grey (1)"
     );
     let blocks = (0..)
         .take_while(|i| conv(t, &format!("body.{i}.body.0")).is_some())
@@ -220,6 +220,7 @@ fn structure(t: &HashMap<String, Tensor>, read: &mut Vec<String>) -> Result<Mode
     let mut c = ModelConfig::new(arch);
     c.blocks = blocks;
     c.filters = filters;
+    c.channels = colours;
     ensure!(blocks >= 1, "it has no residual blocks (no body.0.body.0 conv)");
     c.norm = if t.contains_key("head.0.weight_v") {
         Norm::Weight
@@ -249,8 +250,8 @@ fn structure(t: &HashMap<String, Tensor>, read: &mut Vec<String>) -> Result<Mode
         }
         _ => {
             let out = need("tail.0")?[0];
-            let s = (1..=16).find(|s| 3 * s * s == out);
-            s.with_context(|| format!("its tail.0 makes {out} channels, not 3 x scale^2"))?
+            let s = (1..=16).find(|s| colours * s * s == out);
+            s.with_context(|| format!("its tail.0 makes {out} channels, not {colours} x scale^2"))?
         }
     };
     if arch.is_wdsr() {
@@ -272,10 +273,11 @@ fn structure(t: &HashMap<String, Tensor>, read: &mut Vec<String>) -> Result<Mode
     read.insert(
         0,
         format!(
-            "architecture: {} x{}, {blocks} blocks, {filters} filters, {} norm",
+            "architecture: {} x{}, {blocks} blocks, {filters} filters, {} norm{}",
             arch.name(),
             c.scale,
-            c.norm.name()
+            c.norm.name(),
+            if colours == 1 { ", 1 channel (grey)" } else { "" }
         ),
     );
     Ok(c)
@@ -316,8 +318,13 @@ fn normalisation(
         (None, None) => {
             c.pixel_mean = DIV2K_MEAN.map(|v| v * 255.0);
             assumed.push(format!(
-                "RGB mean {:?} (DIV2K's, the reference default; set it with --rgb-mean)",
-                DIV2K_MEAN
+                "RGB mean {:?} (DIV2K's, the reference default; set it with --rgb-mean){}",
+                DIV2K_MEAN,
+                if c.channels == 1 {
+                    ", of which a grey network subtracts the BT.601 luma"
+                } else {
+                    ""
+                }
             ));
         }
     };

@@ -138,13 +138,13 @@ pub fn training_values_of_model(g: &Graph, c: &ModelConfig) -> Result<Vec<(Strin
 /// folds it through the pixel shuffle, EDSR's last conv takes it as is).
 fn channel_means(c: &ModelConfig, channels: usize) -> Vec<f32> {
     if c.arch == Arch::Edsr {
-        return c.pixel_mean.to_vec();
+        return c.channel_mean();
     }
     let s = c.scale;
     let mut pre = vec![0.0; channels];
-    for (ch, &m) in c.pixel_mean.iter().enumerate() {
+    for (ch, &m) in c.channel_mean().iter().enumerate() {
         for k in 0..s * s {
-            pre[ShuffleMode::source_channel(c.shuffle, ch, k, 3, s)] = m;
+            pre[ShuffleMode::source_channel(c.shuffle, ch, k, c.channels, s)] = m;
         }
     }
     pre

@@ -147,20 +147,49 @@ mod counts {
     /// is used once per LR pixel, so multiply-adds equal the weights less the biases.
     #[test]
     fn closed_form_counts_match_the_built_graph() -> Result<()> {
-        for conv in ConvKind::STUDY.into_iter().chain([ConvKind::Group(8)]) {
-            let c = ModelConfig {
-                blocks: 3,
-                filters: 16,
-                expansion: 4,
-                norm: Norm::None,
-                conv,
-                ..ModelConfig::new(Arch::WdsrB)
-            };
-            let params = param_count(&c)?;
-            assert_eq!(c.size_estimate().0 as usize, params, "{conv}");
-            // Head (16), skip and tail (3 x 2 x 2 each) and the blocks.
-            let biases = 16 + 12 + 12 + c.blocks_biases();
-            assert_eq!(multiply_adds_per_pixel(&c)? as usize, params - biases, "{conv}");
+        for channels in [3, 1] {
+            for conv in ConvKind::STUDY.into_iter().chain([ConvKind::Group(8)]) {
+                let c = ModelConfig {
+                    blocks: 3,
+                    filters: 16,
+                    expansion: 4,
+                    norm: Norm::None,
+                    conv,
+                    channels,
+                    ..ModelConfig::new(Arch::WdsrB)
+                };
+                let params = param_count(&c)?;
+                assert_eq!(c.size_estimate().0 as usize, params, "{conv}, {channels} channels");
+                // Head (16), skip and tail (channels x 2 x 2 each) and the blocks.
+                let biases = 16 + 8 * channels + c.blocks_biases();
+                assert_eq!(multiply_adds_per_pixel(&c)? as usize, params - biases, "{conv}");
+            }
+        }
+        Ok(())
+    }
+
+    /// EDSR and WDSR-A's closed forms too, RGB and grey, at every scale.
+    #[test]
+    fn closed_form_counts_match_for_every_architecture_and_channel_count() -> Result<()> {
+        for arch in Arch::ALL {
+            for (channels, scale) in [(3, 2), (1, 2), (1, 3), (1, 4)] {
+                let c = ModelConfig {
+                    blocks: 2,
+                    filters: 8,
+                    expansion: 2,
+                    norm: Norm::None,
+                    scale,
+                    channels,
+                    ..ModelConfig::new(arch)
+                };
+                let params = param_count(&c)?;
+                let name = arch.name();
+                assert_eq!(
+                    c.size_estimate().0 as usize,
+                    params,
+                    "{name} x{scale}, {channels} channels"
+                );
+            }
         }
         Ok(())
     }

@@ -7,8 +7,8 @@ use crate::ir::Outlet;
 use anyhow::Result;
 
 pub fn edsr(net: &mut Net, x: Outlet, c: &ModelConfig) -> Result<Outlet> {
-    let f = c.filters;
-    let head = net.conv("head.0", x, 3, f, 3)?;
+    let (f, ch) = (c.filters, c.channels);
+    let head = net.conv("head.0", x, ch, f, 3)?;
     let mut h = head;
     for i in 0..c.blocks {
         h = res_block(net, &format!("body.{i}"), h, f, c.res_scale)?;
@@ -16,7 +16,7 @@ pub fn edsr(net: &mut Net, x: Outlet, c: &ModelConfig) -> Result<Outlet> {
     let h = net.conv(&format!("body.{}", c.blocks), h, f, f, 3)?;
     let h = net.add("body.skip", h, head)?;
     let h = upsampler(net, "tail.0", h, f, c.scale)?;
-    net.conv("tail.1", h, f, 3, 3)
+    net.conv("tail.1", h, f, ch, 3)
 }
 
 /// conv3x3, ReLU, conv3x3, x res_scale, + identity.

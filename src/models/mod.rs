@@ -18,6 +18,10 @@ use anyhow::{bail, ensure, Context, Result};
 
 /// DIV2K's RGB mean, which the reference code subtracts (scaled to 0..255).
 pub const DIV2K_MEAN: [f32; 3] = [0.4488, 0.4371, 0.4040];
+/// BT.601's luma weights (the Y the PSNR-Y is measured on): a single-channel network
+/// subtracts the luma of the RGB mean, so that its mean shift is the one the RGB network
+/// applies to a picture seen as its Y channel.
+pub const LUMA_WEIGHTS: [f32; 3] = [0.299, 0.587, 0.114];
 /// Inputs are mapped from [0, 255] to about [-1, 1]: (x - mean * 255) / 127.5.
 pub const PIXEL_SCALE: f32 = 127.5;
 
@@ -83,8 +87,11 @@ pub struct ModelConfig {
     pub low_rank_feats: Option<usize>,
     /// How WDSR-B's block narrows its wide activation (low-rank unless asked otherwise).
     pub conv: ConvKind,
-    /// The mean the network subtracts from its input, per channel, in 0..255 units.
+    /// The mean the network subtracts from its input, per RGB channel, in 0..255 units
+    /// (a single-channel network subtracts its luma: `channel_mean`).
     pub pixel_mean: [f32; 3],
+    /// Picture channels in and out: 3 (RGB) or 1 (grey, or the luma of an RGB picture).
+    pub channels: usize,
     /// What the input is divided by after the mean (and the output multiplied by):
     /// 127.5 maps [0, 255] to about [-1, 1] (WDSR); 1 keeps 0..255 (EDSR-PyTorch, BasicSR).
     pub pixel_range: f32,
@@ -115,6 +122,17 @@ impl ModelConfig {
             conv: ConvKind::LowRank,
             pixel_mean: div2k_pixel_mean(),
             pixel_range: PIXEL_SCALE,
+            channels: 3,
+        }
+    }
+
+    /// The mean subtracted from each input channel: the RGB mean, or for one channel
+    /// its BT.601 luma (DIV2K's: 0.4368 * 255 = 111.39).
+    pub fn channel_mean(&self) -> Vec<f32> {
+        if self.channels == 1 {
+            vec![self.pixel_mean.iter().zip(LUMA_WEIGHTS).map(|(m, w)| m * w).sum()]
+        } else {
+            self.pixel_mean.to_vec()
         }
     }
 
@@ -134,6 +152,11 @@ impl ModelConfig {
             matches!(self.scale, 2..=4),
             "scale {} is not supported: use 2, 3 or 4",
             self.scale
+        );
+        ensure!(
+            matches!(self.channels, 1 | 3),
+            "{} channels are not supported: use --channels 1 (grey) or 3 (RGB)",
+            self.channels
         );
         ensure!(self.blocks >= 1, "blocks must be at least 1 (got {})", self.blocks);
         ensure!(self.filters >= 1, "filters must be at least 1 (got {})", self.filters);
@@ -219,7 +242,7 @@ impl ModelConfig {
     pub fn size_estimate(&self) -> (f64, f64) {
         let conv = |cin: usize, cout: usize, k: usize| (k * k) as f64 * cin as f64 * cout as f64 + cout as f64;
         let (f, s, b) = (self.filters, self.scale, self.blocks as f64);
-        let wide = self.wide();
+        let (wide, ch) = (self.wide(), self.channels);
         let (fixed, per_block) = match self.arch {
             Arch::Edsr => {
                 let upsampler = if s == 4 {
@@ -228,16 +251,16 @@ impl ModelConfig {
                     conv(f, f.saturating_mul(s * s), 3)
                 };
                 (
-                    conv(3, f, 3) + conv(f, f, 3) + upsampler + conv(f, 3, 3),
+                    conv(ch, f, 3) + conv(f, f, 3) + upsampler + conv(f, ch, 3),
                     2.0 * conv(f, f, 3),
                 )
             }
             Arch::WdsrA => (
-                conv(3, 3 * s * s, 5) + conv(3, f, 3) + conv(f, 3 * s * s, 3),
+                conv(ch, ch * s * s, 5) + conv(ch, f, 3) + conv(f, ch * s * s, 3),
                 conv(f, wide, 3) + conv(wide, f, 3),
             ),
             Arch::WdsrB => (
-                conv(3, 3 * s * s, 5) + conv(3, f, 3) + conv(f, 3 * s * s, 3),
+                conv(ch, ch * s * s, 5) + conv(ch, f, 3) + conv(f, ch * s * s, 3),
                 conv(f, wide, 1) + self.conv.block_weights(f, wide, self.low_rank()),
             ),
         };
@@ -292,6 +315,9 @@ impl ModelConfig {
         if self.pixel_range != PIXEL_SCALE {
             m.push(("pixel_range", self.pixel_range.to_string()));
         }
+        if self.channels != 3 {
+            m.push(("channels", self.channels.to_string()));
+        }
         m.extend([
             ("res_scale", self.res_scale.to_string()),
             ("normalisation", self.norm.name().to_string()),
@@ -328,6 +354,7 @@ impl ModelConfig {
         field!("res_scale", c.res_scale);
         field!("seed", c.seed);
         field!("pixel_range", c.pixel_range);
+        field!("channels", c.channels);
         c.wide_feats = meta.parse("wide_feats")?;
         c.low_rank_feats = meta.parse("low_rank_feats")?;
         if let Some(v) = get("pixel_mean") {
@@ -370,7 +397,8 @@ pub struct Network {
 
 /// The network in its training form: parameters as they are trained (weight
 /// norm's g and v), the mean shift as explicit ops, batch norm on running
-/// statistics. Input `lr` [N, 3, H, W] in [0, 255], output `sr` [N, 3, sH, sW].
+/// statistics. Input `lr` [N, C, H, W] in [0, 255], output `sr` [N, C, sH, sW], C the
+/// configuration's channels (3, or 1 for grey).
 pub fn build(c: &ModelConfig) -> Result<Graph> {
     Ok(build_network(c, [Dim::sym("N"), Dim::sym("H"), Dim::sym("W")], false, false)?.graph)
 }
@@ -382,8 +410,8 @@ pub fn build_network(c: &ModelConfig, [n, h, w]: [Dim; 3], training: bool, dry: 
     let mut net = Net::new(c.seed, c.norm, c.shuffle);
     net.dry = dry;
     net.training = training;
-    let lr = net.input("lr", Fact::f32(vec![n, Dim::Known(3), h, w]));
-    let mean = Tensor::f32(&[1, 3, 1, 1], c.pixel_mean.to_vec());
+    let lr = net.input("lr", Fact::f32(vec![n, Dim::Known(c.channels), h, w]));
+    let mean = Tensor::f32(&[1, c.channels, 1, 1], c.channel_mean());
     let mean_in = net.g.constant("mean_shift.mean", mean.clone());
     let x = net.g.wire("mean_shift.sub", Op::Sub, &[lr, mean_in])?;
     let scale = net.g.constant("mean_shift.scale", Tensor::scalar(c.pixel_range));
@@ -427,6 +455,9 @@ pub fn describe(c: &ModelConfig) -> String {
     }
     if c.res_scale != 1.0 {
         s += &format!(", res-scale {}", c.res_scale);
+    }
+    if c.channels == 1 {
+        s += ", 1 channel (grey)";
     }
     if c.pixel_range != PIXEL_SCALE || c.pixel_mean != div2k_pixel_mean() {
         s += &format!(", pixels (x - {:?}) / {}", c.pixel_mean, c.pixel_range);

@@ -7,10 +7,10 @@ use crate::ir::Outlet;
 use anyhow::Result;
 
 pub fn wdsr(net: &mut Net, x: Outlet, c: &ModelConfig) -> Result<Outlet> {
-    let (f, s) = (c.filters, c.scale);
-    let skip = net.conv("skip.0", x, 3, 3 * s * s, 5)?;
+    let (f, s, ch) = (c.filters, c.scale, c.channels);
+    let skip = net.conv("skip.0", x, ch, ch * s * s, 5)?;
     let skip = net.pixel_shuffle("skip.1", skip, s)?;
-    let mut h = net.conv("head.0", x, 3, f, 3)?;
+    let mut h = net.conv("head.0", x, ch, f, 3)?;
     for i in 0..c.blocks {
         let name = format!("body.{i}");
         h = match c.arch {
@@ -18,7 +18,7 @@ pub fn wdsr(net: &mut Net, x: Outlet, c: &ModelConfig) -> Result<Outlet> {
             _ => block_b(net, &name, h, c)?,
         };
     }
-    let tail = net.conv("tail.0", h, f, 3 * s * s, 3)?;
+    let tail = net.conv("tail.0", h, f, ch * s * s, 3)?;
     let tail = net.pixel_shuffle("tail.1", tail, s)?;
     net.add("out", tail, skip)
 }

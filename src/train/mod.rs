@@ -118,7 +118,9 @@ fn load_data(
     };
     let warnings = cache.warnings.clone();
     let s = &o.schedule;
-    let sampler = PatchSampler::from_cache(cache, s.train.patch, scale, s.data_seed).context("Training data")?;
+    let sampler = PatchSampler::from_cache(cache, s.train.patch, scale, s.data_seed)
+        .context("Training data")?
+        .with_channels(o.model.channels);
     reporter.warn(&warnings);
     reporter.warn(sampler.warnings());
     Ok((sampler, reporter.validation_set()?))

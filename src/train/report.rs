@@ -153,8 +153,8 @@ impl Reporter for Leader<'_> {
         let pictures = PixelCache::open_or_build(&set, &o.data.cache, o.run.progress).context("Validation data")?;
         self.warn(&pictures.warnings);
         let bicubic = match pictures.bit_depth {
-            16 => bicubic_scores::<u16>(&pictures, scale)?,
-            _ => bicubic_scores::<u8>(&pictures, scale)?,
+            16 => bicubic_scores::<u16>(&pictures, scale, o.model.channels)?,
+            _ => bicubic_scores::<u8>(&pictures, scale, o.model.channels)?,
         };
         Ok(Some(ValidationSet { pictures, bicubic }))
     }

@@ -25,11 +25,13 @@ pub struct Psnr {
 const WHOLE_UP_TO: usize = 512;
 const TILE: usize = 256;
 
-fn scoring(scale: usize) -> Scoring {
+/// `channels`: the network's (1: scored on the set's luma).
+fn scoring(scale: usize, channels: usize) -> Scoring {
     Scoring {
         scale,
         rgb_shave: scale + 6,
         ssim: false,
+        luma: channels == 1,
     }
 }
 
@@ -42,9 +44,10 @@ fn mean(all: &[Scores]) -> Psnr {
 }
 
 /// Mean PSNRs of bicubic upscaling over the set, with values of `P` (16-bit ones against
-/// peak 65535): the baseline beside every model.
-pub fn bicubic_scores<P: Sample>(set: &(impl Pictures<P> + ?Sized), scale: usize) -> Result<Psnr> {
-    Ok(mean(&scoring(scale).bicubic(set)?))
+/// peak 65535): the baseline beside every model; on the set's luma for a network of one
+/// channel.
+pub fn bicubic_scores<P: Sample>(set: &(impl Pictures<P> + ?Sized), scale: usize, channels: usize) -> Result<Psnr> {
+    Ok(mean(&scoring(scale, channels).bicubic(set)?))
 }
 
 /// Mean PSNRs of the model (an inference `.onnx`) over the set, in the engine the run
@@ -58,12 +61,13 @@ pub fn model_scores<P: Sample>(
 ) -> Result<Psnr> {
     let mut model = SrModel::from_bytes(onnx.to_vec(), "the model being trained", engine, threads)?;
     let tile = |h: usize, w: usize| (h.max(w) > WHOLE_UP_TO).then_some(TILE);
-    Ok(mean(&scoring(scale).model(&mut model, set, &tile, &mut |_| {})?))
+    let scoring = scoring(scale, model.channels);
+    Ok(mean(&scoring.model(&mut model, set, &tile, &mut |_| {})?))
 }
 
 /// Mean PSNR-Y of bicubic upscaling over the set.
 pub fn bicubic_psnr(pairs: &[Pair], scale: usize) -> Result<f64> {
-    Ok(bicubic_scores(pairs, scale)?.y)
+    Ok(bicubic_scores(pairs, scale, 3)?.y)
 }
 
 /// Mean PSNR-Y of the model over the set.

@@ -18,7 +18,7 @@ const PICTURES: [(&str, usize, usize); 3] = [("ct_small", 128, 128), ("mr_small"
 
 /// Runs tools/oracles/dicom_pictures.py into `dir`: `dir/png`, `dir/tif` (16-bit grey) and
 /// `dir/raw` (the values, little-endian).
-fn real_pictures(dir: &Path) -> PathBuf {
+pub(crate) fn real_pictures(dir: &Path) -> PathBuf {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/oracles/dicom_pictures.py");
     let out = Command::new(common::python()).arg(&script).arg(dir).output().unwrap();
     assert!(

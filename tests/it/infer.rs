@@ -213,7 +213,7 @@ fn bad_input_is_a_clear_error_naming_the_file() {
         &srgraph(&["upscale", "train/train_step.onnx", &data("Set5/HR/bird.png")], d),
         "use the run's model.onnx",
     );
-    // One channel instead of three.
+    // One channel in, three out.
     let mut proto = pb::ModelProto::decode(&bytes[..]).unwrap();
     let input = &mut proto.graph.as_mut().unwrap().input[0];
     let Some(pb::type_proto::Value::TensorType(t)) = input.r#type.as_mut().unwrap().value.as_mut() else {
@@ -223,7 +223,7 @@ fn bad_input_is_a_clear_error_naming_the_file() {
     std::fs::write(d.join("grey.onnx"), proto.encode_to_vec()).unwrap();
     fails_with(
         &srgraph(&["eval", "grey.onnx", "--data", &set5], d),
-        "has 1 channels, not 3",
+        "its input has 1 channel(s) and its output 3",
     );
     // A scale the model does not have.
     fails_with(

@@ -17,6 +17,7 @@ mod deep_pictures;
 mod degradation;
 mod distributed;
 mod gradients;
+mod grey;
 mod infer;
 mod interop;
 mod ort_checkpoint;

@@ -2,7 +2,8 @@
 // {model: ArrayBuffer, picture: {width, height, rgb}, tile, margin, range, backend, threads,
 // repeat}; out: {type: 'progress', done, total}, then {type: 'done', picture, ms, backend,
 // threads} or {type: 'error', message}. `range`: the pixel range the model works in, 255
-// (srgraph, EDSR-PyTorch) or 1 (BasicSR, Real-ESRGAN). `repeat` > 1 times that many runs after
+// (srgraph, EDSR-PyTorch) or 1 (BasicSR, Real-ESRGAN). `channels`: the model's, 3, or 1 for a
+// grey model, which is fed each pixel's BT.601 luma and whose output is shown grey. `repeat` > 1 times that many runs after
 // a first one (benchmarks): `ms` is their median, `times` all of them.
 import { loadRuntime } from './runtime.js';
 import { tileGrid } from './pictures.js';
@@ -15,7 +16,12 @@ self.onmessage = async (e) => {
   }
 };
 
-async function upscale({ model, picture, tile, margin, range = 255, backend, threads, repeat = 1 }) {
+// BT.601 luma, as srgraph computes it (src/data/luma.rs): a grey pixel is its own value.
+function luma(r, g, b) {
+  return r === g && g === b ? r : 0.299 * r + 0.587 * g + 0.114 * b;
+}
+
+async function upscale({ model, picture, tile, margin, range = 255, channels = 3, backend, threads, repeat = 1 }) {
   const rt = await loadRuntime({ backend, threads });
   const session = await rt.ort.InferenceSession.create(model, {
     executionProviders: [rt.backend],
@@ -30,23 +36,27 @@ async function upscale({ model, picture, tile, margin, range = 255, backend, thr
   let out = null;
   const toModel = range / 255;
   for (const [i, t] of tiles.entries()) {
-    // [1, 3, h, w] in [0, 255], as srgraph's networks take them.
-    const x = new Float32Array(3 * t.h * t.w);
+    // [1, C, h, w] in [0, 255], as srgraph's networks take them.
+    const x = new Float32Array(channels * t.h * t.w);
     const plane = t.h * t.w;
     for (let r = 0; r < t.h; r++) {
       for (let c = 0; c < t.w; c++) {
         const src = ((t.y + r) * w + t.x + c) * 3;
         const dst = r * t.w + c;
+        if (channels === 1) {
+          x[dst] = luma(rgb[src], rgb[src + 1], rgb[src + 2]) * toModel;
+          continue;
+        }
         x[dst] = rgb[src] * toModel;
         x[plane + dst] = rgb[src + 1] * toModel;
         x[2 * plane + dst] = rgb[src + 2] * toModel;
       }
     }
-    const result = await session.run({ [input]: new rt.ort.Tensor('float32', x, [1, 3, t.h, t.w]) });
+    const result = await session.run({ [input]: new rt.ort.Tensor('float32', x, [1, channels, t.h, t.w]) });
     const y = result[output];
     const [n, ch, oh, ow] = y.dims;
-    if (n !== 1 || ch !== 3 || oh % t.h !== 0 || oh / t.h !== ow / t.w) {
-      throw new Error(`the model gave an output of [${y.dims}] for a [1, 3, ${t.h}, ${t.w}] input: not an x-scale picture`);
+    if (n !== 1 || ch !== channels || oh % t.h !== 0 || oh / t.h !== ow / t.w) {
+      throw new Error(`the model gave an output of [${y.dims}] for a [1, ${channels}, ${t.h}, ${t.w}] input: not an x-scale picture`);
     }
     if (!out) {
       s = oh / t.h;
@@ -59,7 +69,8 @@ async function upscale({ model, picture, tile, margin, range = 255, backend, thr
       for (let c = (x0 - t.x) * s; c < (x1 - t.x) * s; c++) {
         const dst = ((t.y * s + r) * w * s + t.x * s + c) * 3;
         for (let k = 0; k < 3; k++) {
-          const v = data[k * oplane + r * ow + c] / toModel;
+          // A grey model's one channel is shown in all three.
+          const v = data[(channels === 1 ? 0 : k) * oplane + r * ow + c] / toModel;
           if (!Number.isFinite(v)) throw new Error('the model gave NaN or infinite values: its weights are damaged');
           // Rounded and clamped as srgraph does (half away from zero; only differs below 0).
           out[dst + k] = Math.min(255, Math.max(0, Math.round(v)));

@@ -5,20 +5,22 @@ import { readModel, receptiveRadius } from './onnx.js';
 export function describeModel(buffer) {
   const m = readModel(buffer);
   if (m.dataInputs.length !== 1) {
-    throw new Error(`the model takes ${m.dataInputs.length} inputs (${m.dataInputs.map((i) => i.name).join(', ')}): a super-resolution model takes one [N, 3, H, W] picture`);
+    throw new Error(`the model takes ${m.dataInputs.length} inputs (${m.dataInputs.map((i) => i.name).join(', ')}): a super-resolution model takes one [N, 3, H, W] (or grey [N, 1, H, W]) picture`);
   }
   const [input] = m.dataInputs;
-  if (input.dims.length !== 4 || (typeof input.dims[1] === 'number' && input.dims[1] !== 3)) {
-    throw new Error(`the model's input ${input.name} is [${input.dims}], not [N, 3, H, W]`);
+  if (input.dims.length !== 4 || (typeof input.dims[1] === 'number' && input.dims[1] !== 3 && input.dims[1] !== 1)) {
+    throw new Error(`the model's input ${input.name} is [${input.dims}], not [N, 3, H, W] (RGB) or [N, 1, H, W] (grey)`);
   }
+  // A grey model is fed each pixel's luma and its output is shown grey.
+  const channels = input.dims[1] === 1 ? 1 : 3;
   // srgraph's models take and give pixels in [0, 255]; another model's range is not recorded.
   const range = m.metadata.architecture ? 255 : null;
-  return { metadata: m.metadata, input: input.name, scale: Number(m.metadata.scale) || null, radius: receptiveRadius(m), range };
+  return { metadata: m.metadata, input: input.name, scale: Number(m.metadata.scale) || null, radius: receptiveRadius(m), range, channels };
 }
 
 /// Super-resolve `picture` with the model in a worker; onProgress(done, total) per tile.
 export function upscaleInWorker(model, picture, { tile = 128, range = 255, backend = 'auto', threads, repeat = 1, onProgress } = {}) {
-  const { radius } = describeModel(model);
+  const { radius, channels } = describeModel(model);
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL('./upscale-worker.js', import.meta.url), { type: 'module' });
     worker.onmessage = (e) => {
@@ -34,6 +36,6 @@ export function upscaleInWorker(model, picture, { tile = 128, range = 255, backe
       worker.terminate();
       reject(new Error(e.message || 'the upscale worker failed to start'));
     };
-    worker.postMessage({ model: model.slice(0), picture, tile, margin: radius, range, backend, threads, repeat });
+    worker.postMessage({ model: model.slice(0), picture, tile, margin: radius, range, channels, backend, threads, repeat });
   });
 }
