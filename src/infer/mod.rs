@@ -45,8 +45,8 @@ pub struct SrModel {
     threads: usize,
     bytes: Vec<u8>,
     ort: Option<OrtModel>,
-    /// tract plans by input size; tract optimises for concrete shapes.
-    plans: Vec<([usize; 2], Arc<TractModel>)>,
+    /// tract plans by input size and thread count; tract optimises for concrete shapes.
+    plans: Vec<([usize; 3], Arc<TractModel>)>,
 }
 
 /// One tile: the LR window run through the network, and the core of it that is kept.
@@ -146,8 +146,8 @@ impl SrModel {
         Ok(self.scale)
     }
 
-    fn tract_plan(&mut self, h: usize, w: usize) -> Result<Arc<TractModel>> {
-        if let Some((_, p)) = self.plans.iter().find(|(hw, _)| *hw == [h, w]) {
+    fn tract_plan(&mut self, h: usize, w: usize, threads: usize) -> Result<Arc<TractModel>> {
+        if let Some((_, p)) = self.plans.iter().find(|(key, _)| *key == [h, w, threads]) {
             return Ok(p.clone());
         }
         // Optimising a plan costs far less than running a picture; a few sizes are
@@ -158,9 +158,9 @@ impl SrModel {
         let plan = Arc::new(TractModel::with_threads(
             &self.bytes,
             &[&[1, self.channels, h, w]],
-            self.threads,
+            threads,
         )?);
-        self.plans.push(([h, w], plan.clone()));
+        self.plans.push(([h, w, threads], plan.clone()));
         Ok(plan)
     }
 
@@ -169,7 +169,7 @@ impl SrModel {
         let (_, _, h, w) = x.dim();
         let y = match &mut self.ort {
             Some(m) => m.run(x.into_dyn())?,
-            None => self.tract_plan(h, w)?.run(vec![x.into_dyn()])?.remove(0),
+            None => self.tract_plan(h, w, self.threads)?.run(vec![x.into_dyn()])?.remove(0),
         };
         as_image(y, &self.name)
     }
@@ -218,9 +218,13 @@ impl SrModel {
         };
         let outputs: Vec<Array4<f32>> = match self.runtime {
             // Tiles have one size: one plan, shared by the threads, which run tiles side by
-            // side and split each tile's products among them when some are idle.
+            // side, each on one thread. A lone tile (a whole picture) splits its products
+            // among the threads instead. Not both: a thread waiting inside a multithreaded
+            // product would take up another tile's work, and tract's per-thread scratch
+            // space is not made to be entered twice (it panicked, then aborted the process).
             Runtime::Tract => {
-                let plan = self.tract_plan(tiles[0].h, tiles[0].w)?;
+                let per_plan = if tiles.len() > 1 { 1 } else { self.threads };
+                let plan = self.tract_plan(tiles[0].h, tiles[0].w, per_plan)?;
                 let name = &self.name;
                 crate::runtime::tract::on_threads(self.threads, || {
                     tiles

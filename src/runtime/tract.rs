@@ -124,9 +124,8 @@ fn pool(threads: usize) -> Result<Option<Arc<ThreadPool>>> {
     Ok(Some(p))
 }
 
-/// How tract splits a plan's work over `threads` threads (0: all cores). A plan run
-/// inside `on_threads` with the same count nests in the same pool, so tiles run side
-/// by side and the products inside each share the same threads rather than adding more.
+/// How tract splits a plan's work over `threads` threads (0: all cores; 1: on the
+/// calling thread, as each tile of a tiled picture runs inside `on_threads`).
 fn executor(threads: usize) -> Result<Executor> {
     Ok(match pool(threads)? {
         None => Executor::RayonGlobal,
