@@ -63,7 +63,7 @@ impl Progress {
                 bar.set_message(format!("loss {loss:.3}"));
             }
             Progress::Lines(l) => {
-                if step % l.every == 0 || step == l.steps || l.last_line.elapsed() >= LINE_EVERY {
+                if step.is_multiple_of(l.every) || step == l.steps || l.last_line.elapsed() >= LINE_EVERY {
                     eprintln!("{}", l.line(step, loss));
                     l.last_line = Instant::now();
                 }
