@@ -63,7 +63,8 @@ pub struct TrainArgs {
     pub cache: CacheArgs,
     /// Start from these weights (any checkpoint `srgraph import` reads: PyTorch, safetensors, srgraph, ONNX
     /// Runtime) with a fresh optimiser: fine-tuning. The network is the checkpoint's; the architecture and any
-    /// --scale/--blocks/--filters/--expansion/--norm given must agree with it.
+    /// --scale/--blocks/--filters/--expansion/--norm given must agree with it. An RGB checkpoint with
+    /// --channels 1 starts a grey network from what it does to grey pictures (docs/pictures.md).
     #[arg(long, value_name = "CHECKPOINT")]
     pub init: Option<PathBuf>,
     /// Quantisation-aware fine-tuning: train under the rounding of an int8 file (`srgraph export --precision
@@ -326,7 +327,17 @@ fn init_from(path: &std::path::Path, m: &ModelArgs) -> Result<(crate::models::Mo
         res_scale: m.res_scale,
         ..Default::default()
     };
-    let (state, d) = crate::interop::load(path, &hints)?;
+    let (state, mut d) = crate::interop::load(path, &hints)?;
+    if m.channels == Some(1) && d.config.channels == 3 {
+        // A grey network starts from what the RGB one does to grey pictures.
+        (d.config, d.values) = crate::models::single_channel_from_rgb(&d.config, d.values)
+            .with_context(|| format!("{}: making its RGB network single-channel", path.display()))?;
+        eprintln!(
+            "note: {}: an RGB network, started as one channel: its convs that read the picture sum over R, G and B, \
+             those that write it give the luma of their three outputs",
+            path.display()
+        );
+    }
     let c = d.config;
     let mut wrong = vec![];
     if let Some(e) = m.expansion.filter(|&e| c.wide() != e * c.filters) {

@@ -3,12 +3,14 @@
 mod budget;
 mod conv_kind;
 mod edsr;
+mod grey;
 mod layers;
 mod presets;
 mod wdsr;
 
 pub use budget::{fit_budget, parse_count, BudgetFit};
 pub use conv_kind::ConvKind;
+pub use grey::single_channel_from_rgb;
 pub use layers::{Kernel, Net, Norm};
 pub use presets::{preset, presets, Preset};
 

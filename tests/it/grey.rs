@@ -177,3 +177,50 @@ fn the_grey_mean_is_the_luma_of_div2ks() {
         "{m:?}"
     );
 }
+
+/// `train --init RGB --channels 1` starts a grey network from an RGB one: on a grey
+/// picture it gives the luma of what the RGB network gives, away from the borders
+/// (where the mean's offset meets zero padding), for EDSR (plain weights) and WDSR-B
+/// (weight norm; a skip conv that both reads and writes the picture).
+#[test]
+fn an_rgb_network_starts_a_grey_one_that_gives_the_luma_of_its_output() {
+    use ndarray::{s, Axis};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let set5 = data("Set5/HR");
+    let bird = srgraph::data::load_hwc(&data_dir().join("Set5/HR/bird.png")).unwrap();
+    let grey = srgraph::data::luma::grey_picture(bird.slice(s![100..140, 100..148, ..]));
+    for (arch, scale) in [("edsr", "3"), ("wdsr-b", "2")] {
+        let rgb = format!("{arch}-rgb.onnx");
+        #[rustfmt::skip]
+        ok(&srgraph(&["build", arch, "--blocks", "1", "--filters", "8", "--scale", scale, "--seed", "3", "-o", &rgb], d));
+        // One step at a learning rate too small to move a weight: the starting point itself.
+        #[rustfmt::skip]
+        let o = srgraph(&[
+            "train", arch, "--init", &rgb, "--channels", "1", "--steps", "1", "--lr", "1e-12", "--batch", "1",
+            "--patch", "24", "--engine", "tract", "--data", &set5, "--out", arch, "--quiet",
+        ], d);
+        ok(&o);
+        assert!(text(&o).contains("started as one channel"), "{}", text(&o));
+        let mut one = SrModel::load(&d.join(arch).join("model.onnx"), Runtime::Tract, 0).unwrap();
+        assert_eq!(one.channels, 1);
+        let mut three = SrModel::load(&d.join(&rgb), Runtime::Tract, 0).unwrap();
+        let (a, b) = (
+            one.upscale(&grey, None, &|| {}).unwrap(),
+            three.upscale(&grey, None, &|| {}).unwrap(),
+        );
+        let luma = b
+            .index_axis(Axis(1), 0)
+            .mapv(|r| r * 0.299)
+            + b.index_axis(Axis(1), 1).mapv(|g| g * 0.587)
+            + b.index_axis(Axis(1), 2).mapv(|b| b * 0.114);
+        // Beyond the receptive field's radius (EDSR's 1 block: 5 LR pixels and 1 HR) from each border.
+        let m = 5 * scale.parse::<usize>().unwrap() + 2;
+        let inner = |x: ndarray::ArrayView3<f32>| x.slice(s![.., m..x.dim().1 - m, m..x.dim().2 - m]).to_owned();
+        let (a, luma) = (inner(a.index_axis(Axis(1), 0).view()), inner(luma.view()));
+        let err = a.iter().zip(&luma).fold(0f32, |e, (x, y)| e.max((x - y).abs()));
+        assert!(err < 1e-2, "{arch}: the grey network differs from the RGB one's luma by {err}");
+    }
+    let o = srgraph(&["train", "wdsr-b", "--init", "wdsr-b-rgb.onnx", "--channels", "2", "--data", &set5], d);
+    assert!(!o.status.success() && text(&o).contains("channels"), "{}", text(&o));
+}
