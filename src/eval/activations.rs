@@ -117,7 +117,12 @@ pub fn activation_stats<P: crate::data::sample::Sample>(
         .first()
         .is_some_and(|&id| graph.nodes[id].outputs[0].shape.get(1) == Some(&Dim::Known(1)));
     let bytes = Model::new(graph, vec![]).to_bytes("activations")?;
-    let input = if grey { luma_nchw(&lr.to_owned()) } else { to_nchw(&lr.to_owned()) }.into_dyn();
+    let input = if grey {
+        luma_nchw(&lr.to_owned())
+    } else {
+        to_nchw(&lr.to_owned())
+    }
+    .into_dyn();
     let outputs = runtime::run_once(runtime, &bytes, vec![input], threads)
         .with_context(|| format!("running {name} on a {w}x{h} picture"))?;
     ensure!(

@@ -397,7 +397,7 @@ fn ensure_same_channels(o: &StudyOptions, spec: &RunSpec) -> Result<()> {
     let wanted = spec.config.channels;
     ensure!(
         trained == wanted,
-        "{} is of a study of {trained}-channel networks, and this one asks for --channels {wanted}: \
+        "{}: this run was trained with --channels {trained}, and the study now asks for --channels {wanted}: \
          give --channels {trained} to continue it, or choose another --out",
         file.display()
     );

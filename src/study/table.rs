@@ -100,8 +100,9 @@ pub fn norm(o: &StudyOptions, results: &[RunResult]) -> (String, String) {
         "| network | blocks | normalisation | parameters | PSNR-Y (dB) | bicubic (dB) | gain over bicubic (dB) | final loss |\n\
          |---|---:|---|---:|---:|---:|---:|---:|\n",
     );
-    let mut csv =
-        String::from("network,blocks,normalisation,parameters,psnr_y,bicubic_psnr_y,ssim_y,last_loss,steps,channels,run\n");
+    let mut csv = String::from(
+        "network,blocks,normalisation,parameters,psnr_y,bicubic_psnr_y,ssim_y,last_loss,steps,channels,run\n",
+    );
     for r in results {
         md.push_str(&format!(
             "| {} | {} | {} | {} | {:.3} | {:.3} | {:+.3} | {:.4} |\n",

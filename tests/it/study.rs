@@ -261,10 +261,18 @@ fn a_single_channel_study_trains_one_channel_networks_and_keeps_to_them() {
     rgb.push("--resume");
     let o = srgraph(&rgb, d);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("result.json") && text(&o).contains("give --channels 1"), "{}", text(&o));
+    assert!(
+        text(&o).contains("result.json") && text(&o).contains("give --channels 1"),
+        "{}",
+        text(&o)
+    );
     // So it is when the run has only its checkpoint.
     std::fs::remove_file(run.join("result.json")).unwrap();
     let o = srgraph(&rgb, d);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("checkpoint.onnx") && text(&o).contains("give --channels 1"), "{}", text(&o));
+    assert!(
+        text(&o).contains("checkpoint.onnx") && text(&o).contains("give --channels 1"),
+        "{}",
+        text(&o)
+    );
 }
