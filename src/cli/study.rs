@@ -18,6 +18,7 @@ use std::path::PathBuf;
     srgraph study blocks --archs wdsr-a,wdsr-b --blocks 1,3 --equal-params\n  \
     srgraph study norm --steps 500\n  \
     srgraph study conv --steps 1000 --patch 64\n  \
+    srgraph study norm --channels 1 --steps 500\n  \
     srgraph study blocks --data /data/DIV2K --val /data/DIV2K_valid_HR --steps 300000 --device cuda\n\n\
     The output folder receives table.md and table.csv, curves.png, psnr_vs_params.png and\n\
     psnr_vs_blocks.png (blocks) or psnr_vs_multiply_adds.png (conv), and runs/NAME/ with each run's model.onnx, log.jsonl, curves.png and\n\
@@ -95,6 +96,10 @@ pub struct CommonArgs {
     pub val: PathBuf,
     #[arg(long, default_value_t = 2)]
     pub scale: usize,
+    /// Picture channels of every network: 3 (RGB) or 1 (trained on the pictures' luma and scored on it; see
+    /// `srgraph build --help`).
+    #[arg(long, value_name = "1|3", default_value_t = 3)]
+    pub channels: usize,
     #[command(flatten)]
     pub schedule: ScheduleArgs,
     /// Validate (and checkpoint) every this many steps (default: a tenth of --steps).
@@ -181,16 +186,16 @@ pub fn run(a: StudyArgs) -> Result<bool> {
 fn plan(which: Which) -> Result<(Kind, Vec<RunSpec>, CommonArgs, bool)> {
     Ok(match which {
         Which::Blocks(b) => {
-            let runs = plan_blocks(&b.archs, &b.blocks, b.common.scale, b.equal_params)?;
+            let runs = plan_blocks(&b.archs, &b.blocks, b.common.scale, b.common.channels, b.equal_params)?;
             (Kind::Blocks, runs, b.common, b.equal_params)
         }
         Which::Norm(n) => {
             let norms: Vec<Norm> = n.norms.iter().map(|&x| x.into()).collect();
-            let runs = plan_norm(n.arch, n.blocks, &norms, n.common.scale)?;
+            let runs = plan_norm(n.arch, n.blocks, &norms, n.common.scale, n.common.channels)?;
             (Kind::Norm, runs, n.common, false)
         }
         Which::Conv(k) => {
-            let runs = plan_conv(&k.kinds, k.blocks, k.common.scale)?;
+            let runs = plan_conv(&k.kinds, k.blocks, k.common.scale, k.common.channels)?;
             (Kind::Conv, runs, k.common, true)
         }
     })
@@ -237,6 +242,7 @@ fn options(
         runs,
         val: c.val.clone(),
         scale: c.scale,
+        channels: c.channels,
         validate_every: c.validate_every.unwrap_or((c.schedule.steps / 10).max(1)),
         // The study's loss is the paper's, L1.
         schedule: c.schedule.options(crate::compiler::TrainConfig::default().loss)?,

@@ -11,7 +11,8 @@
 //! run, not that of every activation held at once.
 
 use crate::data::dataset::to_nchw;
-use crate::ir::{Graph, Op, Outlet};
+use crate::data::luma::luma_nchw;
+use crate::ir::{Dim, Graph, Op, Outlet};
 use crate::onnx::Model;
 use crate::runtime::{self, Runtime};
 use anyhow::{bail, ensure, Context, Result};
@@ -88,7 +89,7 @@ impl BlockStats {
 
 /// The statistics of every ReLU of `model_bytes` (an srgraph `.onnx`; `name` names it in
 /// messages) run once on `lr`, an RGB picture (HWC values, 8- or 16-bit) that is the
-/// network's input, whole. `threads` is for ONNX Runtime (0: all cores).
+/// network's input, whole (a single-channel network's, its luma). `threads` is for ONNX Runtime (0: all cores).
 pub fn activation_stats<P: crate::data::sample::Sample>(
     model_bytes: &[u8],
     name: &str,
@@ -111,8 +112,17 @@ pub fn activation_stats<P: crate::data::sample::Sample>(
         !relus.is_empty(),
         "{name} has no ReLU: activation statistics are for networks with ReLUs (EDSR, WDSR-A, WDSR-B)"
     );
+    let grey = graph
+        .inputs
+        .first()
+        .is_some_and(|&id| graph.nodes[id].outputs[0].shape.get(1) == Some(&Dim::Known(1)));
     let bytes = Model::new(graph, vec![]).to_bytes("activations")?;
-    let input = to_nchw(&lr.to_owned()).into_dyn();
+    let input = if grey {
+        luma_nchw(&lr.to_owned())
+    } else {
+        to_nchw(&lr.to_owned())
+    }
+    .into_dyn();
     let outputs = runtime::run_once(runtime, &bytes, vec![input], threads)
         .with_context(|| format!("running {name} on a {w}x{h} picture"))?;
     ensure!(

@@ -51,6 +51,9 @@ pub struct RunResult {
     pub filters: usize,
     pub expansion: usize,
     pub norm: String,
+    /// Picture channels: 3 (RGB) or 1 (luma); results written before single-channel networks have none: 3.
+    #[serde(default = "rgb_channels")]
+    pub channels: usize,
     /// WDSR-B's block kind (results written before block kinds have none: low-rank).
     #[serde(default = "low_rank_name")]
     pub conv: String,
@@ -96,6 +99,8 @@ pub struct StudyOptions {
     pub data: DataOptions,
     pub val: PathBuf,
     pub scale: usize,
+    /// Every run's picture channels: 3 (RGB) or 1 (luma).
+    pub channels: usize,
     /// Each run's; a learning rate of None is each architecture's default (1e-3 for WDSR, 1e-4 for EDSR).
     pub schedule: ScheduleOptions,
     pub validate_every: u64,
@@ -116,11 +121,15 @@ fn low_rank_name() -> String {
     ConvKind::LowRank.name()
 }
 
-/// Whether two configurations are the same network (widths, depth, scale, norm, shuffle),
-/// whatever their seeds and mean shifts.
+fn rgb_channels() -> usize {
+    3
+}
+
+/// Whether two configurations are the same network (widths, depth, scale, channels, norm,
+/// shuffle), whatever their seeds and mean shifts.
 pub fn same_network(a: &ModelConfig, b: &ModelConfig) -> bool {
-    (a.arch, a.scale, a.blocks, a.filters, a.wide(), a.norm, a.shuffle, a.conv)
-        == (b.arch, b.scale, b.blocks, b.filters, b.wide(), b.norm, b.shuffle, b.conv)
+    (a.arch, a.scale, a.channels, a.blocks, a.filters, a.wide(), a.norm, a.shuffle, a.conv)
+        == (b.arch, b.scale, b.channels, b.blocks, b.filters, b.wide(), b.norm, b.shuffle, b.conv)
         && (a.arch != Arch::WdsrB || a.low_rank() == b.low_rank())
 }
 
@@ -137,14 +146,15 @@ pub fn paper_psnr(arch: Arch, blocks: usize) -> Option<f64> {
 }
 
 /// The study's network for `arch` at `blocks`: the `study-ARCH-BLOCKS` preset,
-/// or the widths of `study-ARCH-1` at another depth.
-fn study_config(arch: Arch, blocks: usize, scale: usize) -> Result<ModelConfig> {
+/// or the widths of `study-ARCH-1` at another depth, for pictures of `channels`.
+fn study_config(arch: Arch, blocks: usize, scale: usize, channels: usize) -> Result<ModelConfig> {
     let preset = models::preset(&format!("study-{}-{blocks}", arch.name()))?
         .or(models::preset(&format!("study-{}-1", arch.name()))?)
         .context("the study presets are missing from graphs/")?;
     let c = ModelConfig {
         blocks,
         scale,
+        channels,
         ..preset.config()?
     };
     c.validate()?;
@@ -153,7 +163,13 @@ fn study_config(arch: Arch, blocks: usize, scale: usize) -> Result<ModelConfig> 
 
 /// Runs of the block study, EDSR first at each depth (the reference of its row).
 /// With `equal_params`, WDSR's width is fitted to EDSR's parameter count at that depth.
-pub fn plan_blocks(archs: &[Arch], blocks: &[usize], scale: usize, equal_params: bool) -> Result<Vec<RunSpec>> {
+pub fn plan_blocks(
+    archs: &[Arch],
+    blocks: &[usize],
+    scale: usize,
+    channels: usize,
+    equal_params: bool,
+) -> Result<Vec<RunSpec>> {
     ensure!(
         !archs.is_empty() && !blocks.is_empty(),
         "a study needs architectures and block counts"
@@ -161,9 +177,9 @@ pub fn plan_blocks(archs: &[Arch], blocks: &[usize], scale: usize, equal_params:
     let mut runs = vec![];
     for &b in blocks {
         ensure!(b >= 1, "block counts start at 1");
-        let budget = param_count(&study_config(Arch::Edsr, b, scale)?)?;
+        let budget = param_count(&study_config(Arch::Edsr, b, scale, channels)?)?;
         for &arch in archs {
-            let mut c = study_config(arch, b, scale)?;
+            let mut c = study_config(arch, b, scale, channels)?;
             if equal_params && arch != Arch::Edsr {
                 c = fit_budget(&c, budget, true, 4)
                     .with_context(|| format!("fitting {} with {b} blocks to EDSR's {budget} parameters", arch.name()))?
@@ -179,7 +195,7 @@ pub fn plan_blocks(archs: &[Arch], blocks: &[usize], scale: usize, equal_params:
 }
 
 /// Runs of the normalisation study: one architecture, one depth, each normalisation.
-pub fn plan_norm(arch: Arch, blocks: usize, norms: &[Norm], scale: usize) -> Result<Vec<RunSpec>> {
+pub fn plan_norm(arch: Arch, blocks: usize, norms: &[Norm], scale: usize, channels: usize) -> Result<Vec<RunSpec>> {
     ensure!(!norms.is_empty(), "a study needs normalisations");
     norms
         .iter()
@@ -188,7 +204,7 @@ pub fn plan_norm(arch: Arch, blocks: usize, norms: &[Norm], scale: usize) -> Res
                 name: format!("{}-b{blocks}-{}", arch.name(), norm.name()),
                 config: ModelConfig {
                     norm,
-                    ..study_config(arch, blocks, scale)?
+                    ..study_config(arch, blocks, scale, channels)?
                 },
             })
         })
@@ -199,10 +215,10 @@ pub fn plan_norm(arch: Arch, blocks: usize, norms: &[Norm], scale: usize) -> Res
 /// others' widths fitted to the low-rank block's parameter count, to the channel (as
 /// `--equal-params` does otherwise: the expansion stays WDSR-B's 6 where some width
 /// hits the count within 1%, and moves the least it must where none does).
-pub fn plan_conv(kinds: &[ConvKind], blocks: usize, scale: usize) -> Result<Vec<RunSpec>> {
+pub fn plan_conv(kinds: &[ConvKind], blocks: usize, scale: usize, channels: usize) -> Result<Vec<RunSpec>> {
     ensure!(!kinds.is_empty(), "a study needs convolution kinds");
     ensure!(blocks >= 1, "block counts start at 1");
-    let base = study_config(Arch::WdsrB, blocks, scale)?;
+    let base = study_config(Arch::WdsrB, blocks, scale, channels)?;
     let budget = param_count(&base)?;
     kinds
         .iter()
@@ -258,6 +274,7 @@ pub fn run_study(o: &StudyOptions, stop: &AtomicBool, announce: &(dyn Fn(String)
     }
     // Every run's options are checked before the first one trains.
     for spec in &o.runs {
+        ensure_same_channels(o, spec)?;
         train_options(o, spec)
             .validate()
             .with_context(|| format!("run {}", spec.name))?;
@@ -314,6 +331,7 @@ fn run_only(o: &StudyOptions, i: usize, stop: &AtomicBool, announce: &(dyn Fn(St
             total.saturating_sub(1)
         )
     })?;
+    ensure_same_channels(o, spec)?;
     train_options(o, spec)
         .validate()
         .with_context(|| format!("run {}", spec.name))?;
@@ -336,6 +354,7 @@ pub fn collect_study(o: &StudyOptions) -> Result<(StudyReport, Vec<String>)> {
     let mut results = Vec::new();
     let mut missing = Vec::new();
     for spec in &o.runs {
+        ensure_same_channels(o, spec)?;
         match read_result(&o.out.join("runs").join(&spec.name).join("result.json"))? {
             Some(r) => results.push(r),
             None => missing.push(spec.name.clone()),
@@ -355,6 +374,34 @@ pub fn collect_study(o: &StudyOptions) -> Result<(StudyReport, Vec<String>)> {
         },
         missing,
     ))
+}
+
+/// A run of the study already in its folder must take the pictures' channels this one
+/// asks for: its `result.json` says so once finished, its checkpoint's metadata before
+/// (which names the channels only when they are not 3).
+fn ensure_same_channels(o: &StudyOptions, spec: &RunSpec) -> Result<()> {
+    let dir = o.out.join("runs").join(&spec.name);
+    let (trained, file) = if let Some(r) = read_result(&dir.join("result.json"))? {
+        (r.channels, dir.join("result.json"))
+    } else if dir.join("checkpoint.onnx").is_file() {
+        let path = dir.join("checkpoint.onnx");
+        let ckpt = crate::checkpoint::load(&path)?;
+        let channels = ckpt.metadata.get("channels").unwrap_or("3");
+        let channels = channels
+            .parse()
+            .with_context(|| format!("{}: its channels '{channels}' are not a number", path.display()))?;
+        (channels, path)
+    } else {
+        return Ok(());
+    };
+    let wanted = spec.config.channels;
+    ensure!(
+        trained == wanted,
+        "{}: this run was trained with --channels {trained}, and the study now asks for --channels {wanted}: \
+         give --channels {trained} to continue it, or choose another --out",
+        file.display()
+    );
+    Ok(())
 }
 
 /// A finished run's `result.json`, or None when the run has not finished.
@@ -381,7 +428,7 @@ fn one_run(
     let c = &spec.config;
     let params = param_count(c)?;
     let what = format!(
-        "[{}/{total}] {} x{}, {} block{}, {} filters{}{}, {} norm: {} parameters",
+        "[{}/{total}] {} x{}, {} block{}, {} filters{}{}, {} norm{}: {} parameters",
         i + 1,
         c.arch.name(),
         c.scale,
@@ -399,6 +446,7 @@ fn one_run(
             format!(", {} conv", c.conv)
         },
         c.norm.name(),
+        if c.channels == 1 { ", 1 channel (luma)" } else { "" },
         crate::util::grouped(params)
     );
     if let Some(mut r) = read_result(&result_path)? {
@@ -435,6 +483,7 @@ fn one_run(
         filters: c.filters,
         expansion: c.expansion,
         norm: c.norm.name().to_string(),
+        channels: c.channels,
         conv: c.conv.name(),
         params,
         multiply_adds: multiply_adds_per_pixel(c)?,

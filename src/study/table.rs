@@ -8,7 +8,13 @@ fn percent(x: f64, of: f64) -> String {
 }
 
 fn header(o: &StudyOptions) -> String {
-    format!(
+    let channels = if o.channels == 1 {
+        "Single-channel networks (`--channels 1`): trained on the luma (BT.601 Y) of the training pictures and \
+         scored on that of the validation pictures.\n\n"
+    } else {
+        ""
+    };
+    let trained = format!(
         "Trained {} steps each on {} (batch {}, HR patch {}, seed {}), validated on {} (PSNR on Y, shave {}, \
          as `srgraph eval` measures the saved model).\n\n",
         o.schedule.steps,
@@ -18,7 +24,8 @@ fn header(o: &StudyOptions) -> String {
         o.schedule.data_seed,
         o.val.display(),
         o.scale
-    )
+    );
+    format!("{trained}{channels}")
 }
 
 /// Per depth and network: parameters, PSNR with bicubic beside it, both relative to
@@ -35,7 +42,7 @@ pub fn blocks(o: &StudyOptions, results: &[RunResult]) -> (String, String) {
     );
     let mut csv = String::from(
         "blocks,network,filters,expansion,parameters,param_increase_pct,psnr_y,bicubic_psnr_y,psnr_improvement_pct,\
-         ssim_y,steps,paper_div2k_x2_psnr,run\n",
+         ssim_y,steps,paper_div2k_x2_psnr,channels,run\n",
     );
     let mut depths: Vec<usize> = results.iter().map(|r| r.blocks).collect();
     depths.sort();
@@ -60,7 +67,7 @@ pub fn blocks(o: &StudyOptions, results: &[RunResult]) -> (String, String) {
                 paper.map_or("-".into(), |p| format!("{p:.3}"))
             ));
             csv.push_str(&format!(
-                "{b},{},{},{},{},{},{:.4},{:.4},{},{:.5},{},{},{}\n",
+                "{b},{},{},{},{},{},{:.4},{:.4},{},{:.5},{},{},{},{}\n",
                 r.arch,
                 r.filters,
                 r.expansion,
@@ -72,6 +79,7 @@ pub fn blocks(o: &StudyOptions, results: &[RunResult]) -> (String, String) {
                 r.ssim_y,
                 r.steps,
                 paper.map_or(String::new(), |p| format!("{p:.3}")),
+                r.channels,
                 r.name
             ));
         }
@@ -92,8 +100,9 @@ pub fn norm(o: &StudyOptions, results: &[RunResult]) -> (String, String) {
         "| network | blocks | normalisation | parameters | PSNR-Y (dB) | bicubic (dB) | gain over bicubic (dB) | final loss |\n\
          |---|---:|---|---:|---:|---:|---:|---:|\n",
     );
-    let mut csv =
-        String::from("network,blocks,normalisation,parameters,psnr_y,bicubic_psnr_y,ssim_y,last_loss,steps,run\n");
+    let mut csv = String::from(
+        "network,blocks,normalisation,parameters,psnr_y,bicubic_psnr_y,ssim_y,last_loss,steps,channels,run\n",
+    );
     for r in results {
         md.push_str(&format!(
             "| {} | {} | {} | {} | {:.3} | {:.3} | {:+.3} | {:.4} |\n",
@@ -107,8 +116,18 @@ pub fn norm(o: &StudyOptions, results: &[RunResult]) -> (String, String) {
             r.last_loss
         ));
         csv.push_str(&format!(
-            "{},{},{},{},{:.4},{:.4},{:.5},{},{},{}\n",
-            r.arch, r.blocks, r.norm, r.params, r.psnr_y, r.bicubic_psnr_y, r.ssim_y, r.last_loss, r.steps, r.name
+            "{},{},{},{},{:.4},{:.4},{:.5},{},{},{},{}\n",
+            r.arch,
+            r.blocks,
+            r.norm,
+            r.params,
+            r.psnr_y,
+            r.bicubic_psnr_y,
+            r.ssim_y,
+            r.last_loss,
+            r.steps,
+            r.channels,
+            r.name
         ));
     }
     (md, csv)
@@ -130,7 +149,7 @@ pub fn conv(o: &StudyOptions, results: &[RunResult]) -> (String, String) {
     );
     let mut csv = String::from(
         "conv,blocks,filters,expansion,parameters,multiply_adds_per_pixel,psnr_y,bicubic_psnr_y,vs_low_rank_db,ssim_y,\
-         relu_zero_share,relu_mean,dead_channel_share,ms_per_step,steps,run\n",
+         relu_zero_share,relu_mean,dead_channel_share,ms_per_step,steps,channels,run\n",
     );
     let reference = results.iter().find(|r| r.conv == "low-rank").map(|r| r.psnr_y);
     let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".to_string(), f);
@@ -154,7 +173,7 @@ pub fn conv(o: &StudyOptions, results: &[RunResult]) -> (String, String) {
         ));
         let raw = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.4}"));
         csv.push_str(&format!(
-            "{},{},{},{},{},{:.0},{:.4},{:.4},{},{:.5},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{:.0},{:.4},{:.4},{},{:.5},{},{},{},{},{},{},{}\n",
             r.conv,
             r.blocks,
             r.filters,
@@ -170,6 +189,7 @@ pub fn conv(o: &StudyOptions, results: &[RunResult]) -> (String, String) {
             raw(r.relu.map(|a| a.dead_channel_share)),
             raw(r.ms_per_step),
             r.steps,
+            r.channels,
             r.name
         ));
     }

@@ -18,6 +18,8 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+mod model_kinds;
+
 /// `srgraph serve --port 0`, stopped when dropped.
 struct Server {
     child: Child,

@@ -159,7 +159,7 @@ fn fp16_models_and_foreign_files_are_refused_with_what_to_do() {
 }
 
 /// A folder of `n` T91 pictures (links), for calibration.
-fn calibration_folder(d: &Path, n: usize) -> std::path::PathBuf {
+pub(crate) fn calibration_folder(d: &Path, n: usize) -> std::path::PathBuf {
     let folder = d.join("calibration");
     std::fs::create_dir(&folder).unwrap();
     let mut t91: Vec<_> = std::fs::read_dir(data("T91")).unwrap().map(|e| e.unwrap().path()).collect();

@@ -225,3 +225,54 @@ fn a_tiny_conv_study_fits_widths_and_reports_cost_and_activations() {
     let md = std::fs::read_to_string(d.join("c/table.md")).unwrap();
     assert!(md.contains("| low-rank |") && md.contains("| +0.000 |"), "{md}");
 }
+
+/// `--channels 1`: every run trains and scores a single-channel network (its model.onnx
+/// takes [N, 1, H, W]), the table and result.json say so, and the study resumed with
+/// other channels is refused, whether a run has finished or only checkpointed.
+#[test]
+fn a_single_channel_study_trains_one_channel_networks_and_keeps_to_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (train, val) = (data("T91"), data("Set5"));
+    #[rustfmt::skip]
+    let args = [
+        "study", "blocks", "--archs", "wdsr-b", "--blocks", "1", "--channels", "1", "--steps", "4", "--batch", "2",
+        "--patch", "32", "--validate-every", "4", "--quiet", "--data", &train, "--val", &val, "--out", "g",
+    ];
+    let o = srgraph(&args, d);
+    let log = text(&o);
+    assert!(o.status.success(), "{log}");
+    assert!(log.contains("1 channel (luma)"), "{log}");
+    let run = d.join("g/runs/wdsr-b-b1");
+    let model = srgraph::infer::SrModel::load(&run.join("model.onnx"), srgraph::runtime::Runtime::Tract, 0).unwrap();
+    assert_eq!((model.channels, model.meta("channels")), (1, Some("1")));
+    let result: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("result.json")).unwrap()).unwrap();
+    assert_eq!(result["channels"], 1);
+    let csv = std::fs::read_to_string(d.join("g/table.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "channels").unwrap();
+    assert_eq!(csv.lines().nth(1).unwrap().split(',').nth(col), Some("1"), "{csv}");
+    let md = std::fs::read_to_string(d.join("g/table.md")).unwrap();
+    assert!(md.contains("Single-channel networks (`--channels 1`)"), "{md}");
+
+    // Resumed as an RGB study: refused, naming the flag that continues it.
+    let mut rgb = args.to_vec();
+    rgb[7] = "3";
+    rgb.push("--resume");
+    let o = srgraph(&rgb, d);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("result.json") && text(&o).contains("give --channels 1"),
+        "{}",
+        text(&o)
+    );
+    // So it is when the run has only its checkpoint.
+    std::fs::remove_file(run.join("result.json")).unwrap();
+    let o = srgraph(&rgb, d);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("checkpoint.onnx") && text(&o).contains("give --channels 1"),
+        "{}",
+        text(&o)
+    );
+}

@@ -52,6 +52,7 @@ function setModel(buffer, name) {
   const rows = [
     ['architecture', m.architecture ? `${m.architecture}${m.blocks ? `, ${m.blocks} blocks` : ''}${m.filters ? `, ${m.filters} filters` : ''}` : 'not recorded'],
     ['scale', info.scale ? `x${info.scale}` : 'not recorded (found from the output)'],
+    ['channels', info.channels === 1 ? '1 (grey: fed each pixel\'s luma, shown grey)' : '3 (RGB)'],
     // srgraph records fp16 and int8 (and how int8 was calibrated); its other files are float32.
     ['precision', m.precision ? `${m.precision}${m.calibration ? ` (calibration: ${m.calibration})` : ''}` : m.architecture ? 'fp32' : 'not recorded'],
     ['training steps', m.training_steps ?? 'not recorded'],
@@ -314,6 +315,8 @@ async function automate() {
       tiles: result.tiles,
       backend: result.backend,
       threads: result.threads,
+      // What the page shows about the model, row by row.
+      model: Object.fromEntries([...$('model-info').rows].map((tr) => [tr.cells[0].textContent, tr.cells[1].textContent])),
       png: await dataUrl(png),
     };
   }
