@@ -63,7 +63,9 @@ fn score_upscales<P: Sample>(upscaled: &Path, pairs: &[Pair<P>], o: &EvalOptions
             );
             Ok(ImageScores {
                 image: stem_of(&p.name),
-                model: scoring.score(&sr, &p.hr).with_context(|| format!("scoring {}", file.display()))?,
+                model: scoring
+                    .score(&sr, &p.hr)
+                    .with_context(|| format!("scoring {}", file.display()))?,
                 bicubic,
             })
         })
@@ -75,7 +77,10 @@ fn upscale_of(found: &[PathBuf], upscaled: &Path, stem: &str, scale: usize) -> R
     let upscale_name = format!("{stem}_x{scale}");
     let matching: Vec<&PathBuf> = found
         .iter()
-        .filter(|f| f.file_stem().is_some_and(|s| s == stem || s.to_string_lossy() == upscale_name))
+        .filter(|f| {
+            f.file_stem()
+                .is_some_and(|s| s == stem || s.to_string_lossy() == upscale_name)
+        })
         .collect();
     match matching[..] {
         [file] => Ok(file.clone()),
@@ -88,7 +93,11 @@ fn upscale_of(found: &[PathBuf], upscaled: &Path, stem: &str, scale: usize) -> R
             "{} pictures in {} could be the upscale of {stem} ({}): keep one",
             matching.len(),
             upscaled.display(),
-            matching.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+            matching
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
