@@ -15,25 +15,26 @@ use std::path::{Path, PathBuf};
     srgraph eval runs/wdsr-b-x2/model.onnx --data ../shared/data/Set5\n  \
     srgraph eval model.onnx --data ../shared/data/Set5 ../shared/data/Set14 --json\n  \
     srgraph eval model.onnx --data DIV2K_valid_HR --engine ort\n  \
-    srgraph eval --data ../shared/data/Set5 --scale 4 --save-inputs lr/     (the LR pictures, as NAME.png)\n  \
-    srgraph eval --data ../shared/data/Set5 --scale 4 --upscaled sr/        (score pictures upscaled elsewhere)\n\n\
+    srgraph eval --data ../shared/data/Set5 --scale 4 --save-inputs lr/\n  \
+    srgraph eval --data ../shared/data/Set5 --scale 4 --upscaled sr/\n\n\
     A folder is HR images only (LR made by MATLAB-exact bicubic), HR/ + LR_bicubic/X{s}/, or DIV2K's layout.\n\
     PSNR-Y and SSIM-Y shave `scale` pixels from each border (benchmark convention); PSNR-RGB shaves\n\
     scale + 6 (DIV2K's convention, --rgb-shave to change). Bicubic is MATLAB's imresize.\n\n\
     A model trained with --degradation is scored on LR pictures made the same way (give the same\n\
     --degradation; LR folders are bicubic's, so with bd or a kernel LR is made from HR). Scoring it\n\
     against another degradation is refused unless --any-degradation.\n\n\
-    --upscaled DIR scores pictures another program made from the LR pictures --save-inputs writes: DIR holds\n\
-    one per HR picture, named by its stem (baby.png, or baby_x4.png as srgraph upscale names it), the size of\n\
-    the HR picture cropped to a multiple of the scale. With several --data folders, both flags take one\n\
-    subfolder per set, named as the set's folder (DIR/Set5/, DIR/Set14/).")]
+    --save-inputs DIR writes the LR pictures eval gives a model, as NAME.png, for another program to\n\
+    upscale; --upscaled DIR scores its pictures as a model's: one per HR picture, named by its stem\n\
+    (baby.png, or baby_x4.png as srgraph upscale names it), the size of the HR picture cropped to a\n\
+    multiple of the scale. With several --data folders, each flag takes a subfolder per set, named\n\
+    as the set's folder (DIR/Set5/, DIR/Set14/).")]
 #[command(group(ArgGroup::new("what").required(true).multiple(true).args(["model", "upscaled", "save_inputs"])))]
 pub struct EvalArgs {
     /// The inference .onnx (srgraph build or train's model.onnx, or any [N,3,H,W] -> [N,3,sH,sW] graph).
     pub model: Option<PathBuf>,
     /// Score the pictures in this folder, upscaled elsewhere from the LR pictures, instead of a model's
     /// (needs --scale).
-    #[arg(long, conflicts_with_all = ["model", "tile"], requires = "scale")]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "tile"], requires = "scale")]
     pub upscaled: Option<PathBuf>,
     /// Write the LR pictures eval gives a model (the set's LR files, or those the degradation makes) into
     /// this folder as NAME.png; without a model or --upscaled, only that.

@@ -5,13 +5,13 @@
 // all the scale's pictures (each picture timed from reading its file to writing its
 // upscale, by upscale.js or by `srgraph upscale`).
 //
-//   node table.js RUNS_DIR "2 3 4" "Set5 Set14" "esrgan-slim esrgan-medium esrgan-thick" ENGINE
+//   node table.js RUNS_DIR "2 3 4" "Set5 Set14" "esrgan-slim esrgan-medium esrgan-thick" "tract ort" THREADS
 'use strict';
 
 const fs = require('fs');
 const path = require('path');
 
-const [runs, scales, sets, models, engine] = process.argv.slice(2);
+const [runs, scales, sets, models, engines, threads] = process.argv.slice(2);
 const words = (s) => s.split(/\s+/).filter(Boolean);
 const read = (name) => {
   const file = path.join(runs, name);
@@ -46,7 +46,10 @@ for (const scale of words(scales)) {
   let bicubic = null;
   const upscalers = [
     ...words(models).map((pkg) => ({ pkg, name: `UpscalerJS ${pkg}` })),
-    { pkg: 'srgraph', name: `srgraph WDSR-B (built-in, ${engine})` },
+    ...words(engines).map((engine) => ({
+      pkg: `srgraph-${engine}`,
+      name: `srgraph WDSR-B (built-in; ${engine}, ${threads === '0' ? 'all cores' : `${threads} thread${threads === '1' ? '' : 's'}`})`,
+    })),
   ];
   for (const { pkg, name } of upscalers) {
     const cells = [];
@@ -65,7 +68,7 @@ for (const scale of words(scales)) {
       bicubic = bicubic || {};
       bicubic[set] = s.bicubic;
       cells.push(score(s.model));
-      if (pkg === 'srgraph') {
+      if (pkg.startsWith('srgraph')) {
         seconds.push(...srgraphSeconds(read(`${run}.log`) || ''));
       } else {
         const report = json(`${run}.report.json`);
@@ -74,7 +77,7 @@ for (const scale of words(scales)) {
         architecture = report.architecture;
       }
     }
-    if (pkg === 'srgraph') {
+    if (pkg.startsWith('srgraph')) {
       const inspect = read(`srgraph-x${scale}.inspect.txt`) || '';
       const m = inspect.match(/^weights\s+([0-9,]+) values/m);
       params = m ? Number(m[1].replace(/,/g, '')) : null;

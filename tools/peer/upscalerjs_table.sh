@@ -9,7 +9,10 @@
 #
 # Settings, from the environment:
 #   SRGRAPH   the srgraph binary (default: target/release/srgraph, built if absent)
-#   ENGINE    the runtime srgraph upscale uses: tract (default) or ort
+#   ENGINES   the runtimes srgraph upscale runs on, a row each: "tract" (default), "ort" or
+#             "tract ort" (ort needs ONNX Runtime: tools/setup/fetch-onnxruntime.sh)
+#   THREADS   threads srgraph upscale runs on (default 1: TensorFlow.js's WebAssembly
+#             backend runs on one under Node; 0 for all cores)
 #   DATA      the folder holding the sets (default: $SRGRAPH_DATA, else ../shared/data)
 #   SETS      default "Set5 Set14";  SCALES: default "2 3 4"
 #   MODELS    UpscalerJS packages, default "esrgan-slim esrgan-medium esrgan-thick"
@@ -26,7 +29,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 work=${1:-$root/out/upscalerjs}
-engine=${ENGINE:-tract}
+engines=${ENGINES:-tract}
+threads=${THREADS:-1}
 data=${DATA:-${SRGRAPH_DATA:-$root/../shared/data}}
 sets=${SETS:-Set5 Set14}
 scales=${SCALES:-2 3 4}
@@ -83,11 +87,13 @@ for scale in $scales; do
                 node "$here/upscale.js" --package "$pkg" --scale "$scale" --backend "$backend" \
                 --in "$lr" --out "$out" --report "$work/runs/$pkg-x$scale-$set.report.json"
         done
-        out=$work/sr/srgraph/x$scale/$set
-        run "srgraph-x$scale-$set" "$out" \
-            "$srgraph" upscale --scale "$scale" --engine "$engine" --quiet --force "$lr" -o "$out"
+        for engine in $engines; do
+            out=$work/sr/srgraph-$engine/x$scale/$set
+            run "srgraph-$engine-x$scale-$set" "$out" "$srgraph" upscale --scale "$scale" --engine "$engine" \
+                --threads "$threads" --quiet --force "$lr" -o "$out"
+        done
     done
     "$srgraph" inspect "$root/assets/wdsr-b-x$scale.onnx" >"$work/runs/srgraph-x$scale.inspect.txt"
 done
 
-node "$here/table.js" "$work/runs" "$scales" "$sets" "$models" "$engine"
+node "$here/table.js" "$work/runs" "$scales" "$sets" "$models" "$engines" "$threads"
