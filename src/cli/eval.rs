@@ -1,4 +1,5 @@
-//! `srgraph eval`: PSNR and SSIM of a model on benchmark folders, bicubic beside it.
+//! `srgraph eval`: PSNR and SSIM of a model, or of pictures upscaled elsewhere (`--upscaled`), on benchmark
+//! folders, bicubic beside them; `--save-inputs` writes the LR pictures they are made from.
 
 use super::{RuntimeArg, RuntimeArgs};
 use crate::data::degrade::Degradation;
