@@ -43,7 +43,7 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Train a network (ONNX Runtime or tract) and write the trained .onnx.
     Train(train::TrainArgs),
-    /// Score a model on benchmark folders: PSNR/SSIM on Y, PSNR on RGB, bicubic beside it.
+    /// Score a model, or pictures upscaled elsewhere, on benchmark folders: PSNR/SSIM on Y, PSNR on RGB, and bicubic.
     Eval(eval::EvalArgs),
     /// Super-resolve pictures (any size, in tiles), optionally beside bicubic and the original.
     Upscale(upscale::UpscaleArgs),

@@ -6,6 +6,7 @@
 
 pub mod activations;
 pub mod calibrate;
+pub mod upscaled;
 
 pub use activations::{activation_stats, block_stats, mean_zero_share, BlockStats, ReluStats};
 
@@ -227,11 +228,7 @@ pub fn score_pairs<P: Sample>(
     o: &EvalOptions,
     on_image: &mut dyn FnMut(&str),
 ) -> Result<Vec<ImageScores>> {
-    let stem = |p: &Pair<P>| {
-        Path::new(&p.name)
-            .file_stem()
-            .map_or(p.name.clone(), |s| s.to_string_lossy().into_owned())
-    };
+    let stem = |p: &Pair<P>| stem_of(&p.name);
     let scoring = Scoring {
         scale: o.scale,
         rgb_shave: o.rgb_shave,
@@ -251,6 +248,13 @@ pub fn score_pairs<P: Sample>(
         .collect())
 }
 
+/// The name a picture is reported by: its file's stem ("baby").
+fn stem_of(name: &str) -> String {
+    Path::new(name)
+        .file_stem()
+        .map_or(name.to_string(), |s| s.to_string_lossy().into_owned())
+}
+
 /// Evaluates one folder (any layout `ImageSet` reads), at the set's depth: a set with a
 /// 16-bit picture is scored at 16 bits (see `ImageSet::bit_depth`). Unreadable images are
 /// an error here, not a warning: a mean over fewer images is not the set's mean.
@@ -260,40 +264,45 @@ pub fn evaluate_set(
     o: &EvalOptions,
     on_image: &mut dyn FnMut(&str),
 ) -> Result<SetScores> {
-    let set = ImageSet::open(dir, o.scale)?.degraded(o.degradation.clone());
-    let lr_source = o.degradation.describe(set.files.iter().all(|f| f.lr.is_some()));
+    let set = open_set(dir, o)?;
     let bit_depth = set.bit_depth();
-    let (images, peak) = if bit_depth == 16 {
-        (score_set::<u16>(model, &set, o, on_image)?, u16::PEAK)
+    let images = if bit_depth == 16 {
+        score_pairs(model, &load_pairs::<u16>(&set)?, o, on_image)?
     } else {
-        (score_set::<u8>(model, &set, o, on_image)?, u8::PEAK)
+        score_pairs(model, &load_pairs::<u8>(&set)?, o, on_image)?
     };
+    Ok(set_scores(&set, bit_depth, o, images))
+}
+
+/// The set in `dir` at the scale, its LR pictures made by the degradation asked for.
+fn open_set(dir: &Path, o: &EvalOptions) -> Result<ImageSet> {
+    Ok(ImageSet::open(dir, o.scale)?.degraded(o.degradation.clone()))
+}
+
+/// A set's scores: each picture's and their means, with where the LR pictures came from.
+fn set_scores(set: &ImageSet, bit_depth: u32, o: &EvalOptions, images: Vec<ImageScores>) -> SetScores {
+    let dir = &set.root;
     let name = dir
         .file_name()
         .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
-    Ok(SetScores {
+    SetScores {
         set: name,
         path: dir.display().to_string(),
-        lr_source,
+        lr_source: o.degradation.describe(set.files.iter().all(|f| f.lr.is_some())),
         degradation: o.degradation.name(),
         bit_depth,
-        peak,
+        peak: if bit_depth == 16 { u16::PEAK } else { u8::PEAK },
         model: Scores::mean(images.iter().map(|i| i.model)),
         bicubic: Scores::mean(images.iter().map(|i| i.bicubic)),
         images,
-    })
+    }
 }
 
-/// Loads a set's pictures with values of `P` and scores them; a skipped picture is an error.
-fn score_set<P: Sample>(
-    model: &mut SrModel,
-    set: &ImageSet,
-    o: &EvalOptions,
-    on_image: &mut dyn FnMut(&str),
-) -> Result<Vec<ImageScores>> {
+/// A set's pictures with values of `P`; a skipped picture is an error.
+fn load_pairs<P: Sample>(set: &ImageSet) -> Result<Vec<Pair<P>>> {
     let (pairs, warnings) = set.load_as::<P>()?;
     if let Some(w) = warnings.first() {
         bail!("cannot evaluate {}: {w}", set.root.display());
     }
-    score_pairs(model, &pairs, o, on_image)
+    Ok(pairs)
 }

@@ -32,3 +32,4 @@ mod tract_models;
 mod train_cli;
 mod training;
 mod tune;
+mod upscaled;
