@@ -4,7 +4,11 @@
 //! tract's own optimisation, so the names are tract's: OptMatMulPack packs a MatMul's
 //! operands, MoveAxis is a Transpose), over 4 steps after a warm-up.
 //!
+//! With `upscale`, the same for inference: the built-in WDSR-B x2 on a 256 x 256 LR
+//! picture, whole (`cargo bench --bench tract_threads`'s first row).
+//!
 //!   cargo run --release --example tract_profile -- depthwise
+//!   cargo run --release --example tract_profile -- upscale
 
 use anyhow::{Context, Result};
 use srgraph::compiler::{compile, TrainConfig};
@@ -19,10 +23,32 @@ const RUNS: usize = 4;
 fn main() -> Result<()> {
     let kind = std::env::args()
         .nth(1)
-        .context("name a conv kind: low-rank, flattened, group:G, depthwise or inverted-residual")?;
+        .context("name a conv kind (low-rank, flattened, group:G, depthwise or inverted-residual) or upscale")?;
+    let (plan, inputs) = match kind.as_str() {
+        "upscale" => upscale_plan()?,
+        _ => train_step_plan(&kind)?,
+    };
+    profile(&kind, &plan, inputs)
+}
+
+type Plan = std::sync::Arc<TypedRunnableModel>;
+
+/// The built-in x2's inference on a 256 x 256 LR picture of mid-grey.
+fn upscale_plan() -> Result<(Plan, TVec<TValue>)> {
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/wdsr-b-x2.onnx"))?;
+    let model = tract_onnx::onnx()
+        .model_for_read(&mut &bytes[..])?
+        .with_input_fact(0, f32::fact([1, 3, 256, 256]).into())?;
+    let plan = model.into_optimized()?.into_runnable()?;
+    let picture = tract_ndarray::ArrayD::<f32>::from_elem(vec![1, 3, 256, 256], 128.0);
+    Ok((plan, tvec![Tensor::from(picture).into()]))
+}
+
+/// One train step of WDSR-B with 2 blocks of `kind`, its state as inputs.
+fn train_step_plan(kind: &str) -> Result<(Plan, TVec<TValue>)> {
     let mut cfg = ModelConfig::new(Arch::WdsrB);
     cfg.blocks = 2;
-    cfg.conv = ConvKind::parse(&kind)?;
+    cfg.conv = ConvKind::parse(kind)?;
     let t = TrainConfig {
         batch: 8,
         patch: 48,
@@ -43,10 +69,16 @@ fn main() -> Result<()> {
         .iter()
         .map(|s| Tensor::from(tract_ndarray::ArrayD::<f32>::from_elem(s.clone(), 0.05)).into())
         .collect();
+    Ok((plan, inputs))
+}
+
+/// Times each node of `plan` as it runs, over RUNS runs after a warm-up; prints the
+/// median run and the op types by time.
+fn profile(kind: &str, plan: &Plan, inputs: TVec<TValue>) -> Result<()> {
     let mut by_op: BTreeMap<String, (f64, usize)> = BTreeMap::new();
     let mut steps = Vec::new();
     for run in 0..=RUNS {
-        let mut state = SimpleState::new(&plan)?;
+        let mut state = SimpleState::new(plan)?;
         let start = Instant::now();
         state.run_plan_with_eval(inputs.clone(), |ctx, op_state, node, input| {
             let t0 = Instant::now();
