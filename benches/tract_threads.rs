@@ -41,7 +41,7 @@ fn upscale_row<'a>(lr: &'a Array3<u8>, tile: Option<usize>, cores: usize) -> Vec
     engines(cores)
         .into_iter()
         .map(|(name, runtime, threads)| {
-            let mut m = builtin::load(Some(2), runtime, threads).unwrap();
+            let mut m = builtin::load(Some(2), None, runtime, threads).unwrap();
             // The first run plans tract for the tile size: not what is measured.
             m.upscale(lr, tile, &|| {}).unwrap();
             Contender {

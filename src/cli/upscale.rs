@@ -18,6 +18,7 @@ use std::time::Instant;
 #[command(after_help = "Examples:\n  \
     srgraph upscale photo.jpg                      (the built-in WDSR-B x2; writes photo_x2.png)\n  \
     srgraph upscale photo.jpg --scale 4            (the built-in WDSR-B x4)\n  \
+    srgraph upscale scan.tif --channels 1          (the built-in grey WDSR-B x2; 16 bits stay 16)\n  \
     srgraph upscale runs/wdsr-b-x2/model.onnx photo.jpg photo_x2.png\n  \
     srgraph upscale model.onnx ../shared/data/Set5/HR -o sr/ --compare\n  \
     srgraph upscale model.onnx small.png --compare --hr original.png\n\n\
@@ -55,6 +56,10 @@ pub struct UpscaleArgs {
     /// Without it, an RGB picture given to such a model is an error.
     #[arg(long)]
     pub grey: bool,
+    /// The picture channels of the model: 1 picks the built-in grey model (x2; RGB pictures go as their luma,
+    /// written grey), 3 the RGB ones (the default). With a MODEL, an error if it has the other.
+    #[arg(long, value_name = "1|3")]
+    pub channels: Option<usize>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -99,8 +104,17 @@ pub fn run(mut a: UpscaleArgs) -> Result<()> {
     let engine = a.engine.runtime(RuntimeArg::Tract)?;
     let mut model = match &model_path {
         Some(path) => SrModel::load(path, engine, a.engine.ort.threads)?,
-        None => builtin::load(a.scale, engine, a.engine.ort.threads)?,
+        None => builtin::load(a.scale, a.channels, engine, a.engine.ort.threads)?,
     };
+    if let Some(ch) = a.channels.filter(|&ch| ch != model.channels) {
+        bail!(
+            "{} has {} picture channel(s), not --channels {ch}: leave --channels out, or pass a {ch}-channel model",
+            model.name,
+            model.channels
+        );
+    }
+    // Asking for one channel is asking for an RGB picture's luma.
+    a.grey |= a.channels == Some(1);
     let s = model.ensure_scale(a.scale)?;
     let outputs = output_paths(&inputs, a.out.as_deref(), s)?;
     let input_refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).chain(model_path.as_deref()).collect();

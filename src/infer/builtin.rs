@@ -1,5 +1,6 @@
 //! The models `srgraph upscale` uses when it is given none: small WDSR-Bs (16 blocks,
-//! 32 filters) that srgraph trained itself on T91 + BSD200, x2, x3 and x4. Their
+//! 32 filters) that srgraph trained itself on T91 + BSD200, x2, x3 and x4, and a grey
+//! (single-channel) x2 for `upscale --channels 1`. Their
 //! metadata holds the command, the steps and the Set5/Set14 scores. They are built
 //! into the binary, so the command works with nothing but a picture. `assets/README.md`
 //! says how they were made.
@@ -8,21 +9,32 @@ use super::SrModel;
 use crate::runtime::Runtime;
 use anyhow::{bail, Result};
 
-/// The built-in models by scale.
-const MODELS: [(usize, &[u8]); 3] = [
-    (2, include_bytes!("../../assets/wdsr-b-x2.onnx")),
-    (3, include_bytes!("../../assets/wdsr-b-x3.onnx")),
-    (4, include_bytes!("../../assets/wdsr-b-x4.onnx")),
+/// The built-in models: scale, picture channels, file.
+const MODELS: [(usize, usize, &[u8]); 4] = [
+    (2, 3, include_bytes!("../../assets/wdsr-b-x2.onnx")),
+    (3, 3, include_bytes!("../../assets/wdsr-b-x3.onnx")),
+    (4, 3, include_bytes!("../../assets/wdsr-b-x4.onnx")),
+    (2, 1, include_bytes!("../../assets/wdsr-b-x2-grey.onnx")),
 ];
 
-/// The built-in model for `scale` (2 when not given).
-pub fn load(scale: Option<usize>, runtime: Runtime, threads: usize) -> Result<SrModel> {
-    let s = scale.unwrap_or(2);
-    match MODELS.iter().find(|(k, _)| *k == s) {
-        Some((_, bytes)) => {
-            let name = format!("the built-in WDSR-B x{s} (assets/wdsr-b-x{s}.onnx)");
+/// The built-in model for `scale` (2 when not given) and `channels` (3, RGB, when not
+/// given; 1 for the grey one).
+pub fn load(scale: Option<usize>, channels: Option<usize>, runtime: Runtime, threads: usize) -> Result<SrModel> {
+    let (s, ch) = (scale.unwrap_or(2), channels.unwrap_or(3));
+    match MODELS.iter().find(|(k, c, _)| (*k, *c) == (s, ch)) {
+        Some((_, _, bytes)) => {
+            let (name, file) = match ch {
+                1 => ("grey ", format!("wdsr-b-x{s}-grey.onnx")),
+                _ => ("", format!("wdsr-b-x{s}.onnx")),
+            };
+            let name = format!("the built-in {name}WDSR-B x{s} (assets/{file})");
             SrModel::from_bytes(bytes.to_vec(), &name, runtime, threads)
         }
+        None if ch == 1 && (2..=4).contains(&s) => bail!(
+            "srgraph's built-in grey model is x2; for a grey x{s} model, `srgraph train wdsr-b --init \
+             assets/wdsr-b-x{s}.onnx --channels 1 --data PICTURES` starts one from the RGB built-in (docs/pictures.md)"
+        ),
+        None if ch != 1 && ch != 3 => bail!("--channels {ch}: pictures have 1 (grey) or 3 (RGB) channels"),
         None => bail!(
             "srgraph has built-in models for x2, x3 and x4 only; for x{s} pass a model: `srgraph train wdsr-b \
              --scale {s} --data PICTURES` trains one (runs/wdsr-b-x{s}/model.onnx), and `srgraph import` reads \

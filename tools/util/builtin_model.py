@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Make assets/wdsr-b-x<S>.onnx, a model `srgraph upscale` uses when given none, from a
+"""Make assets/wdsr-b-x<S>.onnx (wdsr-b-x<S>-grey.onnx for a single-channel network), a model `srgraph upscale` uses when given none, from a
 training run: its model.onnx (the EMA weights when the run kept them), scored on Set5 and
 Set14 by `srgraph eval`, with the training command and the scores written into its metadata.
 
@@ -23,10 +23,13 @@ a = ap.parse_args()
 model = onnx.load(os.path.join(a.run, "model.onnx"))
 meta = {p.key: p.value for p in model.metadata_props}
 scale = meta["scale"]
-a.out = a.out or f"assets/wdsr-b-x{scale}.onnx"
+grey = "-grey" if meta.get("channels") == "1" else ""
+a.out = a.out or f"assets/wdsr-b-x{scale}{grey}.onnx"
 # Paths of the machine it was trained on say nothing to a user: the set's name and the command do.
 for key in ("data", "validation", "validation_psnr_y", "bicubic_psnr_y", "imported_from"):
     meta.pop(key, None)
+if "initialised_from" in meta:  # a fine-tune: the file it started from, by name
+    meta["initialised_from"] = os.path.basename(meta["initialised_from"])
 meta["trained_on"] = a.trained_on
 meta["training_command"] = a.command
 meta["made_by"] = "tools/util/builtin_model.py"
