@@ -215,7 +215,7 @@ impl Job<'_> {
         big.grey |= self.model.channels == 1;
         write_output(output, &big.encode_for(output)?, a.force)?;
         if a.compare {
-            write_compare(&pic.eight(), &big.eight(), a.hr.as_deref(), input, inputs, output, self.s, a.force)?;
+            write_compare(&pic.eight(), &big.eight(), a, input, inputs, output, self.s)?;
         }
         Ok((w, h, n))
     }
@@ -282,36 +282,21 @@ fn compare_path(output: &Path) -> PathBuf {
     output.with_file_name(format!("{stem}_compare.png"))
 }
 
+/// `--compare`'s picture: bicubic | model (| HR with --hr) side by side.
 fn write_compare(
     pic: &Picture,
     big: &Picture,
-    hr: Option<&Path>,
+    a: &UpscaleArgs,
     input: &Path,
     inputs: &[PathBuf],
     output: &Path,
     s: usize,
-    force: bool,
 ) -> Result<()> {
     let bicubic = bicubic::upscale(&pic.rgb, s)?;
     let mut panels = vec![("bicubic", &bicubic), ("model", &big.rgb)];
     let hr_img;
-    if let Some(hr) = hr {
-        let file = if hr.is_dir() {
-            // The same name, or the benchmark convention: LR `babyx2.png` for HR `baby.png`.
-            let same = hr.join(input.file_name().unwrap_or_default());
-            let stem = input.file_stem().unwrap_or_default().to_string_lossy();
-            match stem.strip_suffix(&format!("x{s}")) {
-                Some(base) if !same.is_file() => hr.join(format!("{base}.png")),
-                _ => same,
-            }
-        } else {
-            ensure!(
-                inputs.len() == 1,
-                "--hr is one file but there are {} pictures: give a folder",
-                inputs.len()
-            );
-            hr.to_path_buf()
-        };
+    if let Some(hr) = &a.hr {
+        let file = hr_file(hr, input, inputs, s)?;
         let full = Picture::open(&file)?.rgb;
         let (h, w, _) = big.rgb.dim();
         ensure!(
@@ -326,5 +311,24 @@ fn write_compare(
         panels.push(("HR", &hr_img));
     }
     let image = compare::side_by_side(&panels)?;
-    write_output(&compare_path(output), &rgb_png(&image)?, force)
+    write_output(&compare_path(output), &rgb_png(&image)?, a.force)
+}
+
+/// The original of `input` that --hr names: the file itself, or in a folder the picture
+/// of the same name or, by the benchmark convention, `baby.png` for LR `babyx2.png`.
+fn hr_file(hr: &Path, input: &Path, inputs: &[PathBuf], s: usize) -> Result<PathBuf> {
+    if !hr.is_dir() {
+        ensure!(
+            inputs.len() == 1,
+            "--hr is one file but there are {} pictures: give a folder",
+            inputs.len()
+        );
+        return Ok(hr.to_path_buf());
+    }
+    let same = hr.join(input.file_name().unwrap_or_default());
+    let stem = input.file_stem().unwrap_or_default().to_string_lossy();
+    Ok(match stem.strip_suffix(&format!("x{s}")) {
+        Some(base) if !same.is_file() => hr.join(format!("{base}.png")),
+        _ => same,
+    })
 }

@@ -19,7 +19,11 @@ pub fn single_channel_from_rgb(
     rgb: &ModelConfig,
     values: Vec<(String, Tensor)>,
 ) -> Result<(ModelConfig, Vec<(String, Tensor)>)> {
-    ensure!(rgb.channels == 3, "the network already takes {} channel(s)", rgb.channels);
+    ensure!(
+        rgb.channels == 3,
+        "the network already takes {} channel(s)",
+        rgb.channels
+    );
     ensure!(
         rgb.shuffle == ShuffleMode::Crd,
         "only a network with PyTorch's pixel shuffle (crd) can be made single-channel"
@@ -35,7 +39,9 @@ pub fn single_channel_from_rgb(
         if out.iter().any(|(n, _)| n == name) {
             continue; // written with its conv's other parameters
         }
-        let have = values.get(name).with_context(|| format!("the weights have no {name}"))?;
+        let have = values
+            .get(name)
+            .with_context(|| format!("the weights have no {name}"))?;
         if have.shape() == want.shape() {
             out.push((name.to_string(), values.remove(name).unwrap()));
             continue;
@@ -47,10 +53,14 @@ pub fn single_channel_from_rgb(
                 want.shape()
             )
         };
-        let weight = dry.params().find(|(n, _)| conv_of(n) == Some(conv) && !n.ends_with("bias") && !n.ends_with("_g"));
-        let Some((_, weight)) = weight else { bail!("{conv} has no weight in a single-channel network") };
+        let weight = dry
+            .params()
+            .find(|(n, _)| conv_of(n) == Some(conv) && !n.ends_with("bias") && !n.ends_with("_g"));
+        let Some((_, weight)) = weight else {
+            bail!("{conv} has no weight in a single-channel network")
+        };
         let conv = PictureConv::take(conv, &mut values)?;
-        out.extend(conv.to_single_channel(rgb, &grey, weight.shape()).into_values());
+        out.extend(conv.into_single_channel(rgb, &grey, weight.shape()).into_values());
     }
     Ok((grey, out))
 }
@@ -101,7 +111,7 @@ impl PictureConv {
     /// The conv as the single-channel network has it (`want`: its weight's shape there):
     /// one input channel where it read three, a third of its outputs where it wrote
     /// three per shuffled pixel.
-    fn to_single_channel(mut self, rgb: &ModelConfig, grey: &ModelConfig, want: &[usize]) -> PictureConv {
+    fn into_single_channel(mut self, rgb: &ModelConfig, grey: &ModelConfig, want: &[usize]) -> PictureConv {
         let (outputs, inputs) = (self.weight.dim().0, self.weight.dim().1);
         if inputs == 3 && want[1] == 1 {
             self.read_grey(rgb, grey);
@@ -145,7 +155,11 @@ impl PictureConv {
         let n = |p: &str| format!("{}.{p}", self.name);
         let mut out = vec![];
         if self.weight_norm {
-            let norms: Vec<f32> = self.weight.outer_iter().map(|w| w.iter().map(|x| x * x).sum::<f32>().sqrt()).collect();
+            let norms: Vec<f32> = self
+                .weight
+                .outer_iter()
+                .map(|w| w.iter().map(|x| x * x).sum::<f32>().sqrt())
+                .collect();
             out.push((n("weight_v"), Tensor::F32(self.weight.into_dyn())));
             let g = Tensor::f32(&[norms.len(), 1, 1, 1], norms);
             out.push((n("weight_g"), g));
