@@ -9,25 +9,29 @@ use super::SrModel;
 use crate::runtime::Runtime;
 use anyhow::{bail, Result};
 
-/// The built-in models: scale, picture channels, file.
-const MODELS: [(usize, usize, &[u8]); 4] = [
-    (2, 3, include_bytes!("../../assets/wdsr-b-x2.onnx")),
-    (3, 3, include_bytes!("../../assets/wdsr-b-x3.onnx")),
-    (4, 3, include_bytes!("../../assets/wdsr-b-x4.onnx")),
-    (2, 1, include_bytes!("../../assets/wdsr-b-x2-grey.onnx")),
+/// A built-in model: its scale, picture channels, file under assets/ and bytes.
+macro_rules! builtin {
+    ($scale:literal, $channels:literal, $file:literal) => {
+        ($scale, $channels, $file, include_bytes!(concat!("../../assets/", $file)).as_slice())
+    };
+}
+
+/// The built-in models.
+const MODELS: [(usize, usize, &str, &[u8]); 4] = [
+    builtin!(2, 3, "wdsr-b-x2.onnx"),
+    builtin!(3, 3, "wdsr-b-x3.onnx"),
+    builtin!(4, 3, "wdsr-b-x4.onnx"),
+    builtin!(2, 1, "wdsr-b-x2-grey.onnx"),
 ];
 
 /// The built-in model for `scale` (2 when not given) and `channels` (3, RGB, when not
 /// given; 1 for the grey one).
 pub fn load(scale: Option<usize>, channels: Option<usize>, runtime: Runtime, threads: usize) -> Result<SrModel> {
     let (s, ch) = (scale.unwrap_or(2), channels.unwrap_or(3));
-    match MODELS.iter().find(|(k, c, _)| (*k, *c) == (s, ch)) {
-        Some((_, _, bytes)) => {
-            let (name, file) = match ch {
-                1 => ("grey ", format!("wdsr-b-x{s}-grey.onnx")),
-                _ => ("", format!("wdsr-b-x{s}.onnx")),
-            };
-            let name = format!("the built-in {name}WDSR-B x{s} (assets/{file})");
+    match MODELS.iter().find(|(k, c, _, _)| (*k, *c) == (s, ch)) {
+        Some((_, _, file, bytes)) => {
+            let grey = if ch == 1 { "grey " } else { "" };
+            let name = format!("the built-in {grey}WDSR-B x{s} (assets/{file})");
             SrModel::from_bytes(bytes.to_vec(), &name, runtime, threads)
         }
         None if ch == 1 && (2..=4).contains(&s) => bail!(

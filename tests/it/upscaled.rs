@@ -47,20 +47,9 @@ fn bicubic_upscales(dir: &Path) {
 fn bicubic_upscales_score_as_evals_bicubic() {
     let dir = tempfile::tempdir().unwrap();
     bicubic_upscales(dir.path());
-    let o = srgraph(
-        &[
-            "eval",
-            "--data",
-            &data("Set5"),
-            &data("Set14"),
-            "--scale",
-            "3",
-            "--upscaled",
-            "sr",
-            "--json",
-        ],
-        dir.path(),
-    );
+    let (set5, set14) = (data("Set5"), data("Set14"));
+    let eval = ["eval", "--data", &set5, &set14, "--scale", "3", "--upscaled", "sr"];
+    let o = srgraph(&[&eval[..], &["--json"]].concat(), dir.path());
     assert!(o.status.success(), "{}", text(&o));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["upscaled"], "sr");
@@ -75,19 +64,7 @@ fn bicubic_upscales_score_as_evals_bicubic() {
         assert_eq!(set["model"], set["bicubic"]);
     }
     // The table reads the same, a gain of zero on each set.
-    let o = srgraph(
-        &[
-            "eval",
-            "--data",
-            &data("Set5"),
-            &data("Set14"),
-            "--scale",
-            "3",
-            "--upscaled",
-            "sr",
-        ],
-        dir.path(),
-    );
+    let o = srgraph(&eval, dir.path());
     assert!(o.status.success(), "{}", text(&o));
     let table = String::from_utf8_lossy(&o.stdout);
     assert!(table.contains("upscaled elsewhere"), "{table}");
