@@ -38,7 +38,12 @@ fn median(times: &[f64]) -> f64 {
 fn main() {
     let models: Vec<PathBuf> = env("SRGRAPH_BENCH_MODELS")
         .map(|v| v.split(',').map(PathBuf::from).collect())
-        .unwrap_or_else(|| vec![PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/wdsr-b-x2.onnx"))]);
+        .unwrap_or_else(|| {
+            vec![PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/assets/wdsr-b-x2.onnx"
+            ))]
+        });
     let rounds: usize = env("SRGRAPH_BENCH_ROUNDS").and_then(|v| v.parse().ok()).unwrap_or(5);
     let engines = env("SRGRAPH_BENCH_ENGINES").unwrap_or_else(|| "ort,tract".into());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -77,7 +82,11 @@ fn main() {
     println!("upscale of a 512x512 picture, whole; medians of {rounds} interleaved runs on {cores} threads\n");
     println!("| engine | model | seconds | time / float32's |");
     println!("|---|---|---:|---:|");
-    let stem = |m: &str| m.trim_end_matches(".onnx").rsplit_once('-').map_or(m.to_string(), |(s, _)| s.to_string());
+    let stem = |m: &str| {
+        m.trim_end_matches(".onnx")
+            .rsplit_once('-')
+            .map_or(m.to_string(), |(s, _)| s.to_string())
+    };
     for c in &contenders {
         let same_engine = || contenders.iter().filter(|f| f.engine == c.engine);
         let first = same_engine()

@@ -9,8 +9,8 @@
 mod conv;
 mod rules;
 
-pub use conv::{ConvShape, ConvSpelling, InputGrad, Spellings, WeightGrad};
 pub use conv::{input_grad, weight_grad};
+pub use conv::{ConvShape, ConvSpelling, InputGrad, Spellings, WeightGrad};
 
 use crate::ir::{show, Dim, Graph, Op, Outlet, Tensor};
 use anyhow::{bail, ensure, Context, Result};

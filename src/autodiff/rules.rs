@@ -19,8 +19,12 @@ pub fn backward(e: &mut Emitter, id: usize, dy: Outlet, needs: &[bool], spelling
         // dy * shifted x,  db = sum of dy; spelled as `spellings` says for the conv's shape (conv.rs).
         Op::Conv { pads, group } => {
             let shape = ConvShape {
-                x: e.shape(x[0])?.try_into().map_err(|_| anyhow::anyhow!("Conv of a rank other than 4"))?,
-                w: e.shape(x[1])?.try_into().map_err(|_| anyhow::anyhow!("Conv weight of a rank other than 4"))?,
+                x: e.shape(x[0])?
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("Conv of a rank other than 4"))?,
+                w: e.shape(x[1])?
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("Conv weight of a rank other than 4"))?,
                 pads: *pads,
                 group: *group,
             };

@@ -194,7 +194,10 @@ pub fn resolve(a: &ModelArgs) -> Result<(ModelConfig, Vec<String>)> {
     }
     c.conv = a.conv.unwrap_or(c.conv);
     if a.linear.is_some() && !c.conv.uses_low_rank() {
-        bail!("--linear sets the low-rank width, which --conv {} does not have", c.conv);
+        bail!(
+            "--linear sets the low-rank width, which --conv {} does not have",
+            c.conv
+        );
     }
     if a.params.is_some() && a.filters.is_some() {
         bail!("--params chooses the filters itself: give --params or --filters, not both");

@@ -119,7 +119,12 @@ fn write_inputs(a: &EvalArgs, o: &EvalOptions, out: &Path) -> Result<()> {
         let folder = for_set(out, dir, a.data.len());
         let n = save_inputs(dir, o, &folder, a.force)?;
         // On stderr, so that --json's stdout stays one document.
-        eprintln!("wrote the {n} x{} LR pictures of {} to {}", o.scale, dir.display(), folder.display());
+        eprintln!(
+            "wrote the {n} x{} LR pictures of {} to {}",
+            o.scale,
+            dir.display(),
+            folder.display()
+        );
     }
     Ok(())
 }
@@ -207,7 +212,11 @@ fn report(
     }
     let sources: Vec<String> = sets.iter().map(|s| format!("{}: {}", s.set, s.lr_source)).collect();
     writeln!(out, "LR images from {}", sources.join(", "))?;
-    let deep: Vec<&str> = sets.iter().filter(|s| s.bit_depth == 16).map(|s| s.set.as_str()).collect();
+    let deep: Vec<&str> = sets
+        .iter()
+        .filter(|s| s.bit_depth == 16)
+        .map(|s| s.set.as_str())
+        .collect();
     if !deep.is_empty() {
         writeln!(
             out,

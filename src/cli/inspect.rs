@@ -5,10 +5,10 @@ use super::{RuntimeArg, RuntimeArgs};
 use crate::data::picture::{AnyPicture, Picture};
 use crate::data::sample::Sample;
 use crate::eval::activations::{activation_stats, block_stats, centre, mean_zero_share, BlockStats, ReluStats};
-use crate::runtime::Runtime;
 use crate::infer::Signature;
 use crate::ir::{show, Op};
 use crate::onnx::{pb, Metadata, Model, Precision};
+use crate::runtime::Runtime;
 use crate::util::grouped;
 use anyhow::{Context, Result};
 use clap::Args;
@@ -161,7 +161,11 @@ fn centre_stats<P: Sample>(
 ) -> Result<CentreStats> {
     let lr = centre(pic.rgb.view(), side);
     let (ch, cw, _) = lr.dim();
-    Ok((pic.size(), (cw, ch), activation_stats(bytes, name, lr, engine, threads)?))
+    Ok((
+        pic.size(),
+        (cw, ch),
+        activation_stats(bytes, name, lr, engine, threads)?,
+    ))
 }
 
 /// `--activations`: the model run once on the picture's centre, a table of its blocks.

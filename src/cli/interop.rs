@@ -2,10 +2,10 @@
 //! checkpoints to srgraph's inference graph, and srgraph's weights back under a
 //! reference layout's names.
 
-use crate::interop::{self, ExportLayout, Hints, Layout};
-use crate::models::{describe, Arch};
 use crate::compiler::qat;
 use crate::eval::calibrate;
+use crate::interop::{self, ExportLayout, Hints, Layout};
+use crate::models::{describe, Arch};
 use crate::onnx::{pb, precision, quantize, Metadata, Precision};
 use crate::util::{check_output, write_output};
 use anyhow::{bail, Context, Result};
@@ -314,14 +314,18 @@ fn in_run_folder(source: &Path, files: [&str; 2]) -> Result<PathBuf> {
     if !source.is_dir() {
         return Ok(source.to_path_buf());
     }
-    files.iter().map(|f| source.join(f)).find(|p| p.exists()).with_context(|| {
-        format!(
-            "{} holds neither {} nor {}: give a run folder, a model or a checkpoint",
-            source.display(),
-            files[0],
-            files[1]
-        )
-    })
+    files
+        .iter()
+        .map(|f| source.join(f))
+        .find(|p| p.exists())
+        .with_context(|| {
+            format!(
+                "{} holds neither {} nor {}: give a run folder, a model or a checkpoint",
+                source.display(),
+                files[0],
+                files[1]
+            )
+        })
 }
 
 /// `export --precision`: the inference model of `a.source` in `precision`. A run folder
@@ -375,7 +379,9 @@ fn quantise(
     config: &crate::models::ModelConfig,
     a: &CalibrationArgs,
 ) -> Result<()> {
-    let trained = Metadata::from_proto(&model.metadata_props).get(qat::QAT_RANGES_KEY).map(str::to_string);
+    let trained = Metadata::from_proto(&model.metadata_props)
+        .get(qat::QAT_RANGES_KEY)
+        .map(str::to_string);
     let (ranges, how) = match (&a.calibrate, trained) {
         (Some(dir), _) => calibrated(float32, name, config.scale, dir, a)?,
         (None, Some(json)) => (
@@ -449,7 +455,11 @@ fn ensure_exportable(proto: &pb::ModelProto, name: &str) -> Result<()> {
         bail!(
             "{name} is {} already: export from the float32 model it came from (a run folder, its model.onnx or its \
              checkpoint)",
-            if declared == "fp32" { Precision::of(graph).name() } else { declared }
+            if declared == "fp32" {
+                Precision::of(graph).name()
+            } else {
+                declared
+            }
         );
     }
     Ok(())

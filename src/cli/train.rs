@@ -262,7 +262,10 @@ pub fn run(a: TrainArgs) -> Result<bool> {
             writeln!(out, "degradation {name} (the LR pictures, of training and validation)")?;
         }
         if o.data.bit_depth(o.model.scale) == 16 {
-            writeln!(out, "pictures    16-bit (the network sees values / 257; the model records bit_depth = 16)")?;
+            writeln!(
+                out,
+                "pictures    16-bit (the network sees values / 257; the model records bit_depth = 16)"
+            )?;
         }
         writeln!(out, "run folder  {}", o.out.display())?;
         if let Some(l) = crate::distributed::launch() {

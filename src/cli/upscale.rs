@@ -117,7 +117,11 @@ pub fn run(mut a: UpscaleArgs) -> Result<()> {
     a.grey |= a.channels == Some(1);
     let s = model.ensure_scale(a.scale)?;
     let outputs = output_paths(&inputs, a.out.as_deref(), s)?;
-    let input_refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).chain(model_path.as_deref()).collect();
+    let input_refs: Vec<&Path> = inputs
+        .iter()
+        .map(PathBuf::as_path)
+        .chain(model_path.as_deref())
+        .collect();
     for o in &outputs {
         check_output(o, a.force, &input_refs)?;
         if a.compare {
@@ -233,7 +237,9 @@ impl Job<'_> {
                 self.model.name
             ),
             (1, false) => "an RGB picture: its luma (BT.601 Y) is upscaled, and written grey (--grey)",
-            (3, true) => "a grey picture: the RGB model sees it as three equal channels and it is written as their mean",
+            (3, true) => {
+                "a grey picture: the RGB model sees it as three equal channels and it is written as their mean"
+            }
             _ => return Ok(()),
         };
         self.bar.suspend(|| eprintln!("note: {} is {note}", input.display()));

@@ -34,11 +34,17 @@ pub const QAT_RANGES_KEY: &str = "qat_ranges";
 impl FakeQuant {
     /// `qat` and `qat_ranges` (JSON: name -> [min, max]).
     pub fn metadata(&self) -> Vec<(String, String)> {
-        let ranges: BTreeMap<&str, [f32; 2]> =
-            self.activations.iter().map(|(k, r)| (k.as_str(), [r.min, r.max])).collect();
+        let ranges: BTreeMap<&str, [f32; 2]> = self
+            .activations
+            .iter()
+            .map(|(k, r)| (k.as_str(), [r.min, r.max]))
+            .collect();
         vec![
             (QAT_KEY.into(), "int8".into()),
-            (QAT_RANGES_KEY.into(), serde_json::to_string(&ranges).expect("numbers serialise")),
+            (
+                QAT_RANGES_KEY.into(),
+                serde_json::to_string(&ranges).expect("numbers serialise"),
+            ),
         ]
     }
 
@@ -46,7 +52,10 @@ impl FakeQuant {
     pub fn ranges_of(json: &str) -> Result<Ranges> {
         let ranges: BTreeMap<String, [f32; 2]> =
             serde_json::from_str(json).context("qat_ranges is not a JSON map of name to [min, max]")?;
-        Ok(ranges.into_iter().map(|(k, [min, max])| (k, Range { min, max })).collect())
+        Ok(ranges
+            .into_iter()
+            .map(|(k, [min, max])| (k, Range { min, max }))
+            .collect())
     }
 }
 
@@ -75,10 +84,7 @@ pub fn fake_quantize(g: &Graph, q: &FakeQuant) -> Result<(Graph, HashMap<Outlet,
         if matches!(n.op, Op::Conv { .. }) && q.convs.contains(&n.name) {
             inputs[1] = fake_quantize_weight(&mut out, &n.name, inputs[1])?;
         }
-        out.nodes.push(Node {
-            inputs,
-            ..n.clone()
-        });
+        out.nodes.push(Node { inputs, ..n.clone() });
         let new_id = out.nodes.len() - 1;
         for slot in 0..n.outputs.len() {
             moved.insert(Outlet { node: id, slot }, Outlet { node: new_id, slot });
@@ -92,7 +98,11 @@ pub fn fake_quantize(g: &Graph, q: &FakeQuant) -> Result<(Graph, HashMap<Outlet,
             moved.insert(Outlet { node: id, slot: 0 }, y);
         }
     }
-    out.inputs = g.inputs.iter().map(|&i| moved[&Outlet { node: i, slot: 0 }].node).collect();
+    out.inputs = g
+        .inputs
+        .iter()
+        .map(|&i| moved[&Outlet { node: i, slot: 0 }].node)
+        .collect();
     out.outputs = g.outputs.iter().map(|(name, o)| (name.clone(), moved[o])).collect();
     out.check().context("after inserting fake quantisation")?;
     Ok((out, moved))
@@ -113,7 +123,13 @@ fn fake_quantize_weight(g: &mut Graph, conv: &str, w: Outlet) -> Result<Outlet> 
     // A channel of zeros divides by 1/127 rather than 0 (the export uses 1): its values round to 0 either way.
     let zero = g.constant(format!("{name}.zero"), Tensor::scalar(0.0));
     let empty = g.wire(format!("{name}.empty"), Op::Greater, &[zero, peak])?;
-    let empty = g.wire(format!("{name}.empty.f32"), Op::Cast { to: crate::ir::DType::F32 }, &[empty])?;
+    let empty = g.wire(
+        format!("{name}.empty.f32"),
+        Op::Cast {
+            to: crate::ir::DType::F32,
+        },
+        &[empty],
+    )?;
     let peak = g.wire(format!("{name}.peak.nonzero"), Op::Add, &[peak, empty])?;
     // max |w| / 127, the division the export makes, so the grids agree to the bit.
     let levels = g.constant(format!("{name}.levels"), Tensor::scalar(127.0));
@@ -126,6 +142,10 @@ fn fake_quantize_weight(g: &mut Graph, conv: &str, w: Outlet) -> Result<Outlet> 
 fn round_to_grid(g: &mut Graph, name: &str, x: Outlet, scale: Outlet, lo: f32, hi: f32) -> Result<Outlet> {
     let steps = g.wire(format!("{name}.fake_quant.div"), Op::Div, &[x, scale])?;
     let steps = g.wire(format!("{name}.fake_quant.round"), Op::Round, &[steps])?;
-    let steps = g.wire(format!("{name}.fake_quant.clip"), Op::Clip { min: lo, max: hi }, &[steps])?;
+    let steps = g.wire(
+        format!("{name}.fake_quant.clip"),
+        Op::Clip { min: lo, max: hi },
+        &[steps],
+    )?;
     g.wire(format!("{name}.fake_quant"), Op::Mul, &[steps, scale])
 }

@@ -287,7 +287,13 @@ impl PixelCache {
     /// cache's value type (u8 for an 8-bit cache, u16 for a 16-bit one): asking for the
     /// other is a bug, and panics.
     pub fn pair_as<P: Sample>(&self, i: usize) -> (ArrayView3<'_, P>, ArrayView3<'_, P>, &str) {
-        assert_eq!(P::BITS, self.bit_depth, "a {}-bit cache read as {}-bit", self.bit_depth, P::BITS);
+        assert_eq!(
+            P::BITS,
+            self.bit_depth,
+            "a {}-bit cache read as {}-bit",
+            self.bit_depth,
+            P::BITS
+        );
         let e = &self.entries[i];
         let bytes_per_value = u64::from(P::BITS / 8);
         let view = |x: &Extent| {

@@ -440,7 +440,10 @@ mod tests {
         assert!((sigma / 257.0 - DN_SIGMA).abs() < 0.5, "sigma {sigma}");
         let hr = Array3::from_shape_fn((24, 24, 3), |(y, x, c)| ((y * 37 + x * 11 + c * 70) % 256) as u8);
         let deep = hr.mapv(|v| v as u16 * 257);
-        let (lr8, lr16) = (Degradation::Bd.downscale(&hr, 3).unwrap(), Degradation::Bd.downscale(&deep, 3).unwrap());
+        let (lr8, lr16) = (
+            Degradation::Bd.downscale(&hr, 3).unwrap(),
+            Degradation::Bd.downscale(&deep, 3).unwrap(),
+        );
         for (a, b) in lr8.iter().zip(&lr16) {
             assert!((*a as f64 - *b as f64 / 257.0).abs() <= 0.5 + 1.0 / 257.0, "{a} vs {b}");
         }

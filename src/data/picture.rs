@@ -270,10 +270,26 @@ mod tests {
         let grey = Array3::from_shape_fn((5, 7, 3), |(y, x, _)| (y * 13000 + x * 7) as u16);
         let alpha = Array3::from_shape_fn((5, 7, 1), |(y, x, _)| (65535 - y * 100 - x) as u16);
         let cases = [
-            Picture { rgb: rgb.clone(), alpha: None, grey: false },
-            Picture { rgb: grey.clone(), alpha: None, grey: true },
-            Picture { rgb: grey, alpha: Some(alpha.clone()), grey: true },
-            Picture { rgb, alpha: Some(alpha), grey: false },
+            Picture {
+                rgb: rgb.clone(),
+                alpha: None,
+                grey: false,
+            },
+            Picture {
+                rgb: grey.clone(),
+                alpha: None,
+                grey: true,
+            },
+            Picture {
+                rgb: grey,
+                alpha: Some(alpha.clone()),
+                grey: true,
+            },
+            Picture {
+                rgb,
+                alpha: Some(alpha),
+                grey: false,
+            },
         ];
         for pic in &cases {
             for bytes in [pic.to_png()?, pic.to_tiff()?] {
@@ -298,7 +314,11 @@ mod tests {
     #[test]
     fn eight_bits_stay_eight_in_tiff() -> Result<()> {
         let rgb = Array3::from_shape_fn((4, 6, 3), |(y, x, c)| (y * 50 + x * 9 + c) as u8);
-        let pic = Picture { rgb, alpha: None, grey: false };
+        let pic = Picture {
+            rgb,
+            alpha: None,
+            grey: false,
+        };
         let back = decoded(&pic.to_tiff()?);
         assert_eq!(back.color(), ColorType::Rgb8);
         assert_eq!(Picture::<u8>::of(&back).rgb, pic.rgb);

@@ -92,11 +92,22 @@ pub fn calibrate(
     let run = |x: &ArrayD<f32>| -> Result<Vec<ArrayD<f32>>> {
         let out = runtime::run_once(runtime, &probe, vec![x.clone()], threads)
             .with_context(|| format!("running {name} on a calibration picture"))?;
-        ensure!(out.len() == tensors.len(), "{name}: {} outputs for {} activations", out.len(), tensors.len());
+        ensure!(
+            out.len() == tensors.len(),
+            "{name}: {} outputs for {} activations",
+            out.len(),
+            tensors.len()
+        );
         bar.inc(1);
         Ok(out)
     };
-    let mut ranges = vec![Range { min: f32::INFINITY, max: f32::NEG_INFINITY }; tensors.len()];
+    let mut ranges = vec![
+        Range {
+            min: f32::INFINITY,
+            max: f32::NEG_INFINITY
+        };
+        tensors.len()
+    ];
     for x in &pictures.inputs {
         for (r, t) in ranges.iter_mut().zip(run(x)?) {
             for &v in t.iter() {
@@ -165,7 +176,10 @@ struct Histogram {
 
 impl Histogram {
     fn new(range: Range) -> Histogram {
-        Histogram { range, counts: vec![0; BINS] }
+        Histogram {
+            range,
+            counts: vec![0; BINS],
+        }
     }
 
     fn width(&self) -> f32 {

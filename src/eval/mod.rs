@@ -13,9 +13,9 @@ pub use activations::{activation_stats, block_stats, mean_zero_share, BlockStats
 use crate::data::bicubic;
 use crate::data::cache::PixelCache;
 use crate::data::dataset::{from_nchw_as, ImageSet, Pair};
+use crate::data::degrade::Degradation;
 use crate::data::luma::grey_picture;
 use crate::data::sample::Sample;
-use crate::data::degrade::Degradation;
 use crate::infer::SrModel;
 use crate::metrics::{psnr_rgb, psnr_y, ssim_y};
 use anyhow::{bail, Context, Result};

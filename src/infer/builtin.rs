@@ -12,7 +12,12 @@ use anyhow::{bail, Result};
 /// A built-in model: its scale, picture channels, file under assets/ and bytes.
 macro_rules! builtin {
     ($scale:literal, $channels:literal, $file:literal) => {
-        ($scale, $channels, $file, include_bytes!(concat!("../../assets/", $file)).as_slice())
+        (
+            $scale,
+            $channels,
+            $file,
+            include_bytes!(concat!("../../assets/", $file)).as_slice(),
+        )
     };
 }
 

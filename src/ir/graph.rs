@@ -260,7 +260,9 @@ mod tests {
         let mut g = Graph::new();
         let x = x(&mut g);
         let w = g.constant("w", Tensor::f32(&[8, 4, 3, 3], vec![0.0; 288]));
-        let err = g.wire("body.0.conv", Op::Conv { pads: [1; 4], group: 1 }, &[x, w]).unwrap_err();
+        let err = g
+            .wire("body.0.conv", Op::Conv { pads: [1; 4], group: 1 }, &[x, w])
+            .unwrap_err();
         let msg = format!("{err:#}");
         assert!(
             msg.contains("body.0.conv (Conv)") && msg.contains("3 channels"),

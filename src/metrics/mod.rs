@@ -216,7 +216,10 @@ mod tests {
         assert!((psnr_rgb(&sr16, &hr16, 8)? - psnr_rgb(&sr, &hr, 8)?).abs() < 1e-9);
         assert!((ssim_y(&sr16, &hr16, 2)? - ssim_y(&sr, &hr, 2)?).abs() < 1e-12);
         // One level of 65535 everywhere: PSNR-RGB = 20 log10(65535) = 96.3295986 dB.
-        let (a, b) = (Array3::from_elem((20, 30, 3), 1000u16), Array3::from_elem((20, 30, 3), 1001u16));
+        let (a, b) = (
+            Array3::from_elem((20, 30, 3), 1000u16),
+            Array3::from_elem((20, 30, 3), 1001u16),
+        );
         assert!((psnr_rgb(&b, &a, 0)? - 20.0 * 65535f64.log10()).abs() < 1e-9);
         Ok(())
     }

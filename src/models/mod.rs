@@ -278,9 +278,7 @@ impl ModelConfig {
         let per_block = match self.arch {
             Arch::Edsr => 4.0 * f,
             Arch::WdsrA => 2.0 * wide + 2.0 * f,
-            Arch::WdsrB => {
-                2.0 * wide + f + self.conv.block_activations(self.filters, self.wide(), self.low_rank())
-            }
+            Arch::WdsrB => 2.0 * wide + f + self.conv.block_activations(self.filters, self.wide(), self.low_rank()),
         };
         // The head, tail and upsampler: a few maps of the filters at up to s^2 the pixels.
         b * per_block + 4.0 * f * (self.scale * self.scale) as f64

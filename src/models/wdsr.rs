@@ -75,7 +75,13 @@ fn group(net: &mut Net, name: &str, y: Outlet, c: &ModelConfig, g: usize) -> Res
 /// with `relu_between`, MobileNetV2's inverted residual (its expansion 6 is WDSR-B's).
 fn depthwise_separable(net: &mut Net, name: &str, y: Outlet, c: &ModelConfig, relu_between: bool) -> Result<Outlet> {
     let wide = c.wide();
-    let mut y = net.block_conv_shaped(&format!("{name}.body.2"), y, wide, wide, Kernel::square(3).grouped(wide))?;
+    let mut y = net.block_conv_shaped(
+        &format!("{name}.body.2"),
+        y,
+        wide,
+        wide,
+        Kernel::square(3).grouped(wide),
+    )?;
     if relu_between {
         y = net.relu(&format!("{name}.body.3"), y)?;
     }

@@ -231,18 +231,35 @@ pub fn read(index: usize, node: &NodeProto, constant: &dyn Fn(&str) -> Option<Te
         "Round" => (Op::Round, 1),
         "Clip" => {
             let bound = |i: usize| -> Result<f32> {
-                let name = node.input.get(i).with_context(|| format!("Clip without input {i} (its bound)"))?;
+                let name = node
+                    .input
+                    .get(i)
+                    .with_context(|| format!("Clip without input {i} (its bound)"))?;
                 constant(name)
                     .and_then(|t| t.as_f32_scalar())
                     .with_context(|| format!("Clip's bound {name:?} must be a float32 scalar initialiser"))
             };
-            (Op::Clip { min: bound(1)?, max: bound(2)? }, 1)
+            (
+                Op::Clip {
+                    min: bound(1)?,
+                    max: bound(2)?,
+                },
+                1,
+            )
         }
         "ReduceMax" => {
-            ensure!(a.i64_or("keepdims", 1)? == 1, "ReduceMax without keepdims is not supported");
+            ensure!(
+                a.i64_or("keepdims", 1)? == 1,
+                "ReduceMax without keepdims is not supported"
+            );
             let axes = a.required("axes", a.ints("axes")?)?;
             ensure!(axes.iter().all(|&x| x >= 0), "negative axes {axes:?} are not supported");
-            (Op::ReduceMax { axes: axes.iter().map(|&x| x as usize).collect() }, 1)
+            (
+                Op::ReduceMax {
+                    axes: axes.iter().map(|&x| x as usize).collect(),
+                },
+                1,
+            )
         }
         "Sign" => (Op::Sign, 1),
         "Pow" => (Op::Pow, 2),
@@ -332,7 +349,10 @@ fn read_conv_pads(a: &Attributes) -> Result<([usize; 4], usize)> {
         p.len() == 4 && p.iter().all(|&x| x >= 0),
         "pads {p:?} must be 4 non-negative values"
     );
-    Ok(([p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize], group as usize))
+    Ok((
+        [p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize],
+        group as usize,
+    ))
 }
 
 fn to_i64(v: &[usize]) -> Vec<i64> {

@@ -119,7 +119,11 @@ fn narrow_tensor(t: &mut TensorProto) -> Result<()> {
 /// A float32 tensor's values, wherever the proto holds them (raw bytes or the
 /// repeated field); refused when they live in an external file.
 pub fn float32_values(t: &TensorProto) -> Result<Vec<f32>> {
-    ensure!(t.data_type == data_type::FLOAT, "the tensor {:?} is not float32", t.name);
+    ensure!(
+        t.data_type == data_type::FLOAT,
+        "the tensor {:?} is not float32",
+        t.name
+    );
     ensure!(
         t.data_location == 0 && t.external_data.is_empty(),
         "the weight {:?} keeps its data in an external file: inline it first",

@@ -80,7 +80,11 @@ fn conv_free_reach(g: &GraphProto, forward: bool) -> HashSet<String> {
         order.reverse();
     }
     for n in order {
-        let (from, to) = if forward { (&n.input, &n.output) } else { (&n.output, &n.input) };
+        let (from, to) = if forward {
+            (&n.input, &n.output)
+        } else {
+            (&n.output, &n.input)
+        };
         if from.iter().any(|v| reached.contains(v)) {
             reached.extend(to.iter().cloned());
         }
@@ -105,7 +109,11 @@ pub fn quantised_activations(g: &GraphProto) -> Vec<String> {
 
 /// `conv_out`, or the output of a ReLU when that ReLU is its only reader.
 fn quantised_output(g: &GraphProto, conv_out: &str) -> String {
-    let readers: Vec<&NodeProto> = g.node.iter().filter(|n| n.input.iter().any(|v| v == conv_out)).collect();
+    let readers: Vec<&NodeProto> = g
+        .node
+        .iter()
+        .filter(|n| n.input.iter().any(|v| v == conv_out))
+        .collect();
     let is_output = g.output.iter().any(|v| v.name == conv_out);
     match readers.as_slice() {
         [relu] if relu.op_type == "Relu" && !is_output => relu.output[0].clone(),
@@ -131,8 +139,13 @@ pub fn to_int8(model: &mut ModelProto, ranges: &Ranges, calibration: &str) -> Re
     let mut names = Names::of(g);
     let mut grids = HashMap::new();
     for v in quantised_activations(g) {
-        let r = ranges.get(&v).with_context(|| format!("calibration gave no range for {v:?}"))?;
-        ensure!(r.min.is_finite() && r.max.is_finite(), "the range of {v:?} is not finite: {r:?}");
+        let r = ranges
+            .get(&v)
+            .with_context(|| format!("calibration gave no range for {v:?}"))?;
+        ensure!(
+            r.min.is_finite() && r.max.is_finite(),
+            "the range of {v:?} is not finite: {r:?}"
+        );
         grids.insert(v, Grid::covering(*r));
     }
     let mut weights = Vec::new();
@@ -169,17 +182,41 @@ fn quantise_conv_weights(g: &mut GraphProto, i: usize, input_scale: f32, names: 
     let weight = initializer(g, &conv.input[1], &conv.name)?;
     let (w, dims) = (float32_values(weight)?, weight.dims.clone());
     let channels = *dims.first().context("a conv weight without dimensions")? as usize;
-    ensure!(channels > 0 && w.len() % channels == 0, "the weight {:?} has dims {dims:?}", conv.input[1]);
+    ensure!(
+        channels > 0 && w.len() % channels == 0,
+        "the weight {:?} has dims {dims:?}",
+        conv.input[1]
+    );
     let (q, scales) = symmetric_int8(&w, channels);
     let mut dq = vec![];
-    let w_name = dequantized(g, &mut dq, names, &conv.input[1], int8_tensor(&q, &dims), &scales, data_type::INT8)?;
+    let w_name = dequantized(
+        g,
+        &mut dq,
+        names,
+        &conv.input[1],
+        int8_tensor(&q, &dims),
+        &scales,
+        data_type::INT8,
+    )?;
     g.node[i].input[1] = w_name;
     if let Some(bias) = conv.input.get(2).filter(|b| !b.is_empty()) {
         let b = float32_values(initializer(g, bias, &conv.name)?)?;
-        ensure!(b.len() == channels, "the bias {bias:?} has {} values for {channels} filters", b.len());
+        ensure!(
+            b.len() == channels,
+            "the bias {bias:?} has {} values for {channels} filters",
+            b.len()
+        );
         let bias_scales: Vec<f32> = scales.iter().map(|s| s * input_scale).collect();
         let q = int32_bias(&b, &bias_scales, bias)?;
-        let b_name = dequantized(g, &mut dq, names, bias, int32_tensor(&q), &bias_scales, data_type::INT32)?;
+        let b_name = dequantized(
+            g,
+            &mut dq,
+            names,
+            bias,
+            int32_tensor(&q),
+            &bias_scales,
+            data_type::INT32,
+        )?;
         g.node[i].input[2] = b_name;
     }
     Ok(dq)
@@ -261,8 +298,14 @@ fn insert_activation_qdq(g: &mut GraphProto, grids: &HashMap<String, Grid>, name
         nodes.push(n);
         for v in made {
             let grid = grids[&v];
-            let (s, z) = (names.fresh(&format!("{v}.scale"))?, names.fresh(&format!("{v}.zero_point"))?);
-            let (q, dq) = (names.fresh(&format!("{v}.quantized"))?, names.fresh(&format!("{v}.dequantized"))?);
+            let (s, z) = (
+                names.fresh(&format!("{v}.scale"))?,
+                names.fresh(&format!("{v}.zero_point"))?,
+            );
+            let (q, dq) = (
+                names.fresh(&format!("{v}.quantized"))?,
+                names.fresh(&format!("{v}.dequantized"))?,
+            );
             g.initializer.push(float_tensor(&s, &[grid.scale], false));
             g.initializer.push(TensorProto {
                 name: z.clone(),
@@ -270,7 +313,13 @@ fn insert_activation_qdq(g: &mut GraphProto, grids: &HashMap<String, Grid>, name
                 raw_data: vec![grid.zero_point],
                 ..Default::default()
             });
-            nodes.push(qdq_node("QuantizeLinear", &q, [v.clone(), s.clone(), z.clone()], q.clone(), None));
+            nodes.push(qdq_node(
+                "QuantizeLinear",
+                &q,
+                [v.clone(), s.clone(), z.clone()],
+                q.clone(),
+                None,
+            ));
             nodes.push(qdq_node("DequantizeLinear", &dq, [q, s, z], dq.clone(), None));
             renamed.insert(v, dq);
         }
@@ -307,8 +356,12 @@ fn qdq_node(op: &str, name: &str, inputs: [String; 3], output: String, axis: Opt
 /// entries among the graph's inputs.
 fn drop_unread_initializers(g: &mut GraphProto) {
     let read: HashSet<&String> = g.node.iter().flat_map(|n| &n.input).collect();
-    let unread: HashSet<String> =
-        g.initializer.iter().filter(|t| !read.contains(&t.name)).map(|t| t.name.clone()).collect();
+    let unread: HashSet<String> = g
+        .initializer
+        .iter()
+        .filter(|t| !read.contains(&t.name))
+        .map(|t| t.name.clone())
+        .collect();
     g.initializer.retain(|t| !unread.contains(&t.name));
     g.input.retain(|v| !unread.contains(&v.name));
 }
@@ -353,14 +406,20 @@ struct Names(HashSet<String>);
 
 impl Names {
     fn of(g: &GraphProto) -> Names {
-        let values = g.node.iter().flat_map(|n| n.input.iter().chain(&n.output).chain([&n.name]));
+        let values = g
+            .node
+            .iter()
+            .flat_map(|n| n.input.iter().chain(&n.output).chain([&n.name]));
         let stored = g.initializer.iter().map(|t| &t.name);
         let ends = g.input.iter().chain(&g.output).map(|v| &v.name);
         Names(values.chain(stored).chain(ends).cloned().collect())
     }
 
     fn fresh(&mut self, name: &str) -> Result<String> {
-        ensure!(self.0.insert(name.to_string()), "the graph already has a value named {name:?}");
+        ensure!(
+            self.0.insert(name.to_string()),
+            "the graph already has a value named {name:?}"
+        );
         Ok(name.to_string())
     }
 }
@@ -372,7 +431,13 @@ mod tests {
     #[test]
     fn grids_hold_zero_and_relu_ranges_get_zero_point_zero() {
         let relu = Grid::covering(Range { min: 0.0, max: 5.1 });
-        assert_eq!(relu, Grid { scale: 0.02, zero_point: 0 });
+        assert_eq!(
+            relu,
+            Grid {
+                scale: 0.02,
+                zero_point: 0
+            }
+        );
         let signed = Grid::covering(Range { min: -1.0, max: 3.0 });
         assert_eq!(signed.zero_point, 64);
         assert!((signed.scale - 4.0 / 255.0).abs() < 1e-9);

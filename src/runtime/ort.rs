@@ -323,7 +323,13 @@ pub fn run_once(onnx: &[u8], inputs: Vec<ArrayD<f32>>, device: Device, threads: 
 
 /// Run `onnx` (inputs in graph order) once to warm up, then `runs` times; the median
 /// seconds of a run. For comparing spellings of one computation (`tune`).
-pub fn median_run_time(onnx: &[u8], inputs: &[ArrayD<f32>], device: Device, threads: usize, runs: usize) -> Result<f64> {
+pub fn median_run_time(
+    onnx: &[u8],
+    inputs: &[ArrayD<f32>],
+    device: Device,
+    threads: usize,
+    runs: usize,
+) -> Result<f64> {
     super::guarded("ONNX Runtime", "time a graph", || {
         let (mut session, _) = session(onnx, device, threads)?;
         let values = inputs

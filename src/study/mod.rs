@@ -427,7 +427,11 @@ fn relu_summary(model: &Path, o: &StudyOptions) -> Result<ReluSummary> {
         .into_iter()
         .filter(|b| matches!(b.block, activations::Block::Body(_)))
         .collect();
-    ensure!(!blocks.is_empty(), "{} has no ReLU in a residual block", model.display());
+    ensure!(
+        !blocks.is_empty(),
+        "{} has no ReLU in a residual block",
+        model.display()
+    );
     let channels: usize = blocks.iter().map(|b| b.channels).sum();
     let dead: usize = blocks.iter().map(|b| b.dead_channels).sum();
     Ok(ReluSummary {

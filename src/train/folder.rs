@@ -65,7 +65,10 @@ fn refuse_existing_run(o: &TrainOptions) -> Result<()> {
                 present.join(", ")
             )
         } else {
-            format!(" (it holds {}); --force starts afresh there (deleting them)", present.join(", "))
+            format!(
+                " (it holds {}); --force starts afresh there (deleting them)",
+                present.join(", ")
+            )
         };
         ensure!(
             o.out.join("checkpoint.onnx").exists(),

@@ -9,9 +9,9 @@ mod log;
 mod options;
 mod plot;
 mod progress;
+pub mod qat;
 mod report;
 mod validate;
-pub mod qat;
 mod weights;
 
 use crate::checkpoint;
@@ -278,7 +278,10 @@ fn validate(o: &TrainOptions, weights: &Weights, set: &ValidationSet) -> Result<
     };
     Ok(Scored {
         model: score(&shipped(weights.model(c, &[])?)?)?,
-        raw: weights.raw_model(c)?.map(|m| score(&shipped(m)?).map(|p| p.y)).transpose()?,
+        raw: weights
+            .raw_model(c)?
+            .map(|m| score(&shipped(m)?).map(|p| p.y))
+            .transpose()?,
     })
 }
 

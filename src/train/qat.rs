@@ -33,6 +33,9 @@ pub fn plan(c: &ModelConfig, init: &Init, data: &Path, threads: usize, progress:
     )?;
     let proto = ModelProto::decode(&model[..]).context("srgraph's own model does not parse")?;
     let g = proto.graph.context("the model has no graph")?;
-    let convs = quantised_convs(&g).into_iter().map(|i| g.node[i].output[0].clone()).collect();
+    let convs = quantised_convs(&g)
+        .into_iter()
+        .map(|i| g.node[i].output[0].clone())
+        .collect();
     Ok(FakeQuant { activations, convs })
 }

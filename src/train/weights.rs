@@ -82,7 +82,11 @@ pub fn export(c: &ModelConfig, trainer: &dyn Trainer, extra: &[(String, String)]
 }
 
 /// The inference `.onnx` of these parameters and buffers.
-pub(crate) fn export_values(c: &ModelConfig, values: Vec<(String, Tensor)>, extra: &[(String, String)]) -> Result<Vec<u8>> {
+pub(crate) fn export_values(
+    c: &ModelConfig,
+    values: Vec<(String, Tensor)>,
+    extra: &[(String, String)],
+) -> Result<Vec<u8>> {
     let mut g = models::build(c)?;
     g.set_values(&values)?;
     let params = g.param_count();

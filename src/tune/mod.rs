@@ -178,7 +178,10 @@ fn one() -> usize {
 fn read_cache(path: &Path) -> CacheFile {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            eprintln!("warning: {} is not a spellings cache ({e}): measuring again", path.display());
+            eprintln!(
+                "warning: {} is not a spellings cache ({e}): measuring again",
+                path.display()
+            );
             CacheFile::default()
         }),
         Err(_) => CacheFile::default(),
@@ -189,7 +192,10 @@ fn write_cache(path: &Path, file: &CacheFile) -> Result<()> {
     let dir = crate::util::folder_of(path);
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     // One conv per line: a file a person can read and diff.
-    let mut text = format!("{{\"target\": {},\n\"convs\": [\n", serde_json::to_string(&file.target)?);
+    let mut text = format!(
+        "{{\"target\": {},\n\"convs\": [\n",
+        serde_json::to_string(&file.target)?
+    );
     for (i, e) in file.convs.iter().enumerate() {
         let comma = if i + 1 < file.convs.len() { "," } else { "" };
         text.push_str(&format!("  {}{comma}\n", serde_json::to_string(e)?));
@@ -208,10 +214,17 @@ pub fn conv_shapes(c: &ModelConfig, t: &TrainConfig) -> Result<Vec<ConvShape>> {
     for node in &g.nodes {
         let Op::Conv { pads, group } = node.op else { continue };
         let known = |i: usize| -> Option<[usize; 4]> {
-            let s: Vec<usize> = g.fact(node.inputs[i]).shape.iter().map(Dim::known).collect::<Option<_>>()?;
+            let s: Vec<usize> = g
+                .fact(node.inputs[i])
+                .shape
+                .iter()
+                .map(Dim::known)
+                .collect::<Option<_>>()?;
             s.try_into().ok()
         };
-        let (Some(x), Some(w)) = (known(0), known(1)) else { continue };
+        let (Some(x), Some(w)) = (known(0), known(1)) else {
+            continue;
+        };
         let s = ConvShape { x, w, pads, group };
         if !shapes.contains(&s) {
             shapes.push(s);
@@ -235,8 +248,16 @@ fn measure_conv(s: &ConvShape, target: &Target) -> Result<Entry> {
         Ok(t)
     };
     let input = if s.flippable() {
-        let transpose = time("conv-transpose", candidate(s, y, Candidate::Input(InputGrad::ConvTranspose))?, &[y, s.w])?;
-        let flipped = time("flipped-conv", candidate(s, y, Candidate::Input(InputGrad::FlippedConv))?, &[y, s.w])?;
+        let transpose = time(
+            "conv-transpose",
+            candidate(s, y, Candidate::Input(InputGrad::ConvTranspose))?,
+            &[y, s.w],
+        )?;
+        let flipped = time(
+            "flipped-conv",
+            candidate(s, y, Candidate::Input(InputGrad::FlippedConv))?,
+            &[y, s.w],
+        )?;
         if flipped < transpose {
             InputGrad::FlippedConv
         } else {
@@ -249,7 +270,11 @@ fn measure_conv(s: &ConvShape, target: &Target) -> Result<Entry> {
         // One MatMul either way: nothing is shifted.
         s.rule().weight
     } else {
-        let x_shift = time("shift-input", candidate(s, y, Candidate::Weight(WeightGrad::ShiftInput))?, &[s.x, y])?;
+        let x_shift = time(
+            "shift-input",
+            candidate(s, y, Candidate::Weight(WeightGrad::ShiftInput))?,
+            &[s.x, y],
+        )?;
         let dy_shift = time(
             "shift-output-grad",
             candidate(s, y, Candidate::Weight(WeightGrad::ShiftOutputGrad))?,
@@ -302,6 +327,8 @@ fn candidate(s: &ConvShape, y: [usize; 4], c: Candidate) -> Result<Graph> {
 /// Values in [-1, 1) that are neither zero nor denormal, so no kernel takes a shortcut.
 fn filled(shape: &[usize; 4]) -> ArrayD<f32> {
     let n: usize = shape.iter().product();
-    let values = (0..n).map(|i| ((i as u64 * 2654435761 % 1000) as f32 + 0.5) / 500.0 - 1.0).collect();
+    let values = (0..n)
+        .map(|i| ((i as u64 * 2654435761 % 1000) as f32 + 0.5) / 500.0 - 1.0)
+        .collect();
     ArrayD::from_shape_vec(shape.to_vec(), values).expect("the product of the shape")
 }

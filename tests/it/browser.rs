@@ -141,7 +141,11 @@ fn the_page_upscales_as_srgraph_does_tiled_for_x2_and_x4_and_its_bicubic_is_matl
         assert_eq!(r["mismatches"], 0, "x{s}: {r}");
     }
     // WDSR-B's own block, and the depthwise and flattened (3x1, 1x3) convs of the other kinds.
-    for (s, picture, conv) in [(2, "baboon", "low-rank"), (4, "comic", "inverted-residual"), (2, "comic", "flattened")] {
+    for (s, picture, conv) in [
+        (2, "baboon", "low-rank"),
+        (4, "comic", "inverted-residual"),
+        (2, "comic", "flattened"),
+    ] {
         let model = d.join(format!("wdsr-b-x{s}-{conv}.onnx"));
         let o = srgraph(
             &[

@@ -183,11 +183,13 @@ fn conv_case(c: ConvCase, spelling: ConvSpelling) {
 }
 
 fn every_spelling() -> impl Iterator<Item = ConvSpelling> {
-    [InputGrad::ConvTranspose, InputGrad::FlippedConv].into_iter().flat_map(|input| {
-        [WeightGrad::ShiftInput, WeightGrad::ShiftOutputGrad]
-            .into_iter()
-            .map(move |weight| ConvSpelling { input, weight })
-    })
+    [InputGrad::ConvTranspose, InputGrad::FlippedConv]
+        .into_iter()
+        .flat_map(|input| {
+            [WeightGrad::ShiftInput, WeightGrad::ShiftOutputGrad]
+                .into_iter()
+                .map(move |weight| ConvSpelling { input, weight })
+        })
 }
 
 #[test]
@@ -433,7 +435,14 @@ fn round_is_straight_through_and_stop_gradient_stops() {
     let b = g.wire("b", Op::Mul, &[stopped, x]).unwrap();
     let sum = g.wire("sum", Op::Add, &[a, b]).unwrap();
     let loss = g
-        .wire("loss", Op::ReduceSum { axes: vec![0, 1], keepdims: false }, &[sum])
+        .wire(
+            "loss",
+            Op::ReduceSum {
+                axes: vec![0, 1],
+                keepdims: false,
+            },
+            &[sum],
+        )
         .unwrap();
     let grads = gradients(&mut g, loss, &[x], &Spellings::default()).unwrap();
     g.output("grad", grads[0]);

@@ -209,9 +209,7 @@ fn an_rgb_network_starts_a_grey_one_that_gives_the_luma_of_its_output() {
             one.upscale(&grey, None, &|| {}).unwrap(),
             three.upscale(&grey, None, &|| {}).unwrap(),
         );
-        let luma = b
-            .index_axis(Axis(1), 0)
-            .mapv(|r| r * 0.299)
+        let luma = b.index_axis(Axis(1), 0).mapv(|r| r * 0.299)
             + b.index_axis(Axis(1), 1).mapv(|g| g * 0.587)
             + b.index_axis(Axis(1), 2).mapv(|b| b * 0.114);
         // Beyond the receptive field's radius (EDSR's 1 block: 5 LR pixels and 1 HR) from each border.
@@ -219,8 +217,23 @@ fn an_rgb_network_starts_a_grey_one_that_gives_the_luma_of_its_output() {
         let inner = |x: ndarray::ArrayView3<f32>| x.slice(s![.., m..x.dim().1 - m, m..x.dim().2 - m]).to_owned();
         let (a, luma) = (inner(a.index_axis(Axis(1), 0).view()), inner(luma.view()));
         let err = a.iter().zip(&luma).fold(0f32, |e, (x, y)| e.max((x - y).abs()));
-        assert!(err < 1e-2, "{arch}: the grey network differs from the RGB one's luma by {err}");
+        assert!(
+            err < 1e-2,
+            "{arch}: the grey network differs from the RGB one's luma by {err}"
+        );
     }
-    let o = srgraph(&["train", "wdsr-b", "--init", "wdsr-b-rgb.onnx", "--channels", "2", "--data", &set5], d);
+    let o = srgraph(
+        &[
+            "train",
+            "wdsr-b",
+            "--init",
+            "wdsr-b-rgb.onnx",
+            "--channels",
+            "2",
+            "--data",
+            &set5,
+        ],
+        d,
+    );
     assert!(!o.status.success() && text(&o).contains("channels"), "{}", text(&o));
 }

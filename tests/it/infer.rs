@@ -305,11 +305,17 @@ fn upscale_without_a_model_runs_the_built_in_wdsr_b() {
         let o = srgraph(&args, d);
         assert!(o.status.success(), "{}", text(&o));
         let sr = srgraph::data::load_hwc(&d.join(&out)).unwrap();
-        let hr = bicubic::modcrop(&srgraph::data::load_hwc(&data_dir().join("Set5/HR/bird.png")).unwrap(), s);
+        let hr = bicubic::modcrop(
+            &srgraph::data::load_hwc(&data_dir().join("Set5/HR/bird.png")).unwrap(),
+            s,
+        );
         let bicubic = bicubic::upscale(&srgraph::data::load_hwc(Path::new(&lr)).unwrap(), s).unwrap();
         let model = srgraph::metrics::psnr_y(&sr, &hr, s).unwrap();
         let baseline = srgraph::metrics::psnr_y(&bicubic, &hr, s).unwrap();
-        assert!(model > baseline + 1.5, "built-in x{s}: {model:.2} dB against bicubic {baseline:.2}");
+        assert!(
+            model > baseline + 1.5,
+            "built-in x{s}: {model:.2} dB against bicubic {baseline:.2}"
+        );
 
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("assets/wdsr-b-x{s}.onnx"));
         let meta = SrModel::from_bytes(std::fs::read(file).unwrap(), "built-in", Runtime::Tract, 0)
@@ -322,7 +328,10 @@ fn upscale_without_a_model_runs_the_built_in_wdsr_b() {
             format!("set5_x{s}_psnr_y"),
             format!("set14_x{s}_psnr_y"),
         ] {
-            assert!(meta.iter().any(|(k, _)| *k == key), "the built-in x{s} model's metadata lacks {key}");
+            assert!(
+                meta.iter().any(|(k, _)| *k == key),
+                "the built-in x{s} model's metadata lacks {key}"
+            );
         }
     }
 
@@ -350,24 +359,42 @@ fn upscale_channels_1_runs_the_built_in_grey_wdsr_b() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(image::open(d.join("bird.png")).unwrap().color() == image::ColorType::L8);
     let sr = srgraph::data::load_hwc(&d.join("bird.png")).unwrap();
-    let hr = bicubic::modcrop(&srgraph::data::load_hwc(&data_dir().join("Set5/HR/bird.png")).unwrap(), 2);
+    let hr = bicubic::modcrop(
+        &srgraph::data::load_hwc(&data_dir().join("Set5/HR/bird.png")).unwrap(),
+        2,
+    );
     let hr = grey_picture(hr.view());
     let lr_grey = grey_picture(srgraph::data::load_hwc(Path::new(&lr)).unwrap().view());
     let bicubic = bicubic::upscale(&lr_grey, 2).unwrap();
     let model = srgraph::metrics::psnr_y(&sr, &hr, 2).unwrap();
     let baseline = srgraph::metrics::psnr_y(&bicubic, &hr, 2).unwrap();
-    assert!(model > baseline + 1.5, "built-in grey x2: {model:.2} dB against bicubic {baseline:.2}");
+    assert!(
+        model > baseline + 1.5,
+        "built-in grey x2: {model:.2} dB against bicubic {baseline:.2}"
+    );
 
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/wdsr-b-x2-grey.onnx");
     let m = SrModel::from_bytes(std::fs::read(file).unwrap(), "built-in", Runtime::Tract, 0).unwrap();
     assert_eq!(m.channels, 1);
-    for key in ["training_command", "training_steps", "trained_on", "set5_x2_psnr_y", "set14_x2_psnr_y"] {
-        assert!(m.metadata.iter().any(|(k, _)| k == key), "the built-in grey model's metadata lacks {key}");
+    for key in [
+        "training_command",
+        "training_steps",
+        "trained_on",
+        "set5_x2_psnr_y",
+        "set14_x2_psnr_y",
+    ] {
+        assert!(
+            m.metadata.iter().any(|(k, _)| k == key),
+            "the built-in grey model's metadata lacks {key}"
+        );
     }
 
     #[rustfmt::skip]
     fails_with(&srgraph(&["upscale", &lr, "--channels", "1", "--scale", "3", "-o", "x3.png"], d), "built-in grey model is x2");
     let rgb = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/wdsr-b-x2.onnx");
     let rgb = rgb.to_str().unwrap();
-    fails_with(&srgraph(&["upscale", rgb, &lr, "--channels", "1", "-o", "rgb.png"], d), "not --channels 1");
+    fails_with(
+        &srgraph(&["upscale", rgb, &lr, "--channels", "1", "-o", "rgb.png"], d),
+        "not --channels 1",
+    );
 }

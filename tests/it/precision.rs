@@ -162,7 +162,10 @@ fn fp16_models_and_foreign_files_are_refused_with_what_to_do() {
 pub(crate) fn calibration_folder(d: &Path, n: usize) -> std::path::PathBuf {
     let folder = d.join("calibration");
     std::fs::create_dir(&folder).unwrap();
-    let mut t91: Vec<_> = std::fs::read_dir(data("T91")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut t91: Vec<_> = std::fs::read_dir(data("T91"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     t91.sort();
     for p in t91.iter().take(n) {
         std::os::unix::fs::symlink(p, folder.join(p.file_name().unwrap())).unwrap();
@@ -219,11 +222,17 @@ fn the_builtin_x2_model_in_int8_becomes_integer_convs_in_ort_agrees_with_tract_a
 
     let inspect = ok(&srgraph(&["inspect", "m8.onnx"], d));
     assert!(inspect.contains("precision   int8"), "{inspect}");
-    assert!(inspect.contains("meta        calibration = percentile 99.99, 12 pictures"), "{inspect}");
+    assert!(
+        inspect.contains("meta        calibration = percentile 99.99, 12 pictures"),
+        "{inspect}"
+    );
     assert!(inspect.contains("eval and upscale accept"), "{inspect}");
 
     let (p32, p8) = (set5_psnr(d, BUILTIN_X2, "ort"), set5_psnr(d, "m8.onnx", "ort"));
-    println!("Set5 x2 PSNR-Y in ort: fp32 {p32:.4} dB, int8 {p8:.4} dB ({:+.4})", p8 - p32);
+    println!(
+        "Set5 x2 PSNR-Y in ort: fp32 {p32:.4} dB, int8 {p8:.4} dB ({:+.4})",
+        p8 - p32
+    );
     assert!(p8 > p32 - 0.25 && p8 < p32 + 0.05, "int8 {p8} against fp32 {p32}");
 
     // tract reads the same QDQ graph as float arithmetic on the same grids, where ONNX Runtime
@@ -245,7 +254,16 @@ fn int8_needs_calibration_pictures_and_a_float32_source() {
     std::fs::create_dir(d.join("empty")).unwrap();
     fails_with(
         &srgraph(
-            &["export", BUILTIN_X2, "--precision", "int8", "--calibrate", "empty", "-o", "m8.onnx"],
+            &[
+                "export",
+                BUILTIN_X2,
+                "--precision",
+                "int8",
+                "--calibrate",
+                "empty",
+                "-o",
+                "m8.onnx",
+            ],
             d,
         ),
         "--calibrate empty: no images",
@@ -254,18 +272,49 @@ fn int8_needs_calibration_pictures_and_a_float32_source() {
     let calibration = calibration_folder(d, 2);
     let c = calibration.to_str().unwrap();
     ok(&srgraph(
-        &["export", BUILTIN_X2, "--precision", "int8", "--calibrate", c, "--calibration-crop", "32", "-o", "m8.onnx"],
+        &[
+            "export",
+            BUILTIN_X2,
+            "--precision",
+            "int8",
+            "--calibrate",
+            c,
+            "--calibration-crop",
+            "32",
+            "-o",
+            "m8.onnx",
+        ],
         d,
     ));
     fails_with(
         &srgraph(
-            &["export", "m8.onnx", "--precision", "int8", "--calibrate", c, "-o", "again.onnx"],
+            &[
+                "export",
+                "m8.onnx",
+                "--precision",
+                "int8",
+                "--calibrate",
+                c,
+                "-o",
+                "again.onnx",
+            ],
             d,
         ),
         "is int8 already",
     );
     let o = srgraph(
-        &["export", BUILTIN_X2, "--precision", "int8", "--calibrate", c, "--percentile", "120", "-o", "p.onnx"],
+        &[
+            "export",
+            BUILTIN_X2,
+            "--precision",
+            "int8",
+            "--calibrate",
+            c,
+            "--percentile",
+            "120",
+            "-o",
+            "p.onnx",
+        ],
         d,
     );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
@@ -314,11 +363,16 @@ fn a_quantisation_aware_fine_tune_exports_int8_without_calibration() {
         "{inspect}"
     );
     let (p32, p8) = (set5_psnr(d, "qat/model.onnx", "ort"), set5_psnr(d, "q8.onnx", "ort"));
-    println!("Set5 x2 PSNR-Y after 4 QAT steps: float32 {p32:.4} dB, int8 {p8:.4} dB ({:+.4})", p8 - p32);
+    println!(
+        "Set5 x2 PSNR-Y after 4 QAT steps: float32 {p32:.4} dB, int8 {p8:.4} dB ({:+.4})",
+        p8 - p32
+    );
     assert!((p8 - p32).abs() < 0.15, "int8 {p8} against float32 {p32}");
     // Batch norm is folded into the convs only at export: refused by name.
     let o = srgraph(
-        &["train", "wdsr-b", "--init", BUILTIN_X2, "--qat", "int8", "--norm", "batch", "-o", "bn"],
+        &[
+            "train", "wdsr-b", "--init", BUILTIN_X2, "--qat", "int8", "--norm", "batch", "-o", "bn",
+        ],
         d,
     );
     assert_ne!(o.status.code(), Some(0), "{}", text(&o));

@@ -181,14 +181,39 @@ fn a_tiny_conv_study_fits_widths_and_reports_cost_and_activations() {
     let d = dir.path();
     let (train, val) = (data("T91"), data("Set5"));
     let args = [
-        "study", "conv", "--kinds", "low-rank,depthwise,group:2", "--blocks", "1", "--steps", "12", "--batch", "4",
-        "--patch", "32", "--validate-every", "6", "--quiet", "--data", &train, "--val", &val, "--out", "c",
+        "study",
+        "conv",
+        "--kinds",
+        "low-rank,depthwise,group:2",
+        "--blocks",
+        "1",
+        "--steps",
+        "12",
+        "--batch",
+        "4",
+        "--patch",
+        "32",
+        "--validate-every",
+        "6",
+        "--quiet",
+        "--data",
+        &train,
+        "--val",
+        &val,
+        "--out",
+        "c",
     ];
     let o = srgraph(&args, d);
     let log = text(&o);
     println!("{log}");
     assert!(o.status.success(), "{log}");
-    for f in ["table.md", "table.csv", "curves.png", "psnr_vs_params.png", "psnr_vs_multiply_adds.png"] {
+    for f in [
+        "table.md",
+        "table.csv",
+        "curves.png",
+        "psnr_vs_params.png",
+        "psnr_vs_multiply_adds.png",
+    ] {
         assert!(d.join("c").join(f).is_file(), "{f} missing");
     }
     let csv = std::fs::read_to_string(d.join("c/table.csv")).unwrap();
@@ -206,7 +231,11 @@ fn a_tiny_conv_study_fits_widths_and_reports_cost_and_activations() {
     let budget: f64 = rows[0][col("parameters")].parse().unwrap();
     for r in &rows {
         let params: f64 = r[col("parameters")].parse().unwrap();
-        assert!((params - budget).abs() <= 0.1 * budget, "{}: {params} against {budget}", r[col("conv")]);
+        assert!(
+            (params - budget).abs() <= 0.1 * budget,
+            "{}: {params} against {budget}",
+            r[col("conv")]
+        );
         let model = d.join("c/runs").join(r[col("run")]).join("model.onnx");
         let o = srgraph(&["inspect", model.to_str().unwrap()], d);
         assert!(o.status.success(), "{}", text(&o));
@@ -220,7 +249,10 @@ fn a_tiny_conv_study_fits_widths_and_reports_cost_and_activations() {
         let zeros: f64 = r[col("relu_zero_share")].parse().unwrap();
         assert!((0.0..=1.0).contains(&zeros), "{conv}: ReLU zero share {zeros}");
         let madds: f64 = r[col("multiply_adds_per_pixel")].parse().unwrap();
-        assert!(madds > 0.5 * params && madds < 2.0 * params, "{conv}: {madds} multiply-adds for {params} parameters");
+        assert!(
+            madds > 0.5 * params && madds < 2.0 * params,
+            "{conv}: {madds} multiply-adds for {params} parameters"
+        );
     }
     let md = std::fs::read_to_string(d.join("c/table.md")).unwrap();
     assert!(md.contains("| low-rank |") && md.contains("| +0.000 |"), "{md}");

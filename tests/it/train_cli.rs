@@ -445,9 +445,15 @@ fn progress_without_a_terminal_is_lines_and_quiet_silences_them() {
         String::from_utf8_lossy(&o.stderr).into_owned()
     };
     let shown = run("shown", false);
-    let lines: Vec<&str> = shown.lines().filter(|l| l.starts_with("step ") && l.contains("/40")).collect();
+    let lines: Vec<&str> = shown
+        .lines()
+        .filter(|l| l.starts_with("step ") && l.contains("/40"))
+        .collect();
     assert!(lines.len() >= 2, "{shown}");
-    assert!(lines.iter().any(|l| l.starts_with("step 40/40")), "the last step: {shown}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("step 40/40")),
+        "the last step: {shown}"
+    );
     for l in &lines {
         assert!(l.contains("loss ") && l.contains("steps/s") && l.contains("ETA"), "{l}");
     }

@@ -133,7 +133,10 @@ fn every_block_kind_learns_in_tract() {
         let mean = |s: &[f32]| s.iter().sum::<f32>() / s.len() as f32;
         let (first, last) = (mean(&losses[..20]), mean(&losses[80..]));
         println!("{conv}: L1 loss, first 20 steps {first:.3}, last 20 {last:.3}");
-        assert!(last < 0.75 * first, "{conv}: loss did not fall enough: {first} -> {last}");
+        assert!(
+            last < 0.75 * first,
+            "{conv}: loss did not fall enough: {first} -> {last}"
+        );
     }
 }
 

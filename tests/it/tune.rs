@@ -48,21 +48,17 @@ fn every_spelling_takes_the_same_steps_in_onnx_runtime() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let batches: Vec<_> = (0..3)
         .map(|_| {
-            let pairs: Vec<_> = images.iter().map(|im| random_pair(im, 32, 2, &mut rng).unwrap()).collect();
+            let pairs: Vec<_> = images
+                .iter()
+                .map(|im| random_pair(im, 32, 2, &mut rng).unwrap())
+                .collect();
             let lr: Vec<_> = pairs.iter().map(|p| p.0.clone()).collect();
             let hr: Vec<_> = pairs.iter().map(|p| p.1.clone()).collect();
             (to_batch(&lr).into_dyn(), to_batch(&hr).into_dyn())
         })
         .collect();
     let run = |spellings: Spellings| {
-        let graphs = compile(
-            &c,
-            &TrainConfig {
-                spellings,
-                ..t.clone()
-            },
-        )
-        .unwrap();
+        let graphs = compile(&c, &TrainConfig { spellings, ..t.clone() }).unwrap();
         let mut ort = OrtTrainer::new(&graphs.train_step, Device::Cpu, 2).unwrap();
         let losses: Vec<f32> = batches
             .iter()
@@ -76,7 +72,10 @@ fn every_spelling_takes_the_same_steps_in_onnx_runtime() {
         for weight in [WeightGrad::ShiftInput, WeightGrad::ShiftOutputGrad] {
             let (losses, values) = run(Spellings::forced(ConvSpelling { input, weight }));
             for (a, b) in losses.iter().zip(&rule_losses) {
-                assert!((a - b).abs() <= 1e-5 * b.abs(), "{input:?} {weight:?}: loss {a} against {b}");
+                assert!(
+                    (a - b).abs() <= 1e-5 * b.abs(),
+                    "{input:?} {weight:?}: loss {a} against {b}"
+                );
             }
             for ((name, a), (_, b)) in values.iter().zip(&rule_values) {
                 let err = common::rel_err(a.as_f32().unwrap(), b.as_f32().unwrap());
@@ -113,7 +112,11 @@ fn measured_spellings_are_cached_and_reused() {
             .map(|p| (p[0].as_str().unwrap().to_string(), p[1].as_f64().unwrap()))
             .collect();
         let input = e["input"].as_str().unwrap();
-        let other = if input == "flipped-conv" { "conv-transpose" } else { "flipped-conv" };
+        let other = if input == "flipped-conv" {
+            "conv-transpose"
+        } else {
+            "flipped-conv"
+        };
         if let (Some(chosen), Some(rival)) = (seconds.get(input), seconds.get(other)) {
             assert!(chosen <= rival, "{e}: chose the slower input gradient");
         }
@@ -145,8 +148,25 @@ fn train_tunes_once_and_no_tune_skips_it() {
     let cache_s = cache.to_str().unwrap();
     let train = |out: &str, extra: &[&str]| {
         let mut args = vec![
-            "train", "wdsr-b", "--blocks", "1", "--filters", "8", "--steps", "2", "--batch", "2", "--patch", "24",
-            "--data", data, "--quiet", "--cache", cache_s, "-o", out,
+            "train",
+            "wdsr-b",
+            "--blocks",
+            "1",
+            "--filters",
+            "8",
+            "--steps",
+            "2",
+            "--batch",
+            "2",
+            "--patch",
+            "24",
+            "--data",
+            data,
+            "--quiet",
+            "--cache",
+            cache_s,
+            "-o",
+            out,
         ];
         args.extend_from_slice(extra);
         let o = common::srgraph(&args, dir.path());

@@ -199,7 +199,12 @@ fn one_writer_wins(d: &Path, a: &[&str], b: &[&str], output: &str, tries: usize)
             text(&y)
         );
         let (winner, loser) = if x.status.success() { (&x, &y) } else { (&y, &x) };
-        assert!(winner.status.success(), "neither writer succeeded:\n{}\n{}", text(&x), text(&y));
+        assert!(
+            winner.status.success(),
+            "neither writer succeeded:\n{}\n{}",
+            text(&x),
+            text(&y)
+        );
         refused(loser, 1, output);
         refused(loser, 1, "--force");
         races_lost += String::from_utf8_lossy(&loser.stderr).contains("while this one worked") as usize;
@@ -257,8 +262,7 @@ fn a_run_killed_before_its_first_checkpoint_leaves_nothing_to_force() {
     let t91 = data("T91");
     let mut args = train_args(&t91, "run", "100000");
     args.extend(["--checkpoint-every", "100000"]);
-    let mut first = common::srgraph_command(&args, d).spawn()
-        .unwrap();
+    let mut first = common::srgraph_command(&args, d).spawn().unwrap();
     common::wait_for_log_lines(&d.join("run/log.jsonl"), 2, 120);
     first.kill().unwrap(); // SIGKILL: no checkpoint, no model
     first.wait().unwrap();
@@ -287,7 +291,10 @@ fn a_lock_file_that_is_not_a_file_is_named() {
     let t91 = data("T91");
     std::fs::create_dir_all(d.join("folder/.srgraph.lock")).unwrap();
     std::fs::create_dir_all(d.join("fifo")).unwrap();
-    let made = Command::new("mkfifo").arg(d.join("fifo/.srgraph.lock")).status().unwrap();
+    let made = Command::new("mkfifo")
+        .arg(d.join("fifo/.srgraph.lock"))
+        .status()
+        .unwrap();
     assert!(made.success());
     for (out, what) in [("folder", "a folder"), ("fifo", "a named pipe (FIFO)")] {
         let o = unchanged(d, || srgraph(&train_args(&t91, out, "2"), d));
