@@ -41,14 +41,23 @@ export SRGRAPH_PYTHON="$root/.venv/bin/python"
 export SRGRAPH_TRAINING_PYTHON="$root/.venv-training/bin/python"
 # srgraph's `ort` engine loads the library of the pinned onnxruntime wheel the venv holds.
 export ORT_DYLIB_PATH="$("$SRGRAPH_PYTHON" -c 'import onnxruntime, pathlib; print(next((pathlib.Path(onnxruntime.__file__).parent / "capi").glob("libonnxruntime.so.*")))')"
-cargo test --locked "${feature_args[@]}" "$@"
-# The `ort-training` feature (off by default) changes what `--engine ort-training` says:
-# its tests run again in that build, unless the arguments pick tests.
+# Arguments that pick tests skip the whole run's extra checks.
 picks=0
 for arg in "$@"; do
     [ "$arg" = "--no-fail-fast" ] || picks=1
 done
+# The code as rustfmt.toml writes it (`cargo fmt` fixes it).
 if [ "$picks" -eq 0 ]; then
+    if cargo fmt --version >/dev/null 2>&1; then
+        cargo fmt --check
+    else
+        echo "!! test.sh: rustfmt is not installed (rustup component add rustfmt): formatting not checked" >&2
+    fi
+fi
+cargo test --locked "${feature_args[@]}" "$@"
+if [ "$picks" -eq 0 ]; then
+    # The `ort-training` feature (off by default) changes what `--engine ort-training` says:
+    # its tests run again in that build.
     # With the same features as above plus this one, so that the dependencies built for the
     # first run serve this one too (another feature set rebuilds a good share of them).
     cargo test --locked --features "$(IFS=,; echo "${features[*]}${features[*]:+,}ort-training")" --test it ort_training_engine::

@@ -240,7 +240,7 @@ fn pictures_smaller_than_the_scale_are_named() {
     }
     small_picture(&d.join("train"), "dot.png", 1, 1);
     let train = d.join("train").display().to_string();
-    let o = srgraph(&train_args(&train, "run", "2"), d);
+    let o = train_args(&train, "run", "2").run(d);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         text(&o).contains("dot.png: 1x1 pixels, smaller than the scale 2"),
@@ -300,7 +300,7 @@ fn non_finite_weights_are_errors_not_blank_pictures() {
 
     // A NaN in a run's checkpoint is called damage, not a learning rate too high.
     let t91 = data("T91");
-    let o = srgraph(&train_args(&t91, "run", "2"), d);
+    let o = train_args(&t91, "run", "2").run(d);
     assert!(o.status.success(), "{}", text(&o));
     let path = d.join("run/checkpoint.onnx");
     let mut c = pb::ModelProto::decode(&std::fs::read(&path).unwrap()[..]).unwrap();
@@ -314,9 +314,8 @@ fn non_finite_weights_are_errors_not_blank_pictures() {
         .unwrap();
     t.raw_data[..4].copy_from_slice(&f32::INFINITY.to_le_bytes());
     std::fs::write(&path, c.encode_to_vec()).unwrap();
-    let mut resume = train_args(&t91, "run", "4");
-    resume.push("--resume");
-    unchanged(d, || refused(&srgraph(&resume, d), 1, "damaged"));
+    let resume = train_args(&t91, "run", "4").flag("--resume");
+    unchanged(d, || refused(&resume.run(d), 1, "damaged"));
 }
 
 /// A hand-made x1 network (one 3x3 conv) and an x8 one (conv to 192 channels, then

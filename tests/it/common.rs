@@ -87,7 +87,7 @@ pub fn data_cache() -> PathBuf {
 }
 
 /// The `srgraph` binary with these arguments in `cwd`, on the tests' data cache: to spawn.
-pub fn srgraph_command(args: &[&str], cwd: &Path) -> Command {
+pub fn srgraph_command<S: AsRef<std::ffi::OsStr>>(args: &[S], cwd: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_srgraph"));
     command.args(args).current_dir(cwd).env("SRGRAPH_CACHE", data_cache());
     command
@@ -101,6 +101,46 @@ pub fn srgraph(args: &[&str], cwd: &Path) -> Output {
 /// `srgraph` with arguments built as owned strings.
 pub fn srgraph_owned(args: &[String], cwd: &Path) -> Output {
     srgraph(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>(), cwd)
+}
+
+/// A quick `srgraph train` for tests: a one-block, 8-filter ARCH on DATA, 3 steps of batch 2
+/// with 32 px patches, in tract, into `run/`, quietly. `set` gives a flag another value (or
+/// adds it), `flag` adds a bare one.
+#[derive(Clone)]
+pub struct QuickTrain(Vec<String>);
+
+impl QuickTrain {
+    pub fn new(arch: &str, data: &str) -> Self {
+        #[rustfmt::skip]
+        let args = [
+            "train", arch, "--blocks", "1", "--filters", "8", "--steps", "3", "--batch", "2", "--patch", "32",
+            "--engine", "tract", "--data", data, "--out", "run", "--quiet",
+        ];
+        Self(args.map(String::from).to_vec())
+    }
+
+    pub fn set(mut self, flag: &str, value: &str) -> Self {
+        match self.0.iter().position(|a| a == flag) {
+            Some(i) => self.0[i + 1] = value.into(),
+            None => self.0.extend([flag.into(), value.into()]),
+        }
+        self
+    }
+
+    pub fn flag(mut self, flag: &str) -> Self {
+        self.0.push(flag.into());
+        self
+    }
+
+    /// The process, to spawn.
+    pub fn command(&self, cwd: &Path) -> Command {
+        srgraph_command(&self.0, cwd)
+    }
+
+    /// Runs it to the end.
+    pub fn run(&self, cwd: &Path) -> Output {
+        self.command(cwd).output().unwrap()
+    }
 }
 
 /// stdout then stderr.

@@ -3,7 +3,7 @@
 //! from PNG and TIFF, the MATLAB bicubic at 16 bits against NumPy, `upscale`, `eval` and
 //! `train` keeping the depth, and a folder mixing 8- and 16-bit pictures.
 
-use crate::common::{self, data_dir, srgraph, text};
+use crate::common::{self, data_dir, srgraph, text, QuickTrain};
 use ndarray::Array3;
 use srgraph::data::bicubic::{self, Border};
 use srgraph::data::cache::PixelCache;
@@ -247,11 +247,10 @@ fn a_folder_mixing_8_and_16_bits_is_read_as_16_bit_exactly() {
 fn training_on_16_bit_pictures_records_bit_depth_16() {
     let dir = tempfile::tempdir().unwrap();
     let d = real_pictures(dir.path());
-    #[rustfmt::skip]
-    let o = srgraph(&[
-        "train", "wdsr-b", "--blocks", "1", "--filters", "8", "--steps", "3", "--batch", "2", "--patch", "32",
-        "--engine", "tract", "--data", "png", "--val", "tif", "--validate-every", "3", "--out", "run", "--quiet",
-    ], &d);
+    let o = QuickTrain::new("wdsr-b", "png")
+        .set("--val", "tif")
+        .set("--validate-every", "3")
+        .run(&d);
     assert!(o.status.success(), "{}", text(&o));
     let model = srgraph::infer::SrModel::load(&d.join("run/model.onnx"), srgraph::runtime::Runtime::Tract, 0).unwrap();
     assert_eq!(model.metadata.get("bit_depth"), Some("16"));

@@ -2,7 +2,7 @@
 //! independent NumPy computation, DN's noise, kernel files, the cache's key, and a model
 //! trained on BD that `eval` scores only on BD.
 
-use crate::common::{self, data, data_dir, fails_with, srgraph, text};
+use crate::common::{self, data, data_dir, fails_with, srgraph, text, QuickTrain};
 use ndarray::Array3;
 use srgraph::data::bicubic::modcrop;
 use srgraph::data::cache::PixelCache;
@@ -205,19 +205,16 @@ fn a_bd_model_is_scored_on_bd() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let set5 = data("Set5");
-    #[rustfmt::skip]
-    let o = srgraph(&[
-        "train", "wdsr-b", "--blocks", "1", "--filters", "8", "--steps", "3", "--batch", "2", "--patch", "32",
-        "--engine", "tract", "--data", &set5, "--val", &set5, "--val-limit", "1", "--validate-every", "3",
-        "--degradation", "bd", "--out", "run", "--quiet",
-    ], d);
+    let run = QuickTrain::new("wdsr-b", &set5);
+    let o = (run.clone())
+        .set("--val", &set5)
+        .set("--val-limit", "1")
+        .set("--validate-every", "3")
+        .set("--degradation", "bd")
+        .run(d);
     assert!(o.status.success(), "{}", text(&o));
     // Resumed as bicubic: refused, naming both.
-    #[rustfmt::skip]
-    let resumed = srgraph(&[
-        "train", "wdsr-b", "--blocks", "1", "--filters", "8", "--steps", "4", "--batch", "2", "--patch", "32",
-        "--engine", "tract", "--data", &set5, "--out", "run", "--resume", "--quiet",
-    ], d);
+    let resumed = run.set("--steps", "4").flag("--resume").run(d);
     fails_with(&resumed, "trained on bd inputs and this run asks for bicubic");
     let model = d.join("run/model.onnx");
     let loaded = srgraph::infer::SrModel::load(&model, srgraph::runtime::Runtime::Tract, 0).unwrap();

@@ -3,7 +3,7 @@
 //! pictures and on the luma of RGB ones; `upscale` keeps a grey 16-bit picture grey and
 //! 16-bit, refuses an RGB picture without --grey; `eval` scores on the luma.
 
-use crate::common::{self, data, data_dir, fails_with, srgraph, text};
+use crate::common::{self, data, data_dir, fails_with, srgraph, text, QuickTrain};
 use crate::deep_pictures::real_pictures;
 use srgraph::data::picture::AnyPicture;
 use srgraph::infer::SrModel;
@@ -68,12 +68,8 @@ fn single_channel_networks_pass_the_checker_and_run_alike_in_tract_and_ort() {
 fn a_grey_network_trains_on_16_bit_pictures_and_upscales_them_at_16_bits() {
     let dir = tempfile::tempdir().unwrap();
     let d = real_pictures(dir.path());
-    #[rustfmt::skip]
-    ok(&srgraph(&[
-        "train", "wdsr-b", "--channels", "1", "--blocks", "1", "--filters", "8", "--steps", "3", "--batch", "2",
-        "--patch", "32", "--engine", "tract", "--data", "png", "--val", "tif", "--validate-every", "3",
-        "--out", "run", "--quiet",
-    ], &d));
+    let grey = QuickTrain::new("wdsr-b", "png").set("--channels", "1");
+    ok(&grey.set("--val", "tif").set("--validate-every", "3").run(&d));
     let model = SrModel::load(&d.join("run/model.onnx"), Runtime::Tract, 0).unwrap();
     assert_eq!(model.channels, 1);
     assert_eq!(
@@ -128,11 +124,10 @@ fn a_grey_network_trains_on_the_luma_of_rgb_pictures() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let set5 = data("Set5/HR");
-    #[rustfmt::skip]
-    ok(&srgraph(&[
-        "train", "edsr", "--channels", "1", "--blocks", "1", "--filters", "8", "--steps", "2", "--batch", "2",
-        "--patch", "32", "--engine", "tract", "--data", &set5, "--out", "run", "--quiet",
-    ], d));
+    ok(&QuickTrain::new("edsr", &set5)
+        .set("--channels", "1")
+        .set("--steps", "2")
+        .run(d));
     let model = SrModel::load(&d.join("run/model.onnx"), Runtime::Tract, 0).unwrap();
     assert_eq!((model.channels, model.meta("channels")), (1, Some("1")));
     let o = srgraph(&["export", "run/checkpoint.onnx", "-o", "edsr.pt"], d);

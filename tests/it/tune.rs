@@ -147,29 +147,12 @@ fn train_tunes_once_and_no_tune_skips_it() {
     let data = data.to_str().unwrap();
     let cache_s = cache.to_str().unwrap();
     let train = |out: &str, extra: &[&str]| {
-        let mut args = vec![
-            "train",
-            "wdsr-b",
-            "--blocks",
-            "1",
-            "--filters",
-            "8",
-            "--steps",
-            "2",
-            "--batch",
-            "2",
-            "--patch",
-            "24",
-            "--data",
-            data,
-            "--quiet",
-            "--cache",
-            cache_s,
-            "-o",
-            out,
-        ];
-        args.extend_from_slice(extra);
-        let o = common::srgraph(&args, dir.path());
+        let run = (common::QuickTrain::new("wdsr-b", data))
+            .set("--engine", "ort")
+            .set("--steps", "2")
+            .set("--cache", cache_s)
+            .set("--out", out);
+        let o = extra.iter().fold(run, |run, f| run.flag(f)).run(dir.path());
         assert!(o.status.success(), "{}", common::text(&o));
         common::text(&o)
     };

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The precision table of docs/shipping.md: each model in float32, float16 and int8 (post-training,
-# calibrated on T91 by the default percentile), scored on Set5 and Set14 by `srgraph eval` in ONNX
-# Runtime (PSNR-Y), with its file size, then timed upscaling a 512x512 picture (Set5's baby) whole,
+# The precision table of docs/shipping.md: each model in float32, float16, int8 post-training
+# (calibrated on T91 by the default percentile) and int8 after quantisation-aware fine-tuning
+# (`train --init MODEL --qat int8`, QAT_STEPS steps; 0 leaves it out), scored on Set5 and Set14 by
+# `srgraph eval` in ONNX Runtime (PSNR-Y), with its file size, then timed upscaling a 512x512 picture (Set5's baby) whole,
 # all files side by side in one process (`cargo bench --bench precision`): ONNX Runtime and tract on
 # every core (tract has no float16 kernels on x86, so its fp16 runs are left out), and with
 # BENCH_WEB=1 onnxruntime-web's WASM backend in headless Chromium (2 threads, median of 3 after a
@@ -9,6 +10,11 @@
 #
 #   tools/bench/precision_table.sh                      # the three built-in models
 #   tools/bench/precision_table.sh runs/b8-x2 runs/b8-x4  # run folders or srgraph models
+#   QAT_STEPS=0 tools/bench/precision_table.sh          # no fine-tunes (minutes instead of hours)
+#
+# The fine-tune: QAT_STEPS (300) steps of batch 16, HR patch QAT_PATCH (96), lr QAT_LR (1e-5) on
+# QAT_DATA (T91), on THREADS threads (0: every core). The int8 QAT file is the same
+# graph as the post-training one (only its weights and grids differ), so it is not timed again.
 #
 # Needs a release srgraph ($SRGRAPH, default target/release/srgraph), ONNX Runtime's library
 # (tools/setup/fetch-onnxruntime.sh or ORT_DYLIB_PATH), and for BENCH_WEB tools/setup/setup-web.sh.
@@ -17,6 +23,8 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 srgraph="${SRGRAPH:-$root/target/release/srgraph}"
 data="${SRGRAPH_DATA:-$root/../shared/data}"
 calibrate="${CALIBRATE:-$data/T91}"
+qat_steps="${QAT_STEPS:-300}"
+threads="${THREADS:-0}"
 dir="$(mktemp -d)"
 server=""
 trap '[ -n "$server" ] && kill $server 2>/dev/null; rm -rf "$dir"' EXIT
@@ -33,6 +41,16 @@ psnr() { # model set -> PSNR-Y in ONNX Runtime
         python3 -c 'import json, sys; print("%.3f" % json.load(sys.stdin)["sets"][0]["model"]["psnr_y"])'
 }
 
+qat_int8() { # model name -> the int8 file of its quantisation-aware fine-tune, at $dir/name-int8-qat.onnx
+    local model="$1" arch
+    [ -d "$model" ] && model="$model/model.onnx"
+    arch="$("$srgraph" inspect "$model" | awk '$1 == "meta" && $2 == "architecture" { print $4 }')"
+    "$srgraph" train "$arch" --init "$model" --qat int8 --data "${QAT_DATA:-$data/T91}" --steps "$qat_steps" \
+        --batch 16 --patch "${QAT_PATCH:-96}" --lr "${QAT_LR:-1e-5}" --threads "$threads" --quiet \
+        -o "$dir/$2-qat" >"$dir/$2-qat.log" 2>&1 || { cat "$dir/$2-qat.log" >&2; return 1; }
+    "$srgraph" export "$dir/$2-qat" --precision int8 -o "$dir/$2-int8-qat.onnx" >/dev/null
+}
+
 files=()
 echo "| model | precision | Set5 PSNR-Y | vs fp32 | Set14 PSNR-Y | vs fp32 | bytes |"
 echo "|---|---|---:|---:|---:|---:|---:|"
@@ -41,9 +59,11 @@ for source in "$@"; do
     "$srgraph" export "$source" --precision fp32 -o "$dir/$name-fp32.onnx" >/dev/null
     "$srgraph" export "$source" --precision fp16 -o "$dir/$name-fp16.onnx" >/dev/null
     "$srgraph" export "$source" --precision int8 --calibrate "$calibrate" -o "$dir/$name-int8.onnx" >/dev/null
-    for p in fp32 fp16 int8; do
+    precisions=(fp32 fp16 int8)
+    if [ "$qat_steps" -gt 0 ]; then qat_int8 "$source" "$name"; precisions+=(int8-qat); fi
+    for p in "${precisions[@]}"; do
         f="$dir/$name-$p.onnx"
-        files+=("$f")
+        [ $p = int8-qat ] || files+=("$f")
         s5="$(psnr "$f" Set5)"; s14="$(psnr "$f" Set14)"
         [ $p = fp32 ] && { r5="$s5"; r14="$s14"; }
         printf '| %s | %s | %s | %+.3f | %s | %+.3f | %s |\n' "$name" $p "$s5" "$(python3 -c "print($s5 - $r5)")" \

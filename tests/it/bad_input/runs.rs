@@ -3,7 +3,7 @@
 //! one file never both win, a killed or signalled run leaves what it should.
 
 use super::{refused, small_picture, tiny_model, unchanged};
-use crate::common::{self, data, data_dir, srgraph, text};
+use crate::common::{self, data, data_dir, srgraph, text, QuickTrain};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -78,28 +78,9 @@ fn outputs_never_replace_inputs_and_existing_files_need_force() {
     assert!(stray.is_empty(), "temporaries left: {stray:?}");
 }
 
-pub(super) fn train_args<'a>(t91: &'a str, out: &'a str, steps: &'a str) -> Vec<&'a str> {
-    vec![
-        "train",
-        "wdsr-b",
-        "--blocks",
-        "1",
-        "--filters",
-        "8",
-        "--data",
-        t91,
-        "--steps",
-        steps,
-        "--batch",
-        "2",
-        "--patch",
-        "24",
-        "--engine",
-        "tract",
-        "--out",
-        out,
-        "--quiet",
-    ]
+/// A quick run of `steps` steps on `t91` into `out` (see `QuickTrain`).
+pub(super) fn train_args(t91: &str, out: &str, steps: &str) -> QuickTrain {
+    QuickTrain::new("wdsr-b", t91).set("--out", out).set("--steps", steps)
 }
 
 #[test]
@@ -107,34 +88,25 @@ fn a_run_folder_with_a_run_in_it_is_refused_and_locked() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let t91 = data("T91");
-    let o = srgraph(&train_args(&t91, "run", "2"), d);
+    let o = train_args(&t91, "run", "2").run(d);
     assert!(o.status.success(), "{}", text(&o));
     // The checkpoint deleted: the model and log are still a run's, and another network may not replace them.
     std::fs::remove_file(d.join("run/checkpoint.onnx")).unwrap();
-    let mut edsr = train_args(&t91, "run", "2");
-    edsr[1] = "edsr";
+    let edsr = QuickTrain::new("edsr", &t91).set("--steps", "2");
     unchanged(d, || {
-        refused(&srgraph(&edsr, d), 1, "model.onnx");
-        refused(&srgraph(&train_args(&t91, "run", "2"), d), 1, "--force");
+        refused(&edsr.run(d), 1, "model.onnx");
+        refused(&train_args(&t91, "run", "2").run(d), 1, "--force");
     });
     // --force starts afresh there; a stale temporary of a killed process goes too.
     std::fs::write(d.join("run/.model.onnx.tmp-4000000"), b"partial").unwrap();
-    let mut again = train_args(&t91, "run", "2");
-    again.push("--force");
-    let o = srgraph(&again, d);
+    let o = train_args(&t91, "run", "2").flag("--force").run(d);
     assert!(o.status.success(), "{}", text(&o));
     assert!(!d.join("run/.model.onnx.tmp-4000000").exists());
 
     // A second process on a folder in use gets a clear error and touches nothing.
-    let mut first = Command::new(env!("CARGO_BIN_EXE_srgraph"))
-        .args(train_args(&t91, "busy", "100000"))
-        .current_dir(d)
-        .spawn()
-        .unwrap();
+    let mut first = train_args(&t91, "busy", "100000").command(d).spawn().unwrap();
     common::wait_for_log_lines(&d.join("busy/log.jsonl"), 2, 120);
-    let mut second = train_args(&t91, "busy", "3");
-    second.push("--force");
-    let o = srgraph(&second, d);
+    let o = train_args(&t91, "busy", "3").flag("--force").run(d);
     let _ = first.kill();
     let _ = first.wait();
     refused(&o, 1, "in use by another srgraph");
@@ -150,11 +122,9 @@ fn sigterm_and_sighup_save_the_run_like_ctrl_c() {
     let t91 = data("T91");
     for (signal, code) in [("TERM", 143), ("HUP", 129)] {
         let out = format!("run-{signal}");
-        let mut args = train_args(&t91, &out, "100000");
-        args.extend(["--checkpoint-every", "100000"]);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_srgraph"))
-            .args(&args)
-            .current_dir(d)
+        let mut child = train_args(&t91, &out, "100000")
+            .set("--checkpoint-every", "100000")
+            .command(d)
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
@@ -260,24 +230,25 @@ fn a_run_killed_before_its_first_checkpoint_leaves_nothing_to_force() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let t91 = data("T91");
-    let mut args = train_args(&t91, "run", "100000");
-    args.extend(["--checkpoint-every", "100000"]);
-    let mut first = common::srgraph_command(&args, d).spawn().unwrap();
+    let mut first = train_args(&t91, "run", "100000")
+        .set("--checkpoint-every", "100000")
+        .command(d)
+        .spawn()
+        .unwrap();
     common::wait_for_log_lines(&d.join("run/log.jsonl"), 2, 120);
     first.kill().unwrap(); // SIGKILL: no checkpoint, no model
     first.wait().unwrap();
     assert!(!d.join("run/checkpoint.onnx").exists());
 
     // --resume: there is nothing to resume, and the message says what is there and the ways on.
-    let mut resume = train_args(&t91, "run", "2");
-    resume.push("--resume");
-    let o = unchanged(d, || srgraph(&resume, d));
+    let resume = train_args(&t91, "run", "2").flag("--resume");
+    let o = unchanged(d, || resume.run(d));
     refused(&o, 1, "no checkpoint.onnx");
     refused(&o, 1, "log.jsonl");
     refused(&o, 1, "stopped before its first checkpoint");
     refused(&o, 1, "without --resume");
     // The same command without --resume starts afresh there, no --force needed.
-    let o = srgraph(&train_args(&t91, "run", "2"), d);
+    let o = train_args(&t91, "run", "2").run(d);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("leftovers"), "{}", text(&o));
     let log = std::fs::read_to_string(d.join("run/log.jsonl")).unwrap();
@@ -297,7 +268,7 @@ fn a_lock_file_that_is_not_a_file_is_named() {
         .unwrap();
     assert!(made.success());
     for (out, what) in [("folder", "a folder"), ("fifo", "a named pipe (FIFO)")] {
-        let o = unchanged(d, || srgraph(&train_args(&t91, out, "2"), d));
+        let o = unchanged(d, || train_args(&t91, out, "2").run(d));
         refused(&o, 1, &format!("{out}/.srgraph.lock is {what}"));
         refused(&o, 1, "remove it");
     }
