@@ -31,7 +31,8 @@ fn header(o: &StudyOptions) -> String {
 /// Per depth and network: parameters, PSNR with bicubic beside it, both relative to
 /// EDSR at the same depth, and the paper's DIV2K x2 number (its own data and training).
 pub fn blocks(o: &StudyOptions, results: &[RunResult]) -> (String, String) {
-    let paper_applies = o.scale == 2 && !o.equal_params;
+    // The paper's numbers are RGB networks' at x2 and their own widths.
+    let paper_applies = o.scale == 2 && !o.equal_params && o.channels == 3;
     let mut md = header(o);
     if o.equal_params {
         md.push_str("WDSR widths fitted to EDSR's parameter count at each depth (`--equal-params`).\n\n");
