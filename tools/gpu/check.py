@@ -12,7 +12,9 @@ In one run of under 8 minutes it:
      of NCHW and channels-last), ratio srgraph / PyTorch;
   3. trains the default WDSR-B x2 on T91 with --device cuda for --minutes, validating on
      Set5, and reports the validation PSNR it reached;
-  4. scores that model with `srgraph eval --engine ort --device cuda` on Set5 and Set14.
+  4. scores that model with `srgraph eval --engine ort --device cuda` on Set5 and Set14;
+  5. exports that model as float16 and int8 files (`srgraph export --precision`, int8 calibrated
+     on T91) and scores each on Set5 on CUDA beside the float32 file: PSNR-Y, bytes, seconds.
 It writes everything to one JSON file (--out). `--device cpu --quick` runs the same code on
 the CPU with tiny step counts: the dry run that checks the script where no GPU is.
 """
@@ -227,6 +229,21 @@ def evaluate(kit, model):
     return json.loads(p.stdout)
 
 
+def precisions(kit, tmp, model):
+    """(5) The (3) model in each precision, scored on Set5 by `srgraph eval --engine ort` on the device."""
+    out = {}
+    for p in ["fp32", "fp16", "int8"]:
+        f = pathlib.Path(tmp) / f"model-{p}.onnx"
+        calibrate = ["--calibrate", kit.data / "T91"] if p == "int8" else []
+        kit.srgraph("export", model, "--precision", p, *calibrate, "-o", f)
+        began = time.time()
+        e = json.loads(kit.srgraph("eval", f, "--data", kit.data / "Set5", "--engine", "ort", "--device", kit.device,
+                                   "--json").stdout)
+        out[p] = {"set5_psnr_y": e["sets"][0]["model"]["psnr_y"], "eval_seconds": time.time() - began,
+                  "bytes": f.stat().st_size}
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kit", default=str(pathlib.Path(__file__).resolve().parent.parent),
@@ -262,14 +279,19 @@ def main():
                 result[key] = {"error": str(e)}
             print(f"  {json.dumps(result[key])[:400]} ({time.time() - t:.0f} s)", flush=True)
             pathlib.Path(a.out).write_text(json.dumps(result, indent=1))
-        print("(4) eval --engine ort ...", flush=True)
-        try:
-            result["eval"] = evaluate(kit, result["training"]["model"])
-        except Exception as e:
-            result["eval"] = {"error": str(e)}
+        for key, what, fn in [
+            ("eval", "(4) eval --engine ort", evaluate),
+            ("precisions", "(5) fp32, fp16 and int8 files", lambda kit, model: precisions(kit, tmp, model)),
+        ]:
+            print(f"{what} ...", flush=True)
+            try:
+                result[key] = fn(kit, result["training"]["model"])
+            except Exception as e:
+                result[key] = {"error": str(e)}
+            print(f"  {json.dumps(result[key])[:400]}", flush=True)
     result["seconds"] = time.time() - began
     pathlib.Path(a.out).write_text(json.dumps(result, indent=1))
-    failed = [k for k in ("parity", "speed", "training", "eval") if isinstance(result.get(k), dict) and "error" in result[k]]
+    failed = [k for k in ("parity", "speed", "training", "eval", "precisions") if isinstance(result.get(k), dict) and "error" in result[k]]
     print(f"wrote {a.out} in {result['seconds']:.0f} s; {'failed: ' + ', '.join(failed) if failed else 'every part ran'}")
     sys.exit(1 if failed or not result.get("parity", {}).get("ok", False) else 0)
 
