@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The precision table of docs/shipping.md: each model in float32, float16, int8 post-training
-# (calibrated on T91 by the default percentile) and int8 after quantisation-aware fine-tuning
-# (`train --init MODEL --qat int8`, QAT_STEPS steps; 0 leaves it out), scored on Set5 and Set14 by
+# (calibrated on T91 by the default percentile) and after quantisation-aware fine-tuning
+# (`train --init MODEL --qat int8`, QAT_STEPS steps; 0 leaves it out) its float32 weights and its
+# int8 file, scored on Set5 and Set14 by
 # `srgraph eval` in ONNX Runtime (PSNR-Y), with its file size, then timed upscaling a 512x512 picture (Set5's baby) whole,
 # all files side by side in one process (`cargo bench --bench precision`): ONNX Runtime and tract on
 # every core (tract has no float16 kernels on x86, so its fp16 runs are left out), and with
@@ -41,7 +42,9 @@ psnr() { # model set -> PSNR-Y in ONNX Runtime
         python3 -c 'import json, sys; print("%.3f" % json.load(sys.stdin)["sets"][0]["model"]["psnr_y"])'
 }
 
-qat_int8() { # model name -> the int8 file of its quantisation-aware fine-tune, at $dir/name-int8-qat.onnx
+qat_int8() { # model name -> its quantisation-aware fine-tune's int8 file, $dir/name-int8-qat.onnx, and
+    # its float32 weights, $dir/name-fp32-qat.onnx: the fine-tune trains too, so the int8 file's cost is
+    # against those
     local model="$1" arch
     [ -d "$model" ] && model="$model/model.onnx"
     arch="$("$srgraph" inspect "$model" | awk '$1 == "meta" && $2 == "architecture" { print $4 }')"
@@ -49,6 +52,7 @@ qat_int8() { # model name -> the int8 file of its quantisation-aware fine-tune, 
         --batch 16 --patch "${QAT_PATCH:-96}" --lr "${QAT_LR:-1e-5}" --threads "$threads" --quiet \
         -o "$dir/$2-qat" >"$dir/$2-qat.log" 2>&1 || { cat "$dir/$2-qat.log" >&2; return 1; }
     "$srgraph" export "$dir/$2-qat" --precision int8 -o "$dir/$2-int8-qat.onnx" >/dev/null
+    "$srgraph" export "$dir/$2-qat" --precision fp32 -o "$dir/$2-fp32-qat.onnx" >/dev/null
 }
 
 files=()
@@ -60,10 +64,10 @@ for source in "$@"; do
     "$srgraph" export "$source" --precision fp16 -o "$dir/$name-fp16.onnx" >/dev/null
     "$srgraph" export "$source" --precision int8 --calibrate "$calibrate" -o "$dir/$name-int8.onnx" >/dev/null
     precisions=(fp32 fp16 int8)
-    if [ "$qat_steps" -gt 0 ]; then qat_int8 "$source" "$name"; precisions+=(int8-qat); fi
+    if [ "$qat_steps" -gt 0 ]; then qat_int8 "$source" "$name"; precisions+=(fp32-qat int8-qat); fi
     for p in "${precisions[@]}"; do
         f="$dir/$name-$p.onnx"
-        [ $p = int8-qat ] || files+=("$f")
+        [[ $p = *-qat ]] || files+=("$f")
         s5="$(psnr "$f" Set5)"; s14="$(psnr "$f" Set14)"
         [ $p = fp32 ] && { r5="$s5"; r14="$s14"; }
         printf '| %s | %s | %s | %+.3f | %s | %+.3f | %s |\n' "$name" $p "$s5" "$(python3 -c "print($s5 - $r5)")" \
