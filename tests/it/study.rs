@@ -287,7 +287,10 @@ fn a_single_channel_study_trains_one_channel_networks_and_keeps_to_them() {
     let md = std::fs::read_to_string(d.join("g/table.md")).unwrap();
     assert!(md.contains("Single-channel networks (`--channels 1`)"), "{md}");
     // The paper's (RGB) number is not set beside a grey network's.
-    assert!(!md.contains("The last column is the paper's") && md.contains("| - |"), "{md}");
+    assert!(
+        !md.contains("The last column is the paper's") && md.contains("| - |"),
+        "{md}"
+    );
 
     // Resumed as an RGB study: refused, naming the flag that continues it.
     let mut rgb = args.to_vec();
