@@ -180,28 +180,10 @@ fn a_tiny_conv_study_fits_widths_and_reports_cost_and_activations() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (train, val) = (data("T91"), data("Set5"));
+    #[rustfmt::skip]
     let args = [
-        "study",
-        "conv",
-        "--kinds",
-        "low-rank,depthwise,group:2",
-        "--blocks",
-        "1",
-        "--steps",
-        "12",
-        "--batch",
-        "4",
-        "--patch",
-        "32",
-        "--validate-every",
-        "6",
-        "--quiet",
-        "--data",
-        &train,
-        "--val",
-        &val,
-        "--out",
-        "c",
+        "study", "conv", "--kinds", "low-rank,depthwise,group:2", "--blocks", "1", "--steps", "12", "--batch", "4",
+        "--patch", "32", "--validate-every", "6", "--quiet", "--data", &train, "--val", &val, "--out", "c",
     ];
     let o = srgraph(&args, d);
     let log = text(&o);
