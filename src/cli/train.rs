@@ -70,7 +70,8 @@ pub struct TrainArgs {
     /// Quantisation-aware fine-tuning: train under the rounding of an int8 file (`srgraph export --precision
     /// int8`), so the file keeps what rounding a trained model loses. Needs --init. The activation ranges are
     /// calibrated on the first 32 pictures of --data by the starting weights and recorded in the model, whose int8
-    /// export then needs no --calibrate. Validation scores that int8 file.
+    /// export then needs no --calibrate. Validation scores that int8 file. `int8-learned` also trains each
+    /// activation's scale from there (LSQ): the ranges recorded are the trained ones.
     #[arg(long, value_enum, requires = "init")]
     pub qat: Option<QatArg>,
 }
@@ -79,6 +80,9 @@ pub struct TrainArgs {
 pub enum QatArg {
     /// int8 weights (symmetric, per output channel) and uint8 activations, as `export --precision int8` writes.
     Int8,
+    /// As int8, with the activations' ranges trained beside the weights (learned step size, Esser et al. 2020)
+    /// instead of fixed where calibration put them.
+    Int8Learned,
 }
 
 /// How long, on what and how fast a network trains: shared by `train` and `study`.
@@ -227,13 +231,21 @@ pub fn run(a: TrainArgs) -> Result<bool> {
         model: c,
         init,
     };
-    if let (Some(QatArg::Int8), Some(init)) = (a.qat, &o.init) {
+    if let (Some(qat), Some(init)) = (a.qat, &o.init) {
         anyhow::ensure!(
             o.model.norm != crate::models::Norm::Batch,
             "--qat trains weight-normalised or plain networks: batch norm is folded into the convs only at export, \
              so the training graph's convs are not the file's"
         );
-        let plan = crate::train::qat::plan(&o.model, init, &o.data.data, o.run.threads, o.run.progress)?;
+        let learn_ranges = qat == QatArg::Int8Learned;
+        let plan = crate::train::qat::plan(
+            &o.model,
+            init,
+            &o.data.data,
+            learn_ranges,
+            o.run.threads,
+            o.run.progress,
+        )?;
         o.schedule.train.qat = Some(plan);
     }
     let stop = super::stop_on_signals("stopping after this step: the checkpoint and model will be written")?;

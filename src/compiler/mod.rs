@@ -89,7 +89,6 @@ impl TrainConfig {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
-        .chain(self.qat.iter().flat_map(|q| q.metadata()))
         .collect()
     }
 }

@@ -10,6 +10,12 @@
 //! from the final ones. Round's gradient is the straight-through estimator and Clip's
 //! passes inside the range (autodiff's rules), as PyTorch's FakeQuantize does; the
 //! weight scales are computed under StopGradient, so no gradient reaches them.
+//!
+//! With learned ranges, each activation's scale is a parameter instead, started at
+//! calibration's and trained with the weights (its zero point stays calibration's).
+//! The same rules then give LSQ's gradient (Esser et al. 2020, "Learned Step Size
+//! Quantization"): `round(x/s) - x/s` inside the range and the clipped level outside
+//! it, so a scale grows where clipping costs more than the grid's coarseness.
 
 use crate::ir::{Graph, Node, Op, Outlet, Tensor};
 use crate::models::Network;
@@ -24,6 +30,8 @@ use std::collections::{BTreeMap, HashMap};
 pub struct FakeQuant {
     pub activations: Ranges,
     pub convs: Vec<String>,
+    /// Whether the activations' scales are trained (LSQ) rather than fixed.
+    pub learn_ranges: bool,
 }
 
 /// The metadata keys of a quantisation-aware run: `qat = int8`, and the activation
@@ -46,6 +54,31 @@ impl FakeQuant {
                 serde_json::to_string(&ranges).expect("numbers serialise"),
             ),
         ]
+    }
+
+    /// The plan with the activation ranges its learned scales (among `values`, by
+    /// `scale_name`) now give, each on its calibrated zero point; as it is without them.
+    pub fn learned(&self, values: &[(String, Tensor)]) -> Result<FakeQuant> {
+        let mut out = self.clone();
+        if !self.learn_ranges {
+            return Ok(out);
+        }
+        for (name, range) in out.activations.iter_mut() {
+            let key = scale_name(name);
+            let (_, s) = values
+                .iter()
+                .find(|(n, _)| *n == key)
+                .with_context(|| format!("the training state has no {key}"))?;
+            let scale = s
+                .as_f32_scalar()
+                .with_context(|| format!("{key} is not a float32 scalar"))?;
+            let below = Grid::covering(*range).zero_point as f32;
+            *range = Range {
+                min: -below * scale,
+                max: (255.0 - below) * scale,
+            };
+        }
+        Ok(out)
     }
 
     /// The activation ranges a `qat_ranges` metadata value holds.
@@ -93,7 +126,7 @@ pub fn fake_quantize(g: &Graph, q: &FakeQuant) -> Result<(Graph, HashMap<Outlet,
             let grid = Grid::covering(*range);
             let x = Outlet { node: new_id, slot: 0 };
             let lo = -(grid.zero_point as f32);
-            let scale = out.constant(format!("{}.fake_quant.scale", n.name), Tensor::scalar(grid.scale));
+            let scale = activation_scale(&mut out, &n.name, grid.scale, q.learn_ranges)?;
             let y = round_to_grid(&mut out, &n.name, x, scale, lo, lo + 255.0)?;
             moved.insert(Outlet { node: id, slot: 0 }, y);
         }
@@ -106,6 +139,35 @@ pub fn fake_quantize(g: &Graph, q: &FakeQuant) -> Result<(Graph, HashMap<Outlet,
     out.outputs = g.outputs.iter().map(|(name, o)| (name.clone(), moved[o])).collect();
     out.check().context("after inserting fake quantisation")?;
     Ok((out, moved))
+}
+
+/// The name of an activation's scale, a parameter when ranges are learned.
+pub fn scale_name(activation: &str) -> String {
+    format!("{activation}.fake_quant.scale")
+}
+
+/// Whether a training state's value is a learned activation scale, which the
+/// inference file holds as its ranges rather than as a weight.
+pub fn is_scale(name: &str) -> bool {
+    name.ends_with(".fake_quant.scale")
+}
+
+/// An activation's grid step: calibration's, fixed or as a parameter's start.
+fn activation_scale(g: &mut Graph, activation: &str, calibrated: f32, learned: bool) -> Result<Outlet> {
+    let name = scale_name(activation);
+    if !learned {
+        return Ok(g.constant(name, Tensor::scalar(calibrated)));
+    }
+    let scale = g.wire(name.clone(), Op::Param(Tensor::scalar(calibrated)), &[])?;
+    // A step pushed to zero or below would divide by it: it stays above a thousandth of where it started.
+    g.wire(
+        format!("{name}.positive"),
+        Op::Clip {
+            min: calibrated * 1e-3,
+            max: f32::MAX,
+        },
+        &[scale],
+    )
 }
 
 /// `w` [O, ...] rounded to the symmetric int8 grid of each output channel.

@@ -57,7 +57,7 @@ pub fn train(o: &TrainOptions, stop: &AtomicBool) -> Result<TrainReport> {
     let mut reporter = report::reporter(o, group.as_ref().is_none_or(|g| g.rank() == 0))?;
     let (sampler, val) = load_data(o, &mut group, &*reporter)?;
     let share = Share::of(o, group.as_deref());
-    let mut weights = Weights::new(make_trainer(o, share, group, stop)?);
+    let mut weights = Weights::new(make_trainer(o, share, group, stop)?, o.schedule.train.qat.clone());
     let start = resume(o, &mut weights, reporter.average())?;
     let prefetch = Prefetcher::items(Arc::new(sampler), share.items(), start, 2);
     let end = train_loop(o, &mut weights, &mut *reporter, prefetch, val.as_ref(), start, stop)?;
@@ -272,7 +272,8 @@ fn validate(o: &TrainOptions, weights: &Weights, set: &ValidationSet) -> Result<
         _ => model_scores::<u8>(model, p, c.scale, runtime, r.threads),
     };
     // A quantisation-aware run is scored as the int8 file it trains for.
-    let shipped = |model: Vec<u8>| match &o.schedule.train.qat {
+    let qat = weights.qat()?;
+    let shipped = |model: Vec<u8>| match &qat {
         Some(q) => crate::onnx::quantize::int8_bytes(&model, &q.activations, "validation"),
         None => Ok(model),
     };

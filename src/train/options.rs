@@ -147,6 +147,8 @@ impl TrainOptions {
         let s = &self.schedule;
         let mut m = self.model.metadata().into_pairs();
         m.extend(s.train.metadata());
+        // The plan as it started: a resumed run calibrates again and must find the same.
+        m.extend(s.train.qat.iter().flat_map(|q| q.metadata()));
         m.push(("data_seed".into(), s.data_seed.to_string()));
         m.push(("base_learning_rate".into(), self.learning_rate().to_string()));
         m.extend(s.rates.metadata());

@@ -17,8 +17,16 @@ use std::path::Path;
 pub const CALIBRATION_PICTURES: usize = 32;
 pub const CALIBRATION_CROP: usize = 128;
 
-/// What a quantisation-aware fine-tune of `init` on the pictures of `data` rounds.
-pub fn plan(c: &ModelConfig, init: &Init, data: &Path, threads: usize, progress: bool) -> Result<FakeQuant> {
+/// What a quantisation-aware fine-tune of `init` on the pictures of `data` rounds;
+/// `learn_ranges`: whether the activations' scales train from there.
+pub fn plan(
+    c: &ModelConfig,
+    init: &Init,
+    data: &Path,
+    learn_ranges: bool,
+    threads: usize,
+    progress: bool,
+) -> Result<FakeQuant> {
     let model = super::weights::export_values(c, init.values.clone(), &[])?;
     let pictures = Pictures::load(data, c.scale, CALIBRATION_CROP, Some(CALIBRATION_PICTURES))
         .with_context(|| format!("calibrating on {}", data.display()))?;
@@ -37,5 +45,9 @@ pub fn plan(c: &ModelConfig, init: &Init, data: &Path, threads: usize, progress:
         .into_iter()
         .map(|i| g.node[i].output[0].clone())
         .collect();
-    Ok(FakeQuant { activations, convs })
+    Ok(FakeQuant {
+        activations,
+        convs,
+        learn_ranges,
+    })
 }

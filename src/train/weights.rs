@@ -2,6 +2,7 @@
 //! validated, checkpointed and exported, in one place.
 
 use super::Ema;
+use crate::compiler::qat::{self, FakeQuant};
 use crate::export::inference_graph;
 use crate::ir::Tensor;
 use crate::models::{self, ModelConfig};
@@ -14,11 +15,26 @@ pub(super) struct Weights<'a> {
     pub trainer: Box<dyn Trainer + 'a>,
     /// The moving average, kept by the rank that writes the run's files.
     average: Option<Ema>,
+    /// What a quantisation-aware run rounds, as it started.
+    qat: Option<FakeQuant>,
 }
 
 impl<'a> Weights<'a> {
-    pub fn new(trainer: Box<dyn Trainer + 'a>) -> Weights<'a> {
-        Weights { trainer, average: None }
+    pub fn new(trainer: Box<dyn Trainer + 'a>, qat: Option<FakeQuant>) -> Weights<'a> {
+        Weights {
+            trainer,
+            average: None,
+            qat,
+        }
+    }
+
+    /// What a quantisation-aware run rounds now: its activation ranges as trained
+    /// where they are learned.
+    pub fn qat(&self) -> Result<Option<FakeQuant>> {
+        match &self.qat {
+            Some(q) if q.learn_ranges => Ok(Some(q.learned(&self.trainer.values()?)?)),
+            q => Ok(q.clone()),
+        }
     }
 
     /// Starts the moving average with this decay: at the current weights, or at the
@@ -45,11 +61,14 @@ impl<'a> Weights<'a> {
         Ok(loss)
     }
 
-    /// The run's model: the weights' moving average when there is one, else the weights.
+    /// The run's model: the weights' moving average when there is one, else the weights;
+    /// a quantisation-aware run's with the activation ranges its int8 file takes.
     pub fn model(&self, c: &ModelConfig, extra: &[(String, String)]) -> Result<Vec<u8>> {
+        let mut extra = extra.to_vec();
+        extra.extend(self.qat()?.iter().flat_map(|q| q.metadata()));
         match &self.average {
-            Some(e) => export_values(c, e.values().to_vec(), extra),
-            None => export(c, &*self.trainer, extra),
+            Some(e) => export_values(c, e.values().to_vec(), &extra),
+            None => export(c, &*self.trainer, &extra),
         }
     }
 
@@ -76,7 +95,7 @@ pub fn export(c: &ModelConfig, trainer: &dyn Trainer, extra: &[(String, String)]
     let values: Vec<(String, Tensor)> = trainer
         .values()?
         .into_iter()
-        .filter(|(n, _)| !crate::compiler::state::is_adam_moment(n))
+        .filter(|(n, _)| !crate::compiler::state::is_adam_moment(n) && !qat::is_scale(n))
         .collect();
     export_values(c, values, extra)
 }

@@ -16,7 +16,9 @@ use ndarray::ArrayD;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use srgraph::autodiff::{gradients, ConvSpelling, InputGrad, Spellings, WeightGrad};
+use srgraph::compiler::qat::{fake_quantize, scale_name, FakeQuant};
 use srgraph::ir::{Graph, Op, Outlet, ShuffleMode, Tensor};
+use srgraph::onnx::quantize::{Grid, Range};
 use srgraph::onnx::Model;
 use srgraph::runtime::tract::TractModel;
 
@@ -459,6 +461,77 @@ fn round_is_straight_through_and_stop_gradient_stops() {
     let want = value("c") + value("x");
     let worst = (&got - &want).iter().fold(0f32, |m, v| m.max(v.abs()));
     assert!(worst < 1e-6, "gradient {got} against c + x {want}");
+}
+
+/// Learned step size: with an activation's scale a parameter (`--qat int8-learned`), the
+/// rules above give LSQ's gradient (Esser et al. 2020, eq. 3): d/ds of
+/// clip(round(x/s), lo, hi) * s is round(x/s) - x/s where the level is inside the grid
+/// and the clipped level where it is not. loss = sum(fq(x) * c), x beyond the grid both ways.
+#[test]
+fn a_learned_activation_scale_gets_lsqs_gradient() {
+    let mut rng = ChaCha8Rng::seed_from_u64(16);
+    let mut g = Graph::new();
+    let x = param(&mut g, &mut rng, "x", &[4, 8]);
+    let zero = g.constant("zero", Tensor::scalar(0.0));
+    let a = g.wire("a", Op::Add, &[x, zero]).unwrap();
+    let c = constant(&mut g, &mut rng, "c", &[4, 8]);
+    let y = g.wire("y", Op::Mul, &[a, c]).unwrap();
+    let loss = g
+        .wire(
+            "loss",
+            Op::ReduceSum {
+                axes: vec![0, 1],
+                keepdims: false,
+            },
+            &[y],
+        )
+        .unwrap();
+    let range = Range { min: -0.5, max: 0.6 };
+    let plan = FakeQuant {
+        activations: [("a".to_string(), range)].into(),
+        convs: vec![],
+        learn_ranges: true,
+    };
+    let (mut g, moved) = fake_quantize(&g, &plan).unwrap();
+    let id = g.nodes.iter().position(|n| n.name == scale_name("a")).unwrap();
+    let grads = gradients(
+        &mut g,
+        moved[&loss],
+        &[Outlet { node: id, slot: 0 }],
+        &Spellings::default(),
+    )
+    .unwrap();
+    g.outputs.clear();
+    g.output("grad", grads[0]);
+    g.prune();
+    let bytes = Model::new(g.clone(), vec![]).to_bytes("lsq").unwrap();
+    let got = srgraph::runtime::tract::run_once(&bytes, vec![]).unwrap().remove(0);
+    let value = |name: &str| match &g.nodes.iter().find(|n| n.name == name).unwrap().op {
+        Op::Param(t) | Op::Const(t) => t.as_f32().unwrap().clone(),
+        _ => unreachable!(),
+    };
+    let grid = Grid::covering(range);
+    let (lo, hi) = (-(grid.zero_point as f32), 255.0 - grid.zero_point as f32);
+    let (mut want, mut clipped) = (0.0f32, 0);
+    for (x, c) in value("x").iter().zip(value("c").iter()) {
+        let level = (x / grid.scale).round_ties_even();
+        let inside = (lo..=hi).contains(&level);
+        clipped += usize::from(!inside);
+        want += c * if inside {
+            level - x / grid.scale
+        } else {
+            level.clamp(lo, hi)
+        };
+    }
+    assert!(
+        clipped > 4 && clipped < 28,
+        "{clipped} of 32 values clipped: both branches are checked"
+    );
+    let got = got.iter().next().copied().unwrap();
+    assert!(
+        (got - want).abs() < 1e-3 * want.abs().max(1.0),
+        "gradient {got} against LSQ's {want}"
+    );
 }
 
 /// An op without a gradient rule is refused by name, not with a panic.

@@ -353,9 +353,12 @@ fn a_quantisation_aware_fine_tune_exports_int8_without_calibration() {
         ],
         d,
     ));
-    let inspect = ok(&srgraph(&["inspect", "qat/model.onnx"], d));
-    assert!(inspect.contains("meta        qat = int8"), "{inspect}");
-    assert!(inspect.contains("meta        qat_ranges = {\"body.0\":"), "{inspect}");
+    let inspect_qat = ok(&srgraph(&["inspect", "qat/model.onnx"], d));
+    assert!(inspect_qat.contains("meta        qat = int8"), "{inspect_qat}");
+    assert!(
+        inspect_qat.contains("meta        qat_ranges = {\"body.0\":"),
+        "{inspect_qat}"
+    );
     ok(&srgraph(&["export", "qat", "--precision", "int8", "-o", "q8.onnx"], d));
     let inspect = ok(&srgraph(&["inspect", "q8.onnx"], d));
     assert!(
@@ -368,6 +371,32 @@ fn a_quantisation_aware_fine_tune_exports_int8_without_calibration() {
         p8 - p32
     );
     assert!((p8 - p32).abs() < 0.15, "int8 {p8} against float32 {p32}");
+    // int8-learned trains the activations' scales too: the ranges recorded are not calibration's.
+    let ranges = |inspect: &str| inspect.lines().find(|l| l.contains("qat_ranges =")).map(str::to_string);
+    #[rustfmt::skip]
+    ok(&srgraph(
+        &[
+            "train", "wdsr-b", "--init", BUILTIN_X2, "--qat", "int8-learned", "--data", pictures.to_str().unwrap(),
+            "--steps", "4", "--batch", "2", "--patch", "48", "--lr", "1e-5", "--no-tune", "--quiet", "-o", "lsq",
+        ],
+        d,
+    ));
+    let trained = ok(&srgraph(&["inspect", "lsq/model.onnx"], d));
+    assert!(trained.contains("meta        qat = int8"), "{trained}");
+    assert_ne!(
+        ranges(&trained),
+        ranges(&inspect_qat),
+        "learned ranges moved from calibration's"
+    );
+    ok(&srgraph(
+        &["export", "lsq", "--precision", "int8", "-o", "lsq8.onnx"],
+        d,
+    ));
+    let (p32, p8) = (set5_psnr(d, "lsq/model.onnx", "ort"), set5_psnr(d, "lsq8.onnx", "ort"));
+    assert!(
+        (p8 - p32).abs() < 0.15,
+        "learned ranges: int8 {p8} against float32 {p32}"
+    );
     // Batch norm is folded into the convs only at export: refused by name.
     let o = srgraph(
         &[

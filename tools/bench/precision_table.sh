@@ -14,7 +14,8 @@
 #   QAT_STEPS=0 tools/bench/precision_table.sh          # no fine-tunes (minutes instead of hours)
 #
 # The fine-tune: QAT_STEPS (300) steps of batch 16, HR patch QAT_PATCH (96), lr QAT_LR (1e-5) on
-# QAT_DATA (T91), on THREADS threads (0: every core). The int8 QAT file is the same
+# QAT_DATA (T91), on THREADS threads (0: every core); QAT=int8-learned trains the activations' ranges
+# too (`train --qat int8-learned`). The int8 QAT file is the same
 # graph as the post-training one (only its weights and grids differ), so it is not timed again.
 #
 # Needs a release srgraph ($SRGRAPH, default target/release/srgraph), ONNX Runtime's library
@@ -25,6 +26,7 @@ srgraph="${SRGRAPH:-$root/target/release/srgraph}"
 data="${SRGRAPH_DATA:-$root/../shared/data}"
 calibrate="${CALIBRATE:-$data/T91}"
 qat_steps="${QAT_STEPS:-300}"
+qat="${QAT:-int8}"
 threads="${THREADS:-0}"
 dir="$(mktemp -d)"
 server=""
@@ -48,7 +50,7 @@ qat_int8() { # model name -> its quantisation-aware fine-tune's int8 file, $dir/
     local model="$1" arch
     [ -d "$model" ] && model="$model/model.onnx"
     arch="$("$srgraph" inspect "$model" | awk '$1 == "meta" && $2 == "architecture" { print $4 }')"
-    "$srgraph" train "$arch" --init "$model" --qat int8 --data "${QAT_DATA:-$data/T91}" --steps "$qat_steps" \
+    "$srgraph" train "$arch" --init "$model" --qat "$qat" --data "${QAT_DATA:-$data/T91}" --steps "$qat_steps" \
         --batch 16 --patch "${QAT_PATCH:-96}" --lr "${QAT_LR:-1e-5}" --threads "$threads" --quiet \
         -o "$dir/$2-qat" >"$dir/$2-qat.log" 2>&1 || { cat "$dir/$2-qat.log" >&2; return 1; }
     "$srgraph" export "$dir/$2-qat" --precision int8 -o "$dir/$2-int8-qat.onnx" >/dev/null
