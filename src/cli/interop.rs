@@ -215,6 +215,11 @@ pub struct CalibrationArgs {
     /// Threads ONNX Runtime runs calibration on (0: all cores).
     #[arg(long, default_value_t = 0, value_parser = super::parse_threads, requires = "calibrate")]
     pub threads: usize,
+    /// Bits of the int8 weights: 7 (the default; a model trained with --qat uses those it trained with) keeps
+    /// ONNX Runtime exact on x86 CPUs without VNNI, whose uint8 x int8 multiply-add saturates on 8-bit weights
+    /// (docs/shipping.md); 8 for CPUs with VNNI, GPUs and NPUs.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(2..=8))]
+    pub weight_bits: Option<u8>,
 }
 
 fn parse_percentile(s: &str) -> std::result::Result<f64, String> {
@@ -379,9 +384,14 @@ fn quantise(
     config: &crate::models::ModelConfig,
     a: &CalibrationArgs,
 ) -> Result<()> {
-    let trained = Metadata::from_proto(&model.metadata_props)
-        .get(qat::QAT_RANGES_KEY)
-        .map(str::to_string);
+    let meta = Metadata::from_proto(&model.metadata_props);
+    let trained = meta.get(qat::QAT_RANGES_KEY).map(str::to_string);
+    let weight_bits = match (a.weight_bits, &trained) {
+        (Some(bits), _) => bits,
+        (None, Some(_)) => qat::FakeQuant::weight_bits_of(meta.get(qat::QAT_WEIGHT_BITS_KEY))
+            .with_context(|| format!("{name}'s metadata"))?,
+        (None, None) => quantize::WEIGHT_BITS,
+    };
     let (ranges, how) = match (&a.calibrate, trained) {
         (Some(dir), _) => calibrated(float32, name, config.scale, dir, a)?,
         (None, Some(json)) => (
@@ -393,7 +403,7 @@ fn quantise(
              training data, say): it was not trained with --qat int8, so it carries no activation ranges"
         ),
     };
-    quantize::to_int8(model, &ranges, &how).with_context(|| format!("{name} cannot be written in int8"))
+    quantize::to_int8(model, &ranges, &how, weight_bits).with_context(|| format!("{name} cannot be written in int8"))
 }
 
 /// The activation ranges of `float32` on the pictures of `dir`, and how they were found.

@@ -5,8 +5,8 @@
 //! `clip(round(x / scale), lo, hi) * scale`, where the grid is the one the int8 file
 //! will use (`onnx::quantize`): for an activation, the uint8 grid calibration found
 //! (zero point z: lo = -z, hi = 255 - z), fixed while training; for a conv's weights,
-//! the symmetric int8 grid of each output channel (scale max |w| / 127, lo = -127,
-//! hi = 127), recomputed from the current weights at every step as the export will
+//! the symmetric grid of each output channel on the file's weight bits (7 unless
+//! asked: scale max |w| / 63, lo = -63, hi = 63), recomputed from the current weights at every step as the export will
 //! from the final ones. Round's gradient is the straight-through estimator and Clip's
 //! passes inside the range (autodiff's rules), as PyTorch's FakeQuantize does; the
 //! weight scales are computed under StopGradient, so no gradient reaches them.
@@ -19,7 +19,7 @@
 
 use crate::ir::{Graph, Node, Op, Outlet, Tensor};
 use crate::models::Network;
-use crate::onnx::quantize::{Grid, Range, Ranges};
+use crate::onnx::quantize::{weight_levels, Grid, Range, Ranges};
 use anyhow::{ensure, Context, Result};
 use std::collections::{BTreeMap, HashMap};
 
@@ -32,15 +32,18 @@ pub struct FakeQuant {
     pub convs: Vec<String>,
     /// Whether the activations' scales are trained (LSQ) rather than fixed.
     pub learn_ranges: bool,
+    /// The bits of the weights' grids (`onnx::quantize::WEIGHT_BITS`).
+    pub weight_bits: u8,
 }
 
 /// The metadata keys of a quantisation-aware run: `qat = int8`, and the activation
-/// ranges it trained with, which `export --precision int8` uses.
+/// ranges and weight bits it trained with, which `export --precision int8` uses.
 pub const QAT_KEY: &str = "qat";
 pub const QAT_RANGES_KEY: &str = "qat_ranges";
+pub const QAT_WEIGHT_BITS_KEY: &str = "qat_weight_bits";
 
 impl FakeQuant {
-    /// `qat` and `qat_ranges` (JSON: name -> [min, max]).
+    /// `qat`, `qat_ranges` (JSON: name -> [min, max]) and `qat_weight_bits`.
     pub fn metadata(&self) -> Vec<(String, String)> {
         let ranges: BTreeMap<&str, [f32; 2]> = self
             .activations
@@ -53,7 +56,19 @@ impl FakeQuant {
                 QAT_RANGES_KEY.into(),
                 serde_json::to_string(&ranges).expect("numbers serialise"),
             ),
+            (QAT_WEIGHT_BITS_KEY.into(), self.weight_bits.to_string()),
         ]
+    }
+
+    /// The weight bits a `qat_weight_bits` value gives; runs made before it was
+    /// recorded trained on 8.
+    pub fn weight_bits_of(value: Option<&str>) -> Result<u8> {
+        value.map_or(Ok(8), |v| {
+            v.parse()
+                .ok()
+                .filter(|b| (2..=8).contains(b))
+                .with_context(|| format!("{QAT_WEIGHT_BITS_KEY} = {v:?} is not a number of bits from 2 to 8"))
+        })
     }
 
     /// The plan with the activation ranges its learned scales (among `values`, by
@@ -115,7 +130,7 @@ pub fn fake_quantize(g: &Graph, q: &FakeQuant) -> Result<(Graph, HashMap<Outlet,
     for (id, n) in g.nodes.iter().enumerate() {
         let mut inputs: Vec<Outlet> = n.inputs.iter().map(|o| moved[o]).collect();
         if matches!(n.op, Op::Conv { .. }) && q.convs.contains(&n.name) {
-            inputs[1] = fake_quantize_weight(&mut out, &n.name, inputs[1])?;
+            inputs[1] = fake_quantize_weight(&mut out, &n.name, inputs[1], weight_levels(q.weight_bits))?;
         }
         out.nodes.push(Node { inputs, ..n.clone() });
         let new_id = out.nodes.len() - 1;
@@ -170,8 +185,8 @@ fn activation_scale(g: &mut Graph, activation: &str, calibrated: f32, learned: b
     )
 }
 
-/// `w` [O, ...] rounded to the symmetric int8 grid of each output channel.
-fn fake_quantize_weight(g: &mut Graph, conv: &str, w: Outlet) -> Result<Outlet> {
+/// `w` [O, ...] rounded to the symmetric grid of each output channel, -levels..levels.
+fn fake_quantize_weight(g: &mut Graph, conv: &str, w: Outlet, levels: f32) -> Result<Outlet> {
     let name = format!("{conv}.weight.fake_quant");
     let rank = g.fact(w).shape.len();
     let magnitude = g.wire(format!("{name}.abs"), Op::Abs, &[w])?;
@@ -182,7 +197,7 @@ fn fake_quantize_weight(g: &mut Graph, conv: &str, w: Outlet) -> Result<Outlet> 
         },
         &[magnitude],
     )?;
-    // A channel of zeros divides by 1/127 rather than 0 (the export uses 1): its values round to 0 either way.
+    // A channel of zeros divides by 1/levels rather than 0 (the export uses 1): its values round to 0 either way.
     let zero = g.constant(format!("{name}.zero"), Tensor::scalar(0.0));
     let empty = g.wire(format!("{name}.empty"), Op::Greater, &[zero, peak])?;
     let empty = g.wire(
@@ -193,11 +208,11 @@ fn fake_quantize_weight(g: &mut Graph, conv: &str, w: Outlet) -> Result<Outlet> 
         &[empty],
     )?;
     let peak = g.wire(format!("{name}.peak.nonzero"), Op::Add, &[peak, empty])?;
-    // max |w| / 127, the division the export makes, so the grids agree to the bit.
-    let levels = g.constant(format!("{name}.levels"), Tensor::scalar(127.0));
-    let scale = g.wire(format!("{name}.scale.value"), Op::Div, &[peak, levels])?;
+    // max |w| / levels, the division the export makes, so the grids agree to the bit.
+    let divisor = g.constant(format!("{name}.levels"), Tensor::scalar(levels));
+    let scale = g.wire(format!("{name}.scale.value"), Op::Div, &[peak, divisor])?;
     let scale = g.wire(format!("{name}.scale"), Op::StopGradient, &[scale])?;
-    round_to_grid(g, &name, w, scale, -127.0, 127.0)
+    round_to_grid(g, &name, w, scale, -levels, levels)
 }
 
 /// clip(round(x / scale), lo, hi) * scale.

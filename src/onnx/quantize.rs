@@ -2,7 +2,7 @@
 //! into integer convolutions and every other runtime reads as plain float arithmetic.
 //!
 //! A quantised convolution reads `DequantizeLinear` of its input, of its int8 weights
-//! (symmetric, one scale per output channel) and of its int32 bias (scale = input
+//! (symmetric, one scale per output channel, 7 bits by default) and of its int32 bias (scale = input
 //! scale x weight scale), and its output passes `QuantizeLinear` then
 //! `DequantizeLinear` (uint8, one scale and zero point for the tensor, from
 //! calibration). Where a ReLU follows the conv it is the ReLU's output that is
@@ -16,6 +16,14 @@
 //! its range is already a visible step. So the mean shift, the global skip and the
 //! sum that makes the output picture stay float32; the body and its residual adds are
 //! int8.
+//!
+//! Weights take 7 bits of the 8 (-63..63) unless asked for 8: x86 CPUs without VNNI
+//! (AVX2, AVX-512F) multiply uint8 by int8 with `vpmaddubsw`, which adds each pair of
+//! products in 16 bits and saturates, so 255 x 127 twice overflows. ONNX Runtime's
+//! integer convolutions there then lose up to 0.24 dB that the file itself does not
+//! (EDSR x2, Set5: 0.29 dB in ONNX Runtime, 0.05 in tract on the same file); 7-bit
+//! weights cannot overflow the pair (255 x 63 x 2 < 32767) and cost 0.003 dB. The
+//! workaround is OpenVINO's and ONNX Runtime's own (`reduce_range`).
 
 use super::pb::{self, data_type, GraphProto, ModelProto, NodeProto, TensorProto};
 use super::precision::{float32_values, Precision, PRECISION_KEY};
@@ -25,6 +33,16 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The metadata key recording how an int8 file's activation ranges were found.
 pub const CALIBRATION_KEY: &str = "calibration";
+/// The metadata key recording the bits an int8 file's weights use.
+pub const WEIGHT_BITS_KEY: &str = "weight_bits";
+/// The bits weights use unless asked otherwise: 7, which no x86 CPU's uint8 x int8
+/// multiply-add saturates on (above).
+pub const WEIGHT_BITS: u8 = 7;
+
+/// The largest level of a symmetric signed grid of `bits` bits: 127 for 8, 63 for 7.
+pub fn weight_levels(bits: u8) -> f32 {
+    ((1i32 << (bits - 1)) - 1) as f32
+}
 
 /// The values an activation took on the calibration pictures (after any clipping).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -122,9 +140,14 @@ fn quantised_output(g: &GraphProto, conv_out: &str) -> String {
 }
 
 /// `model`, a float32 inference model as srgraph writes it, quantised to int8 with
-/// the activation ranges `ranges` (every name `quantised_activations` gives);
-/// `calibration` says how they were found, for the metadata.
-pub fn to_int8(model: &mut ModelProto, ranges: &Ranges, calibration: &str) -> Result<()> {
+/// the activation ranges `ranges` (every name `quantised_activations` gives) and
+/// weights of `weight_bits` bits (2..=8); `calibration` says how the ranges were
+/// found, for the metadata.
+pub fn to_int8(model: &mut ModelProto, ranges: &Ranges, calibration: &str, weight_bits: u8) -> Result<()> {
+    ensure!(
+        (2..=8).contains(&weight_bits),
+        "weights of {weight_bits} bits: int8 holds 2 to 8"
+    );
     let g = model.graph.as_mut().context("the model has no graph")?;
     ensure!(
         Precision::of(g) == Precision::Fp32,
@@ -151,7 +174,7 @@ pub fn to_int8(model: &mut ModelProto, ranges: &Ranges, calibration: &str) -> Re
     let mut weights = Vec::new();
     for &i in &convs {
         let input_scale = grids[&g.node[i].input[0]].scale;
-        weights.extend(quantise_conv_weights(g, i, input_scale, &mut names)?);
+        weights.extend(quantise_conv_weights(g, i, input_scale, weight_bits, &mut names)?);
     }
     insert_activation_qdq(g, &grids, &mut names)?;
     weights.append(&mut g.node);
@@ -159,25 +182,32 @@ pub fn to_int8(model: &mut ModelProto, ranges: &Ranges, calibration: &str) -> Re
     drop_unread_initializers(g);
     let mut meta: Metadata = Metadata::from_proto(&model.metadata_props)
         .into_iter()
-        .filter(|(k, _)| k != PRECISION_KEY && k != CALIBRATION_KEY)
+        .filter(|(k, _)| k != PRECISION_KEY && k != CALIBRATION_KEY && k != WEIGHT_BITS_KEY)
         .collect();
     meta.push(PRECISION_KEY, Precision::Int8.name());
     meta.push(CALIBRATION_KEY, calibration);
+    meta.push(WEIGHT_BITS_KEY, weight_bits.to_string());
     model.metadata_props = meta.to_proto();
     Ok(())
 }
 
 /// The bytes of a float32 inference model, as the bytes of its int8 model (`to_int8`).
-pub fn int8_bytes(bytes: &[u8], ranges: &Ranges, calibration: &str) -> Result<Vec<u8>> {
+pub fn int8_bytes(bytes: &[u8], ranges: &Ranges, calibration: &str, weight_bits: u8) -> Result<Vec<u8>> {
     use prost::Message;
     let mut model = ModelProto::decode(bytes).context("it does not parse as an ONNX model")?;
-    to_int8(&mut model, ranges, calibration)?;
+    to_int8(&mut model, ranges, calibration, weight_bits)?;
     Ok(model.encode_to_vec())
 }
 
 /// Replaces conv `i`'s float weight and bias by int8 and int32 initialisers read
 /// through DequantizeLinear; gives those DequantizeLinear nodes.
-fn quantise_conv_weights(g: &mut GraphProto, i: usize, input_scale: f32, names: &mut Names) -> Result<Vec<NodeProto>> {
+fn quantise_conv_weights(
+    g: &mut GraphProto,
+    i: usize,
+    input_scale: f32,
+    bits: u8,
+    names: &mut Names,
+) -> Result<Vec<NodeProto>> {
     let conv = g.node[i].clone();
     let weight = initializer(g, &conv.input[1], &conv.name)?;
     let (w, dims) = (float32_values(weight)?, weight.dims.clone());
@@ -187,7 +217,7 @@ fn quantise_conv_weights(g: &mut GraphProto, i: usize, input_scale: f32, names: 
         "the weight {:?} has dims {dims:?}",
         conv.input[1]
     );
-    let (q, scales) = symmetric_int8(&w, channels);
+    let (q, scales) = symmetric_int8(&w, channels, bits);
     let mut dq = vec![];
     let w_name = dequantized(
         g,
@@ -222,17 +252,22 @@ fn quantise_conv_weights(g: &mut GraphProto, i: usize, input_scale: f32, names: 
     Ok(dq)
 }
 
-/// Per output channel: the int8 values of `w` (`channels` equal runs) and each run's
-/// scale, max |w| / 127, so the grid is symmetric about 0 (zero point 0) and -128 is
-/// never used, as ONNX Runtime's own quantiser does for weights.
-pub fn symmetric_int8(w: &[f32], channels: usize) -> (Vec<i8>, Vec<f32>) {
+/// Per output channel: the int8 values of `w` (`channels` equal runs) on `bits` bits
+/// and each run's scale, max |w| / levels (127 for 8 bits), so the grid is symmetric
+/// about 0 (zero point 0) and -128 is never used, as ONNX Runtime's own quantiser
+/// does for weights.
+pub fn symmetric_int8(w: &[f32], channels: usize, bits: u8) -> (Vec<i8>, Vec<f32>) {
+    let levels = weight_levels(bits);
     let per = w.len() / channels;
     let mut q = Vec::with_capacity(w.len());
     let mut scales = Vec::with_capacity(channels);
     for run in w.chunks_exact(per) {
         let peak = run.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let s = if peak > 0.0 { peak / 127.0 } else { 1.0 };
-        q.extend(run.iter().map(|v| (v / s).round_ties_even().clamp(-127.0, 127.0) as i8));
+        let s = if peak > 0.0 { peak / levels } else { 1.0 };
+        q.extend(
+            run.iter()
+                .map(|v| (v / s).round_ties_even().clamp(-levels, levels) as i8),
+        );
         scales.push(s);
     }
     (q, scales)
@@ -448,8 +483,13 @@ mod tests {
 
     #[test]
     fn weights_are_symmetric_per_output_channel() {
-        let (q, s) = symmetric_int8(&[0.5, -1.0, 0.25, 0.0, 0.0, 0.0], 2);
+        let (q, s) = symmetric_int8(&[0.5, -1.0, 0.25, 0.0, 0.0, 0.0], 2, 8);
         assert_eq!(q, vec![64, -127, 32, 0, 0, 0]);
         assert_eq!(s, vec![1.0 / 127.0, 1.0]);
+        // 7 bits: -63..63, so a uint8 x int8 pair's sum fits 16 bits (255 x 63 x 2 < 32767).
+        let (q, s) = symmetric_int8(&[0.4, -1.0, 0.2, 0.0, 0.0, 0.0], 2, 7);
+        assert_eq!(q, vec![25, -63, 13, 0, 0, 0]);
+        assert_eq!(s, vec![1.0 / 63.0, 1.0]);
+        assert!(255.0 * weight_levels(7) * 2.0 < i16::MAX as f32);
     }
 }

@@ -274,7 +274,7 @@ fn validate(o: &TrainOptions, weights: &Weights, set: &ValidationSet) -> Result<
     // A quantisation-aware run is scored as the int8 file it trains for.
     let qat = weights.qat()?;
     let shipped = |model: Vec<u8>| match &qat {
-        Some(q) => crate::onnx::quantize::int8_bytes(&model, &q.activations, "validation"),
+        Some(q) => crate::onnx::quantize::int8_bytes(&model, &q.activations, "validation", q.weight_bits),
         None => Ok(model),
     };
     Ok(Scored {

@@ -49,5 +49,6 @@ pub fn plan(
         activations,
         convs,
         learn_ranges,
+        weight_bits: crate::onnx::quantize::WEIGHT_BITS,
     })
 }

@@ -491,6 +491,7 @@ fn a_learned_activation_scale_gets_lsqs_gradient() {
         activations: [("a".to_string(), range)].into(),
         convs: vec![],
         learn_ranges: true,
+        weight_bits: 7,
     };
     let (mut g, moved) = fake_quantize(&g, &plan).unwrap();
     let id = g.nodes.iter().position(|n| n.name == scale_name("a")).unwrap();

@@ -226,6 +226,7 @@ fn the_builtin_x2_model_in_int8_becomes_integer_convs_in_ort_agrees_with_tract_a
         inspect.contains("meta        calibration = percentile 99.99, 12 pictures"),
         "{inspect}"
     );
+    assert!(inspect.contains("meta        weight_bits = 7"), "{inspect}");
     assert!(inspect.contains("eval and upscale accept"), "{inspect}");
 
     let (p32, p8) = (set5_psnr(d, BUILTIN_X2, "ort"), set5_psnr(d, "m8.onnx", "ort"));
@@ -383,6 +384,7 @@ fn a_quantisation_aware_fine_tune_exports_int8_without_calibration() {
     ));
     let trained = ok(&srgraph(&["inspect", "lsq/model.onnx"], d));
     assert!(trained.contains("meta        qat = int8"), "{trained}");
+    assert!(trained.contains("meta        qat_weight_bits = 7"), "{trained}");
     assert_ne!(
         ranges(&trained),
         ranges(&inspect_qat),
