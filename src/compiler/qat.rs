@@ -36,7 +36,7 @@ pub struct FakeQuant {
     pub weight_bits: u8,
 }
 
-/// The metadata keys of a quantisation-aware run: `qat = int8`, and the activation
+/// The metadata keys of a quantisation-aware run: `qat = int8` (or `int8-learned`), and the activation
 /// ranges and weight bits it trained with, which `export --precision int8` uses.
 pub const QAT_KEY: &str = "qat";
 pub const QAT_RANGES_KEY: &str = "qat_ranges";
@@ -51,7 +51,7 @@ impl FakeQuant {
             .map(|(k, r)| (k.as_str(), [r.min, r.max]))
             .collect();
         vec![
-            (QAT_KEY.into(), "int8".into()),
+            (QAT_KEY.into(), if self.learn_ranges { "int8-learned" } else { "int8" }.into()),
             (
                 QAT_RANGES_KEY.into(),
                 serde_json::to_string(&ranges).expect("numbers serialise"),

@@ -383,7 +383,7 @@ fn a_quantisation_aware_fine_tune_exports_int8_without_calibration() {
         d,
     ));
     let trained = ok(&srgraph(&["inspect", "lsq/model.onnx"], d));
-    assert!(trained.contains("meta        qat = int8"), "{trained}");
+    assert!(trained.contains("meta        qat = int8-learned"), "{trained}");
     assert!(trained.contains("meta        qat_weight_bits = 7"), "{trained}");
     assert_ne!(
         ranges(&trained),

@@ -12,6 +12,7 @@
 #   tools/bench/precision_table.sh                      # the three built-in models
 #   tools/bench/precision_table.sh runs/b8-x2 runs/b8-x4  # run folders or srgraph models
 #   QAT_STEPS=0 tools/bench/precision_table.sh          # no fine-tunes (minutes instead of hours)
+#   TIMES=0 tools/bench/precision_table.sh              # scores and sizes only, no timing
 #
 # The fine-tune: QAT_STEPS (300) steps of batch 16, HR patch QAT_PATCH (96), lr QAT_LR (1e-5) on
 # QAT_DATA (T91), on THREADS threads (0: every core); QAT=int8-learned trains the activations' ranges
@@ -33,7 +34,7 @@ server=""
 trap '[ -n "$server" ] && kill $server 2>/dev/null; rm -rf "$dir"' EXIT
 if [ $# -eq 0 ]; then set -- "$root"/assets/wdsr-b-x{2,3,4}.onnx; fi
 # The timing program, built before anything else runs.
-bench="$(cd "$root" && cargo bench -q --bench precision --no-run --message-format=json |
+[ "${TIMES:-1}" = 0 ] || bench="$(cd "$root" && cargo bench -q --bench precision --no-run --message-format=json |
     python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
@@ -76,6 +77,7 @@ for source in "$@"; do
             "$s14" "$(python3 -c "print($s14 - $r14)")" "$(stat -c %s "$f")"
     done
 done
+[ "${TIMES:-1}" = 0 ] && exit 0
 echo
 joined="$(IFS=,; echo "${files[*]}")"
 without_fp16="$(IFS=,; echo "${files[*]}" | tr ',' '\n' | grep -v fp16 | paste -sd,)"
