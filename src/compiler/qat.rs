@@ -51,7 +51,10 @@ impl FakeQuant {
             .map(|(k, r)| (k.as_str(), [r.min, r.max]))
             .collect();
         vec![
-            (QAT_KEY.into(), if self.learn_ranges { "int8-learned" } else { "int8" }.into()),
+            (
+                QAT_KEY.into(),
+                if self.learn_ranges { "int8-learned" } else { "int8" }.into(),
+            ),
             (
                 QAT_RANGES_KEY.into(),
                 serde_json::to_string(&ranges).expect("numbers serialise"),
