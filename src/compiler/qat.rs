@@ -6,8 +6,8 @@
 //! will use (`onnx::quantize`): for an activation, the uint8 grid calibration found
 //! (zero point z: lo = -z, hi = 255 - z), fixed while training; for a conv's weights,
 //! the symmetric grid of each output channel on the file's weight bits (7 unless
-//! asked: scale max |w| / 63, lo = -63, hi = 63), recomputed from the current weights at every step as the export will
-//! from the final ones. Round's gradient is the straight-through estimator and Clip's
+//! asked: scale max |w| / 63, lo = -63, hi = 63), recomputed from the current
+//! weights at every step as the export will from the final ones. Round's gradient is the straight-through estimator and Clip's
 //! passes inside the range (autodiff's rules), as PyTorch's FakeQuantize does; the
 //! weight scales are computed under StopGradient, so no gradient reaches them.
 //!
@@ -90,7 +90,10 @@ impl FakeQuant {
             let scale = s
                 .as_f32_scalar()
                 .with_context(|| format!("{key} is not a float32 scalar"))?;
-            let below = Grid::covering(*range).zero_point as f32;
+            let start = Grid::covering(*range);
+            // As the graph reads it (`activation_scale`).
+            let scale = scale.max(start.scale * MIN_SCALE);
+            let below = start.zero_point as f32;
             *range = Range {
                 min: -below * scale,
                 max: (255.0 - below) * scale,
@@ -170,6 +173,9 @@ pub fn is_scale(name: &str) -> bool {
     name.ends_with(".fake_quant.scale")
 }
 
+/// The smallest a learned scale may become, as a share of where it started.
+const MIN_SCALE: f32 = 1e-3;
+
 /// An activation's grid step: calibration's, fixed or as a parameter's start.
 fn activation_scale(g: &mut Graph, activation: &str, calibrated: f32, learned: bool) -> Result<Outlet> {
     let name = scale_name(activation);
@@ -181,7 +187,7 @@ fn activation_scale(g: &mut Graph, activation: &str, calibrated: f32, learned: b
     g.wire(
         format!("{name}.positive"),
         Op::Clip {
-            min: calibrated * 1e-3,
+            min: calibrated * MIN_SCALE,
             max: f32::MAX,
         },
         &[scale],
