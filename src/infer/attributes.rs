@@ -302,13 +302,14 @@ fn check_conv(a: Attributes, weights: &HashMap<&str, &pb::TensorProto>) -> Resul
             in_range(x, 0, LIMIT, "output_padding")?;
         }
     }
-    if let Some(shape) = a.ints("output_shape")? {
-        ensure!(
-            shape.len() == spatial,
-            "attribute 'output_shape' has {} values, not {spatial}",
-            shape.len()
-        );
-    }
+    // An explicit output size smaller than the input's transposed convolution makes tract
+    // subtract past zero (a panic), and for a model of any picture size it cannot be checked
+    // before the picture comes: refused, pads and output_padding say the same.
+    ensure!(
+        a.ints("output_shape")?.is_none(),
+        "attribute 'output_shape' fixes the output size, which a model for pictures of any size cannot: \
+         give pads and output_padding instead"
+    );
     check_auto_pad(a)?;
     let kernel_of_weight = weight.map(|w| w.dims.iter().skip(2).copied().collect::<Vec<i64>>());
     if let (true, Some(kernels)) = (
