@@ -421,6 +421,33 @@ fn whole_networks_with_weight_norm_and_batch_norm() {
     }
 }
 
+/// The sum of a 2-d value: the loss of the single-rule checks below.
+fn sum_of_2d(g: &mut Graph, x: Outlet) -> Outlet {
+    let sum = Op::ReduceSum {
+        axes: vec![0, 1],
+        keepdims: false,
+    };
+    g.wire("loss", sum, &[x]).unwrap()
+}
+
+/// d loss / d wrt, as tract computes the graph autodiff writes.
+fn gradient_in_tract(g: &mut Graph, loss: Outlet, wrt: Outlet) -> ArrayD<f32> {
+    let grads = gradients(g, loss, &[wrt], &Spellings::default()).unwrap();
+    g.outputs.clear();
+    g.output("grad", grads[0]);
+    g.prune();
+    let bytes = Model::new(g.clone(), vec![]).to_bytes("gradient").unwrap();
+    srgraph::runtime::tract::run_once(&bytes, vec![]).unwrap().remove(0)
+}
+
+/// The value of a parameter or constant, by name.
+fn value_of(g: &Graph, name: &str) -> ArrayD<f32> {
+    match &g.nodes.iter().find(|n| n.name == name).unwrap().op {
+        Op::Param(t) | Op::Const(t) => t.as_f32().unwrap().clone(),
+        _ => unreachable!("{name} is neither a parameter nor a constant"),
+    }
+}
+
 /// Fake quantisation's rules: Round passes the gradient unchanged (the straight-through
 /// estimator: a step function's true gradient is zero wherever it exists), and nothing
 /// passes StopGradient. loss = sum(round(x) * c) + sum(stop(x) * x) has gradient c + stop(x)
@@ -436,29 +463,9 @@ fn round_is_straight_through_and_stop_gradient_stops() {
     let a = g.wire("a", Op::Mul, &[rounded, c]).unwrap();
     let b = g.wire("b", Op::Mul, &[stopped, x]).unwrap();
     let sum = g.wire("sum", Op::Add, &[a, b]).unwrap();
-    let loss = g
-        .wire(
-            "loss",
-            Op::ReduceSum {
-                axes: vec![0, 1],
-                keepdims: false,
-            },
-            &[sum],
-        )
-        .unwrap();
-    let grads = gradients(&mut g, loss, &[x], &Spellings::default()).unwrap();
-    g.output("grad", grads[0]);
-    g.prune();
-    let bytes = Model::new(g.clone(), vec![]).to_bytes("ste").unwrap();
-    let got = srgraph::runtime::tract::run_once(&bytes, vec![]).unwrap().remove(0);
-    let value = |name: &str| {
-        let node = g.nodes.iter().find(|n| n.name == name).unwrap();
-        match &node.op {
-            Op::Param(t) | Op::Const(t) => t.as_f32().unwrap().clone(),
-            _ => unreachable!(),
-        }
-    };
-    let want = value("c") + value("x");
+    let loss = sum_of_2d(&mut g, sum);
+    let got = gradient_in_tract(&mut g, loss, x);
+    let want = value_of(&g, "c") + value_of(&g, "x");
     let worst = (&got - &want).iter().fold(0f32, |m, v| m.max(v.abs()));
     assert!(worst < 1e-6, "gradient {got} against c + x {want}");
 }
@@ -476,16 +483,7 @@ fn a_learned_activation_scale_gets_lsqs_gradient() {
     let a = g.wire("a", Op::Add, &[x, zero]).unwrap();
     let c = constant(&mut g, &mut rng, "c", &[4, 8]);
     let y = g.wire("y", Op::Mul, &[a, c]).unwrap();
-    let loss = g
-        .wire(
-            "loss",
-            Op::ReduceSum {
-                axes: vec![0, 1],
-                keepdims: false,
-            },
-            &[y],
-        )
-        .unwrap();
+    let loss = sum_of_2d(&mut g, y);
     let range = Range { min: -0.5, max: 0.6 };
     let plan = FakeQuant {
         activations: [("a".to_string(), range)].into(),
@@ -495,26 +493,11 @@ fn a_learned_activation_scale_gets_lsqs_gradient() {
     };
     let (mut g, moved) = fake_quantize(&g, &plan).unwrap();
     let id = g.nodes.iter().position(|n| n.name == scale_name("a")).unwrap();
-    let grads = gradients(
-        &mut g,
-        moved[&loss],
-        &[Outlet { node: id, slot: 0 }],
-        &Spellings::default(),
-    )
-    .unwrap();
-    g.outputs.clear();
-    g.output("grad", grads[0]);
-    g.prune();
-    let bytes = Model::new(g.clone(), vec![]).to_bytes("lsq").unwrap();
-    let got = srgraph::runtime::tract::run_once(&bytes, vec![]).unwrap().remove(0);
-    let value = |name: &str| match &g.nodes.iter().find(|n| n.name == name).unwrap().op {
-        Op::Param(t) | Op::Const(t) => t.as_f32().unwrap().clone(),
-        _ => unreachable!(),
-    };
+    let got = gradient_in_tract(&mut g, moved[&loss], Outlet { node: id, slot: 0 });
     let grid = Grid::covering(range);
     let (lo, hi) = (-(grid.zero_point as f32), 255.0 - grid.zero_point as f32);
     let (mut want, mut clipped) = (0.0f32, 0);
-    for (x, c) in value("x").iter().zip(value("c").iter()) {
+    for (x, c) in value_of(&g, "x").iter().zip(value_of(&g, "c").iter()) {
         let level = (x / grid.scale).round_ties_even();
         let inside = (lo..=hi).contains(&level);
         clipped += usize::from(!inside);
